@@ -1,0 +1,152 @@
+import { parseArgs } from "node:util";
+import {
+  type ClusterStatus,
+  DEFAULT_CONFIG,
+  ensurePrereqs,
+  LocalCluster,
+} from "../provisioner/mod.ts";
+
+const USAGE = `multigres: run a Multigres cluster on this machine
+
+Usage:
+  multigres cluster start [--foreground] [options]   start the local cluster (dev: --foreground)
+  multigres cluster stop [--data-dir DIR]             stop it by PID
+  multigres cluster status [--data-dir DIR]           show every component and the primary
+  multigres prereqs                                   find or install PostgreSQL and etcd
+
+Options for start:
+  --data-dir DIR      where everything lives (default ${DEFAULT_CONFIG.dataDir})
+  --password PW       postgres superuser password, set on first start (default postgres)
+  --port-offset N     add N to every port (default 0: gateway on 127.0.0.1:15432)
+  --cluster NAME      cluster name in the topo (default local)
+  --cell NAME         cell name (default zone1)
+  --log-level LEVEL   debug, info, warn or error (default info)
+  --bin-dir DIR       run compiled executables from DIR instead of the sources`;
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      "foreground": { type: "boolean", default: false },
+      "data-dir": { type: "string", default: DEFAULT_CONFIG.dataDir },
+      "password": { type: "string", default: DEFAULT_CONFIG.password },
+      "port-offset": { type: "string", default: "0" },
+      "cluster": { type: "string", default: DEFAULT_CONFIG.cluster },
+      "cell": { type: "string", default: DEFAULT_CONFIG.cell },
+      "log-level": { type: "string", default: DEFAULT_CONFIG.logLevel },
+      "bin-dir": { type: "string", default: "" },
+      "help": { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [group, verb] = positionals;
+  if (values.help || !group) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (group === "prereqs") {
+    const p = await ensurePrereqs();
+    console.log(`PostgreSQL: ${p.pgBinDir}\netcd: ${p.etcd}`);
+    return 0;
+  }
+  if (group !== "cluster" || !["start", "stop", "status"].includes(verb ?? "")) {
+    console.error(`error: unknown command: ${positionals.join(" ")}\n\n${USAGE}`);
+    return 2;
+  }
+  if (verb === "start") {
+    const offset = Number(values["port-offset"]);
+    if (!Number.isInteger(offset) || offset < 0) {
+      throw new Error(`Invalid --port-offset: ${values["port-offset"]}`);
+    }
+    const cluster = new LocalCluster({
+      dataDir: values["data-dir"]!,
+      password: values.password!,
+      portOffset: offset,
+      cluster: values.cluster!,
+      cell: values.cell!,
+      logLevel: values["log-level"]!,
+      binDir: values["bin-dir"]!,
+    });
+    console.error(`Starting the Multigres cluster in ${cluster.cfg.dataDir} ...`);
+    try {
+      await cluster.start();
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`);
+      if (values.foreground) await cluster.stop();
+      return 1;
+    }
+    console.log(`\nMultigres is up. Connect with:\n\n  ${cluster.psqlLine}\n`);
+    if (!values.foreground) {
+      console.log(`Stop it with: multigres cluster stop --data-dir ${cluster.cfg.dataDir}`);
+      return 0;
+    }
+    console.log("Press Ctrl-C to stop the cluster.");
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGTERM", stop);
+    });
+    console.error("\nStopping the cluster ...");
+    await cluster.stop();
+    console.error("Stopped. Data is kept in " + cluster.cfg.dataDir);
+    return 0;
+  }
+  const cluster = LocalCluster.load(values["data-dir"]!);
+  if (verb === "stop") {
+    await cluster.stop();
+    console.log("Stopped.");
+    return 0;
+  }
+  const st = await cluster.status();
+  console.log(formatStatus(cluster, st));
+  return st.processes.every((p) => p.pid) ? 0 : 3;
+}
+
+function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
+  const lines = [`Cluster ${cluster.cfg.cluster} in ${cluster.cfg.dataDir}`, "", "Processes:"];
+  for (const p of st.processes) {
+    lines.push(`  ${p.name.padEnd(14)} ${p.pid ? `running (pid ${p.pid})` : "stopped"}`);
+  }
+  if (st.topoError) {
+    lines.push("", `Topo: ${st.topoError}`);
+    return lines.join("\n");
+  }
+  lines.push("", "Shards:");
+  const shards = new Map<string, typeof st.poolers>();
+  for (const p of st.poolers) {
+    const k = `${p.database}/${p.tablegroup}/${p.shard}`;
+    shards.set(k, [...(shards.get(k) ?? []), p]);
+  }
+  if (!shards.size) lines.push("  (no pooler registered)");
+  for (const [k, members] of shards) {
+    const primary = members.find((m) => m.type === "PRIMARY");
+    lines.push(
+      `  ${k}  primary: ${
+        primary
+          ? `${primary.id} (term ${primary.term}${primary.serving ? "" : ", not serving"})`
+          : "none"
+      }`,
+    );
+    for (const m of members) {
+      lines.push(
+        `    ${m.id.padEnd(18)} ${m.type.padEnd(24)} term ${m.term}  ${
+          m.serving ? "serving" : "not serving"
+        }  postgres ${m.postgresAddr}`,
+      );
+    }
+  }
+  lines.push("", `Gateways: ${st.gateways.join(", ") || "none"}`);
+  lines.push(`Orchs: ${st.orchs.join(", ") || "none"}`);
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  main(Deno.args).then(
+    (code) => Deno.exit(code),
+    (e) => {
+      console.error(`error: ${(e as Error).message}`);
+      Deno.exit(1);
+    },
+  );
+}

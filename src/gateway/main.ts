@@ -1,0 +1,85 @@
+import {
+  COMMON_FLAGS,
+  type FlagSpecs,
+  parseFlags,
+  runMain,
+  ServerEnv,
+} from "../shared/servenv/mod.ts";
+import { Logger, parseLogLevel } from "../shared/log/mod.ts";
+import { startGrpcServer, stopGrpcServer, unary } from "../shared/grpc/mod.ts";
+import { Topo } from "../shared/topo/mod.ts";
+import { Gateway, MAX_PID_PREFIX } from "./gateway.ts";
+import { Router } from "./router/router.ts";
+
+export const GATEWAY_FLAGS = {
+  ...COMMON_FLAGS,
+  "id": { type: "string", default: "", help: "Gateway id, unique in the cell (default: random)" },
+  "pg-port": { type: "number", default: 15432, help: "PostgreSQL protocol port" },
+  "http-port": { type: "number", default: 15100, help: "HTTP port (/live, /ready, /metrics)" },
+  "grpc-port": { type: "number", default: 15170, help: "gRPC port" },
+  "pid-prefix": {
+    type: "number",
+    default: 0,
+    help: `High bits of the virtual backend PIDs (1-${MAX_PID_PREFIX}; default: random)`,
+  },
+} as const satisfies FlagSpecs;
+
+async function main(): Promise<void> {
+  const cfg = parseFlags(GATEWAY_FLAGS, Deno.args);
+  const id = cfg.id || `gateway-${crypto.randomUUID().slice(0, 8)}`;
+  const logger = new Logger({
+    level: parseLogLevel(cfg["log-level"]),
+    fields: { component: "multigateway", id, cell: cfg.cell },
+  });
+  const env = new ServerEnv("multigateway", logger);
+  const topo = await Topo.connect({
+    globalAddress: cfg["topo-global-address"],
+    cluster: cfg.cluster,
+    cell: cfg.cell,
+    logger,
+  });
+  env.onShutdown(() => topo.close());
+  const router = new Router(topo, logger);
+  router.start();
+  env.onShutdown(() => router.stop());
+  const pidPrefix = cfg["pid-prefix"] || 1 + Math.floor(Math.random() * MAX_PID_PREFIX);
+  const gateway = new Gateway(router, { pidPrefix, logger });
+  const host = cfg["bind-address"];
+
+  const sessions = env.metrics.meter.createObservableGauge("multigateway_sessions", {
+    description: "Client sessions open",
+  });
+  sessions.addCallback((r) => r.observe(gateway.sessions));
+
+  const status = () => ({
+    id,
+    cell: cfg.cell,
+    sessions: gateway.sessions,
+    primaries: router.primaries(),
+  });
+  const { server } = await startGrpcServer(host, cfg["grpc-port"], {
+    MultiGateway: { Status: unary(() => Promise.resolve(status())) },
+  });
+  env.onShutdown(() => stopGrpcServer(server));
+  await env.serveHttp(host, cfg["http-port"]);
+  env.setStatus(status);
+  env.setReadiness(() => Object.keys(router.primaries()).length > 0);
+
+  await router.ready();
+  gateway.listen(host, cfg["pg-port"]);
+  env.onShutdown(() => gateway.stopListening());
+  const registration = topo.registerGateway({
+    id,
+    cell: cfg.cell,
+    grpcAddr: `${host}:${cfg["grpc-port"]}`,
+    pgAddr: `${host}:${cfg["pg-port"]}`,
+    httpAddr: `${host}:${cfg["http-port"]}`,
+    pidPrefix,
+  });
+  env.onShutdown(() => registration.revoke());
+  env.installSignalHandlers();
+  await registration.ready();
+  logger.info("multigateway serving", { pg: `${host}:${cfg["pg-port"]}` });
+}
+
+if (import.meta.main) runMain(main);

@@ -1,0 +1,147 @@
+import {
+  callUnary,
+  type DataPlaneRequest,
+  type DataPlaneResponse,
+  type GetAuthCredentialsResponse,
+  type GetMetadataResponse,
+  grpc,
+  makeClient,
+  type SessionRequest,
+} from "../../shared/grpc/mod.ts";
+import { connectionFailure, type PgError } from "../../shared/errors/mod.ts";
+import type { Logger } from "../../shared/log/mod.ts";
+
+/** Receives one session's results from the data-plane stream. */
+export interface SessionListener {
+  /** Raw backend frames, in order. The view may be kept (it is the message's own buffer). */
+  onFrames(frames: Uint8Array): void;
+  /** The current request is complete. `closed`: the pooler ended the session. */
+  onDone(reserved: number, closed: boolean): void;
+  /** The stream to the pooler broke: the session is gone. */
+  onLost(err: PgError): void;
+}
+
+/**
+ * The gateway's link to one pooler: a gRPC client for control calls and one long-lived
+ * bidirectional data-plane stream multiplexing every session by id. Requests ready in one turn
+ * of the event loop travel in one message.
+ */
+export class PoolerConn {
+  readonly addr: string;
+  readonly #client: grpc.Client;
+  readonly #logger?: Logger;
+  #stream?: grpc.ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
+  readonly #sessions = new Map<number, SessionListener>();
+  #pending: SessionRequest[] = [];
+  #scheduled = false;
+  #closed = false;
+
+  constructor(addr: string, logger?: Logger) {
+    this.addr = addr;
+    this.#logger = logger;
+    this.#client = makeClient("MultiPooler", addr);
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  getAuthCredentials(user: string): Promise<GetAuthCredentialsResponse> {
+    return callUnary(this.#client, "GetAuthCredentials", { user });
+  }
+
+  getMetadata(): Promise<GetMetadataResponse> {
+    return callUnary(this.#client, "GetMetadata", {});
+  }
+
+  /** Starts a session; `listener` gets the ParameterStatus frames (or a FATAL error) and onDone. */
+  open(
+    sessionId: number,
+    opts: { user: string; database: string; startup: Record<string, string> },
+    listener: SessionListener,
+  ): void {
+    this.#ensureStream();
+    this.#sessions.set(sessionId, listener);
+    this.#queue({
+      sessionId,
+      op: "OPEN",
+      user: opts.user,
+      database: opts.database,
+      startup: opts.startup,
+      payload: EMPTY,
+    });
+  }
+
+  /** Sends raw frontend frames for the session (copied by the caller). */
+  execute(sessionId: number, payload: Uint8Array): void {
+    this.#queue({ sessionId, op: "EXECUTE", user: "", database: "", startup: {}, payload });
+  }
+
+  /** Ends the session on the pooler (rolls back, returns the backend). */
+  close(sessionId: number): void {
+    if (!this.#sessions.delete(sessionId)) return;
+    this.#queue({ sessionId, op: "CLOSE", user: "", database: "", startup: {}, payload: EMPTY });
+  }
+
+  #queue(req: SessionRequest): void {
+    this.#pending.push(req);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const requests = this.#pending;
+    this.#pending = [];
+    if (!requests.length) return;
+    const stream = this.#stream;
+    if (!stream) return;
+    stream.write({ requests });
+  }
+
+  #ensureStream(): void {
+    if (this.#stream || this.#closed) return;
+    // deno-lint-ignore no-explicit-any
+    const stream = (this.#client as any).DataPlane() as grpc.ClientDuplexStream<
+      DataPlaneRequest,
+      DataPlaneResponse
+    >;
+    this.#stream = stream;
+    stream.on("data", (msg: DataPlaneResponse) => {
+      for (const r of msg.responses) {
+        const l = this.#sessions.get(r.sessionId);
+        if (!l) continue;
+        if (r.payload.length) l.onFrames(r.payload);
+        if (r.done) {
+          if (r.closed) this.#sessions.delete(r.sessionId);
+          l.onDone(r.reserved, r.closed);
+        }
+      }
+    });
+    const fail = (why: string) => {
+      if (this.#stream !== stream) return;
+      this.#stream = undefined;
+      const err = connectionFailure(`connection to the pooler was lost: ${why}`);
+      const lost = [...this.#sessions.values()];
+      this.#sessions.clear();
+      this.#logger?.warn("data-plane stream to pooler ended", {
+        pooler: this.addr,
+        sessions: lost.length,
+        error: why,
+      });
+      for (const l of lost) l.onLost(err);
+    };
+    stream.on("error", (e: Error) => fail(e.message));
+    stream.on("end", () => fail("stream ended"));
+  }
+
+  /** Closes the stream and the channel. */
+  shutdown(): void {
+    this.#closed = true;
+    this.#stream?.cancel();
+    this.#client.close();
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,159 @@
+import { PgError, SqlState, unknownDatabase, withSeverity } from "../../shared/errors/mod.ts";
+import type {
+  GetAuthCredentialsResponse,
+  GetMetadataResponse,
+  PoolerRecord,
+} from "../../shared/grpc/types.ts";
+import type { Logger } from "../../shared/log/mod.ts";
+import type { PrefixWatch, Topo } from "../../shared/topo/mod.ts";
+import { PoolerConn } from "../poolergateway/pooler_conn.ts";
+
+const DEFAULT_TABLEGROUP = "default";
+const UNSHARDED = "0-inf";
+/** How long fetched metadata is trusted before a miss triggers a refetch. */
+const METADATA_TTL_MS = 5_000;
+
+/**
+ * Knows every pooler of the cell (topo watch) and the databases → tablegroups → shards layout
+ * (fetched from the poolers), and picks the pooler that serves a session: today the primary of
+ * the database's default tablegroup's only shard.
+ */
+export class Router {
+  readonly #topo: Topo;
+  readonly #logger: Logger;
+  #poolers: PoolerRecord[] = [];
+  readonly #conns = new Map<string, PoolerConn>();
+  #watch?: PrefixWatch;
+  #metadata: GetMetadataResponse | null = null;
+  #metadataAt = 0;
+  #refreshing?: Promise<void>;
+  #firstView: Promise<void>;
+  #resolveFirstView!: () => void;
+
+  constructor(topo: Topo, logger: Logger) {
+    this.#topo = topo;
+    this.#logger = logger;
+    this.#firstView = new Promise((r) => (this.#resolveFirstView = r));
+  }
+
+  start(): void {
+    this.#watch = this.#topo.watchPoolers((poolers) => {
+      this.#poolers = poolers;
+      this.#logger.debug("pooler view changed", { poolers: poolers.map((p) => p.id) });
+      this.#resolveFirstView();
+    });
+  }
+
+  /** Resolves once the first topo view arrived (or after `ms`). */
+  async ready(ms = 3000): Promise<void> {
+    await Promise.race([this.#firstView, new Promise((r) => setTimeout(r, ms))]);
+  }
+
+  get poolers(): readonly PoolerRecord[] {
+    return this.#poolers;
+  }
+
+  #conn(rec: PoolerRecord): PoolerConn {
+    let c = this.#conns.get(rec.addr);
+    if (!c) {
+      c = new PoolerConn(rec.addr, this.#logger);
+      this.#conns.set(rec.addr, c);
+    }
+    return c;
+  }
+
+  #primaryRecord(database: string): PoolerRecord | undefined {
+    return this.#poolers.find((p) =>
+      p.type === "PRIMARY" && p.serving && p.database === database &&
+      p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED
+    );
+  }
+
+  #anyServing(): PoolerRecord[] {
+    return this.#poolers.filter((p) => p.serving);
+  }
+
+  /** A role's credentials, from a serving pooler. */
+  async credentials(user: string): Promise<GetAuthCredentialsResponse> {
+    let last: unknown = noPooler();
+    for (const rec of this.#anyServing()) {
+      try {
+        return await this.#conn(rec).getAuthCredentials(user);
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw asFatal(last);
+  }
+
+  /** The pooler connection for a session on `database`; throws 3D000 or 57P03 as a FATAL error. */
+  async route(database: string): Promise<PoolerConn> {
+    if (!this.#hasDatabase(database) || Date.now() - this.#metadataAt > METADATA_TTL_MS) {
+      await this.#refreshMetadata();
+    }
+    if (!this.#hasDatabase(database)) {
+      if (!this.#metadata) throw asFatal(noPooler());
+      throw unknownDatabase(database);
+    }
+    const rec = this.#primaryRecord(database);
+    if (!rec) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        `no primary is serving database "${database}" right now`,
+        { severity: "FATAL", retryable: true },
+      );
+    }
+    return this.#conn(rec);
+  }
+
+  #hasDatabase(name: string): boolean {
+    return !!this.#metadata?.databases.some((d) => d.name === name);
+  }
+
+  #refreshMetadata(): Promise<void> {
+    this.#refreshing ??= (async () => {
+      try {
+        for (const rec of this.#anyServing()) {
+          try {
+            this.#metadata = await this.#conn(rec).getMetadata();
+            this.#metadataAt = Date.now();
+            return;
+          } catch (e) {
+            this.#logger.debug("metadata fetch failed", { pooler: rec.id, error: e });
+          }
+        }
+      } finally {
+        this.#refreshing = undefined;
+      }
+    })();
+    return this.#refreshing;
+  }
+
+  /** Pooler id serving each database's primary, for status pages. */
+  primaries(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const p of this.#poolers) {
+      if (p.type === "PRIMARY" && p.serving) out[`${p.database}/${p.tablegroup}/${p.shard}`] = p.id;
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    await this.#watch?.stop();
+    for (const c of this.#conns.values()) c.shutdown();
+    this.#conns.clear();
+  }
+}
+
+function noPooler(): PgError {
+  return new PgError(
+    SqlState.CANNOT_CONNECT_NOW,
+    "no pooler is serving this cell right now",
+    { severity: "FATAL", retryable: true },
+  );
+}
+
+function asFatal(e: unknown): PgError {
+  if (e instanceof PgError) return withSeverity(e, "FATAL");
+  return new PgError(SqlState.CANNOT_CONNECT_NOW, String(e), { severity: "FATAL" });
+}

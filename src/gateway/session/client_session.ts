@@ -1,0 +1,396 @@
+import {
+  invalidPassword,
+  PgError,
+  protocolViolation,
+  SqlState,
+  toPgError,
+  withSeverity,
+} from "../../shared/errors/mod.ts";
+import { parseScramVerifier, ScramError, ScramServer } from "../../shared/auth/mod.ts";
+import {
+  FrameReader,
+  FrontendCode,
+  parseSaslInitialResponse,
+  parseStartupPacket,
+  READY_IDLE,
+  WireWriter,
+  writeAuthOk,
+  writeAuthSasl,
+  writeAuthSaslContinue,
+  writeAuthSaslFinal,
+  writeBackendKeyData,
+  writeErrorResponse,
+  writeNegotiateProtocolVersion,
+} from "../../shared/wire/mod.ts";
+import type { Logger } from "../../shared/log/mod.ts";
+import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
+import { writeAll } from "./_io.ts";
+
+export interface ClientSessionOptions {
+  logger?: Logger;
+  /** A client must finish startup and authentication within this time (Postgres: 60 s). */
+  authTimeoutMs?: number;
+  /** Largest frame a client may send after startup. */
+  maxFrameSize?: number;
+}
+
+/** Stop reading from a client that pipelines more than this while a request runs. */
+const MAX_PIPELINED_BYTES = 1 << 20;
+const SSL_NOT_SUPPORTED = new Uint8Array([0x4e]); // 'N'
+
+/**
+ * One client connection: startup (SSLRequest answered 'N' for now), SCRAM-SHA-256 against the
+ * role's verifier, then the simple and extended query protocols relayed to a pooler session as
+ * raw frames. Postgres's answers come back untouched; errors we make use Postgres's wording.
+ */
+export class ClientSession implements SessionListener {
+  readonly #conn: Deno.Conn;
+  readonly #handler: GatewayHandler;
+  readonly #logger?: Logger;
+  readonly #opts: Required<Omit<ClientSessionOptions, "logger">>;
+  readonly #reader: FrameReader;
+  readonly #writer = new WireWriter(512);
+  #user = "";
+  #database = "";
+  #startup: Record<string, string> = {};
+  #id?: SessionIdentity;
+  #backend?: SessionBackend;
+  #busy = false;
+  #ended = false;
+  #out: Promise<void> = Promise.resolve();
+  /** Extended-protocol frames waiting for their Sync. */
+  readonly #extended = new WireWriter(1024);
+  #opening?: {
+    frames: Uint8Array[];
+    resolve: (closed: boolean) => void;
+    reject: (e: PgError) => void;
+  };
+  #wakeReader?: () => void;
+
+  constructor(conn: Deno.Conn, handler: GatewayHandler, opts: ClientSessionOptions = {}) {
+    this.#conn = conn;
+    this.#handler = handler;
+    this.#logger = opts.logger;
+    this.#opts = {
+      authTimeoutMs: opts.authTimeoutMs ?? 60_000,
+      maxFrameSize: opts.maxFrameSize ?? 64 * 1024 * 1024,
+    };
+    this.#reader = new FrameReader({ maxFrameSize: this.#opts.maxFrameSize });
+  }
+
+  /** Serves the connection until it ends. Never throws. */
+  async run(): Promise<void> {
+    const timer = setTimeout(() => {
+      this.#fatal(
+        new PgError(SqlState.CANNOT_CONNECT_NOW, "canceling authentication due to timeout", {
+          severity: "FATAL",
+        }),
+      );
+    }, this.#opts.authTimeoutMs);
+    try {
+      const ok = await this.#startupPhase();
+      clearTimeout(timer);
+      if (ok) await this.#readyPhase();
+    } catch (e) {
+      const err = toPgError(e);
+      if (!(e instanceof PgError)) this.#logger?.error("session failed", { error: e });
+      this.#fatal(err.fatal ? err : withSeverity(err, "FATAL"));
+    } finally {
+      clearTimeout(timer);
+      await this.#finish();
+    }
+  }
+
+  // ---- startup and authentication ----
+
+  /** Returns false when the client went away before the session was established. */
+  async #startupPhase(): Promise<boolean> {
+    const r = this.#reader;
+    for (;;) {
+      if (!(await this.#readUntil(() => r.nextStartup()))) return false;
+      const pkt = parseStartupPacket(r.body);
+      if (pkt.kind === "ssl" || pkt.kind === "gssenc") {
+        await writeAll(this.#conn, SSL_NOT_SUPPORTED);
+        continue;
+      }
+      if (pkt.kind === "cancel") {
+        // Cancel routing comes with the extended protocol work; close like Postgres does.
+        return false;
+      }
+      this.#user = pkt.params.get("user")!;
+      this.#database = pkt.params.get("database") || this.#user;
+      for (const [k, v] of pkt.params) {
+        if (k !== "user" && k !== "database" && !k.startsWith("_pq_.")) this.#startup[k] = v;
+      }
+      const minor = pkt.version & 0xffff;
+      const unknownOpts = [...pkt.params.keys()].filter((k) => k.startsWith("_pq_."));
+      if (minor > 0 || unknownOpts.length) {
+        const w = this.#writer;
+        w.reset();
+        writeNegotiateProtocolVersion(w, 0, unknownOpts);
+        await writeAll(this.#conn, w.view());
+      }
+      break;
+    }
+    if (!(await this.#authenticate())) return false;
+    return await this.#openSession();
+  }
+
+  async #authenticate(): Promise<boolean> {
+    const creds = await this.#handler.credentials(this.#user);
+    const verifier = creds.exists ? parseScramVerifier(creds.verifier) : null;
+    const scram = new ScramServer(verifier, { user: this.#user });
+    const w = this.#writer;
+    const r = this.#reader;
+    w.reset();
+    writeAuthSasl(w, ["SCRAM-SHA-256"]);
+    await writeAll(this.#conn, w.view());
+
+    if (!(await this.#readUntil(() => r.next()))) return false;
+    this.#expectPassword(r.code, "SASL");
+    const first = parseSaslInitialResponse(r.body);
+    if (first.mechanism !== "SCRAM-SHA-256") {
+      throw protocolViolation("client selected an invalid SASL authentication mechanism");
+    }
+    try {
+      w.reset();
+      writeAuthSaslContinue(w, scram.handleClientFirst(first.data.slice()));
+      await writeAll(this.#conn, w.view());
+      if (!(await this.#readUntil(() => r.next()))) return false;
+      this.#expectPassword(r.code, "SASL");
+      const final = scram.handleClientFinal(r.body.slice());
+      w.reset();
+      writeAuthSaslFinal(w, final);
+    } catch (e) {
+      if (e instanceof ScramError) {
+        if (e.kind === "invalid-proof") throw invalidPassword(this.#user);
+        throw new PgError(e.sqlstate, e.message, { severity: "FATAL", detail: e.detail });
+      }
+      throw e;
+    }
+    if (creds.validUntil && Date.parse(creds.validUntil) < Date.now()) {
+      throw invalidPassword(this.#user);
+    }
+    if (!creds.canLogin) {
+      throw new PgError(
+        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+        `role "${this.#user}" is not permitted to log in`,
+        { severity: "FATAL" },
+      );
+    }
+    writeAuthOk(w);
+    await writeAll(this.#conn, w.view());
+    return true;
+  }
+
+  #expectPassword(code: number, what: string): void {
+    if (code !== FrontendCode.Password) {
+      throw protocolViolation(`expected ${what} response, got message type ${code}`);
+    }
+  }
+
+  async #openSession(): Promise<boolean> {
+    const backend = await this.#handler.route(this.#database);
+    const id = this.#handler.newSession();
+    this.#id = id;
+    this.#backend = backend;
+    const frames: Uint8Array[] = [];
+    const closed = await new Promise<boolean>((resolve, reject) => {
+      this.#opening = { frames, resolve, reject };
+      backend.open(id.sessionId, {
+        user: this.#user,
+        database: this.#database,
+        startup: this.#startup,
+      }, this);
+    });
+    this.#opening = undefined;
+    for (const f of frames) this.#send(f);
+    if (closed) {
+      // The pooler refused the session with a FATAL error, already in `frames`.
+      this.#backend = undefined;
+      this.#ended = true;
+      return false;
+    }
+    const w = new WireWriter(32);
+    writeBackendKeyData(w, id.pid, id.secret);
+    w.raw(READY_IDLE);
+    this.#send(w.view());
+    this.#logger?.debug("session started", { session: id.sessionId, user: this.#user });
+    return true;
+  }
+
+  // ---- the ready phase ----
+
+  async #readyPhase(): Promise<void> {
+    const r = this.#reader;
+    for (;;) {
+      this.#drain();
+      if (this.#ended) return;
+      if (this.#busy && r.buffered() > MAX_PIPELINED_BYTES) {
+        await new Promise<void>((resolve) => (this.#wakeReader = resolve));
+        continue;
+      }
+      let n: number | null;
+      try {
+        n = await this.#conn.read(r.writable());
+      } catch {
+        n = null;
+      }
+      if (n === null) {
+        this.#clientGone();
+        return;
+      }
+      r.commit(n);
+    }
+  }
+
+  /** Handles every complete frame while no request is running. */
+  #drain(): void {
+    const r = this.#reader;
+    try {
+      while (!this.#busy && !this.#ended && r.next()) this.#handleFrame(r.code, r.frame);
+    } catch (e) {
+      this.#fatal(toPgError(e));
+    }
+  }
+
+  #handleFrame(code: number, frame: Uint8Array): void {
+    switch (code) {
+      case FrontendCode.Query:
+      case FrontendCode.FunctionCall:
+        this.#dispatch(frame.slice());
+        return;
+      case FrontendCode.Parse:
+      case FrontendCode.Bind:
+      case FrontendCode.Describe:
+      case FrontendCode.Execute:
+      case FrontendCode.Close:
+      case FrontendCode.Flush:
+        this.#extended.raw(frame);
+        return;
+      case FrontendCode.Sync: {
+        this.#extended.raw(frame);
+        const payload = this.#extended.takeCopy();
+        this.#dispatch(payload);
+        return;
+      }
+      case FrontendCode.Terminate:
+        this.#ended = true;
+        return;
+      case FrontendCode.CopyData:
+      case FrontendCode.CopyDone:
+      case FrontendCode.CopyFail:
+        // Outside COPY, Postgres ignores these too.
+        return;
+      default:
+        throw protocolViolation(`invalid frontend message type ${code}`);
+    }
+  }
+
+  #dispatch(payload: Uint8Array): void {
+    if (!this.#backend || !this.#id) throw protocolViolation("no session");
+    this.#busy = true;
+    this.#backend.execute(this.#id.sessionId, payload);
+  }
+
+  // ---- SessionListener: results from the pooler ----
+
+  onFrames(frames: Uint8Array): void {
+    if (this.#opening) this.#opening.frames.push(frames);
+    else this.#send(frames);
+  }
+
+  onDone(_reserved: number, closed: boolean): void {
+    if (this.#opening) {
+      this.#opening.resolve(closed);
+      return;
+    }
+    if (closed) {
+      this.#backend = undefined;
+      this.#ended = true;
+      this.#wake();
+      return;
+    }
+    this.#busy = false;
+    this.#drain();
+    this.#wake();
+  }
+
+  onLost(err: PgError): void {
+    this.#backend = undefined;
+    if (this.#opening) {
+      this.#opening.reject(withSeverity(err, "FATAL"));
+      return;
+    }
+    this.#fatal(withSeverity(err, "FATAL"));
+  }
+
+  #wake(): void {
+    const w = this.#wakeReader;
+    this.#wakeReader = undefined;
+    w?.();
+    if (this.#ended) {
+      // Unblock a read that waits for client bytes that no longer matter, once the output
+      // (e.g. the FATAL error) is written.
+      this.#out.finally(() => this.#closeConn());
+    }
+  }
+
+  #closeConn(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  // ---- output and teardown ----
+
+  /** Queues bytes for the client; they are written in order. The caller must not reuse them. */
+  #send(bytes: Uint8Array): void {
+    this.#out = this.#out.then(() => writeAll(this.#conn, bytes)).catch(() => {
+      this.#clientGone();
+    });
+  }
+
+  /** Sends a FATAL error and ends the session. */
+  #fatal(err: PgError): void {
+    const w = new WireWriter(256);
+    writeErrorResponse(w, err.fatal ? err : withSeverity(err, "FATAL"));
+    this.#send(w.view());
+    this.#ended = true;
+    this.#wake();
+  }
+
+  #clientGone(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  async #finish(): Promise<void> {
+    this.#ended = true;
+    if (this.#backend && this.#id) this.#backend.close(this.#id.sessionId);
+    this.#backend = undefined;
+    await this.#out;
+    this.#closeConn();
+    if (this.#id) this.#handler.sessionEnded(this.#id);
+  }
+
+  /** Reads until `cut()` finds a frame; false when the client closed first. */
+  async #readUntil(cut: () => boolean): Promise<boolean> {
+    const r = this.#reader;
+    while (!cut()) {
+      if (this.#ended) return false;
+      let n: number | null;
+      try {
+        n = await this.#conn.read(r.writable());
+      } catch {
+        n = null;
+      }
+      if (n === null) return false;
+      r.commit(n);
+    }
+    return true;
+  }
+}

@@ -1,0 +1,35 @@
+import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
+import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+
+/** Where a session's requests go: one pooler's data plane (PoolerConn in production). */
+export interface SessionBackend {
+  open(
+    sessionId: number,
+    opts: { user: string; database: string; startup: Record<string, string> },
+    listener: SessionListener,
+  ): void;
+  execute(sessionId: number, payload: Uint8Array): void;
+  close(sessionId: number): void;
+}
+
+/** Identity the gateway mints for a client session (the virtual backend key). */
+export interface SessionIdentity {
+  sessionId: number;
+  pid: number;
+  secret: number;
+}
+
+/**
+ * What the protocol session needs from the rest of the gateway. The wire code never knows about
+ * topo, routing or gRPC; tests drive it with a fake handler.
+ */
+export interface GatewayHandler {
+  /** The role's stored password verifier; throws a FATAL PgError when none can be had. */
+  credentials(user: string): Promise<GetAuthCredentialsResponse>;
+  /** The backend for a session on `database`; throws FATAL 3D000 for an unknown database. */
+  route(database: string): Promise<SessionBackend>;
+  /** A new session id with its virtual PID and secret. */
+  newSession(): SessionIdentity;
+  /** Called once when the session ends. */
+  sessionEnded(id: SessionIdentity): void;
+}

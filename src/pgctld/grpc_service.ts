@@ -1,0 +1,39 @@
+import { grpc, type StopMode as ProtoStopMode, unary } from "../shared/grpc/mod.ts";
+import type { PostgresInstance, StopMode } from "./instance.ts";
+
+function stopMode(m: ProtoStopMode | undefined): StopMode {
+  switch (m) {
+    case "SMART":
+      return "smart";
+    case "IMMEDIATE":
+      return "immediate";
+    default:
+      return "fast";
+  }
+}
+
+/** The Pgctld gRPC service: a thin adapter over PostgresInstance. */
+export function pgctldService(pg: PostgresInstance): grpc.UntypedServiceImplementation {
+  return {
+    InitDataDir: unary(async (req: { superuserPassword?: string }) => ({
+      initialized: await pg.initDataDir(
+        req.superuserPassword ? { superuserPassword: req.superuserPassword } : undefined,
+      ),
+    })),
+    Start: unary(async (req: { options?: Record<string, string> }) => ({
+      pid: await pg.start({ options: req.options ?? {} }),
+    })),
+    Stop: unary(async (req: { mode?: ProtoStopMode }) => {
+      await pg.stop(stopMode(req.mode));
+      return {};
+    }),
+    Restart: unary(async (req: { mode?: ProtoStopMode }) => ({
+      pid: await pg.restart(stopMode(req.mode)),
+    })),
+    Reload: unary(async () => {
+      await pg.reload();
+      return {};
+    }),
+    Status: unary(() => pg.status()),
+  };
+}

@@ -1,0 +1,86 @@
+import type { SessionResponse } from "../../shared/grpc/types.ts";
+import type { ResponseSink } from "./session_table.ts";
+
+/**
+ * Collects every response ready in one turn of the event loop into one data-plane message.
+ * Frames are copied as they arrive (the backend's receive buffer is reused); consecutive frames
+ * of the same session in one batch are kept as separate chunks and joined once at flush.
+ */
+export class Batcher implements ResponseSink {
+  readonly #send: (responses: SessionResponse[]) => boolean;
+  #pending: SessionResponse[] = [];
+  #scheduled = false;
+  #drain: Promise<void> | null = null;
+  #resolveDrain?: () => void;
+
+  /** `send` writes one message and returns false when the stream wants the writer to wait. */
+  constructor(send: (responses: SessionResponse[]) => boolean) {
+    this.#send = send;
+  }
+
+  frames(sessionId: number, frames: Uint8Array): void {
+    const last = this.#pending[this.#pending.length - 1];
+    if (last && last.sessionId === sessionId && !last.done) {
+      last.payload = concat(last.payload, frames);
+    } else {
+      this.#pending.push({
+        sessionId,
+        payload: frames.slice(),
+        done: false,
+        reserved: 0,
+        closed: false,
+      });
+    }
+    this.#schedule();
+  }
+
+  done(sessionId: number, reserved: number, closed = false): void {
+    const last = this.#pending[this.#pending.length - 1];
+    if (last && last.sessionId === sessionId && !last.done) {
+      last.done = true;
+      last.reserved = reserved;
+      last.closed = closed;
+    } else {
+      this.#pending.push({ sessionId, payload: EMPTY, done: true, reserved, closed });
+    }
+    this.#schedule();
+  }
+
+  congested(): Promise<void> | null {
+    return this.#drain;
+  }
+
+  /** The stream drained: producers may go on. */
+  drained(): void {
+    const r = this.#resolveDrain;
+    this.#drain = null;
+    this.#resolveDrain = undefined;
+    r?.();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  flush(): void {
+    this.#scheduled = false;
+    if (!this.#pending.length) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    const ok = this.#send(batch);
+    if (!ok && !this.#drain) {
+      this.#drain = new Promise((r) => (this.#resolveDrain = r));
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

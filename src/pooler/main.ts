@@ -1,0 +1,107 @@
+import {
+  COMMON_FLAGS,
+  type FlagSpecs,
+  parseFlags,
+  runMain,
+  ServerEnv,
+} from "../shared/servenv/mod.ts";
+import { Logger, parseLogLevel } from "../shared/log/mod.ts";
+import {
+  callUnary,
+  makeClient,
+  type PgctldStatusResponse,
+  startGrpcServer,
+  stopGrpcServer,
+} from "../shared/grpc/mod.ts";
+import { Topo } from "../shared/topo/mod.ts";
+import { Pooler } from "./pooler.ts";
+import { poolerService } from "./grpc_service.ts";
+import { DEFAULT_TABLEGROUP, UNSHARDED } from "./metadata/schema.ts";
+
+export const POOLER_FLAGS = {
+  ...COMMON_FLAGS,
+  "id": { type: "string", default: "", help: "Pooler id, unique in the cell (required)" },
+  "http-port": { type: "number", default: 15200, help: "HTTP port (/live, /ready, /metrics)" },
+  "grpc-port": { type: "number", default: 15270, help: "gRPC port" },
+  "pgctld-addr": {
+    type: "string",
+    default: "127.0.0.1:15470",
+    help: "gRPC address of the pgctld that runs this pooler's Postgres",
+  },
+  "database": {
+    type: "string",
+    default: "postgres",
+    help: "Multigres database whose shard this Postgres holds",
+  },
+  "tablegroup": { type: "string", default: DEFAULT_TABLEGROUP, help: "Tablegroup of the shard" },
+  "shard": { type: "string", default: UNSHARDED, help: "Shard (key range) this Postgres holds" },
+  "admin-user": {
+    type: "string",
+    default: "postgres",
+    help: "Postgres superuser the pooler uses for control work",
+  },
+  "pool-capacity": {
+    type: "number",
+    default: 100,
+    help: "Most backend connections open at once, over all users",
+  },
+  "health-interval-ms": { type: "number", default: 1000, help: "How often Postgres is probed" },
+} as const satisfies FlagSpecs;
+
+async function main(): Promise<void> {
+  const cfg = parseFlags(POOLER_FLAGS, Deno.args);
+  if (!cfg.id) throw new Error("Missing --id: every pooler needs an id unique in its cell");
+  const logger = new Logger({
+    level: parseLogLevel(cfg["log-level"]),
+    fields: { component: "multipooler", id: cfg.id, cell: cfg.cell },
+  });
+  const env = new ServerEnv("multipooler", logger);
+  const topo = await Topo.connect({
+    globalAddress: cfg["topo-global-address"],
+    cluster: cfg.cluster,
+    cell: cfg.cell,
+    logger,
+  });
+  env.onShutdown(() => topo.close());
+
+  const pgctldClient = makeClient("Pgctld", cfg["pgctld-addr"]);
+  env.onShutdown(() => pgctldClient.close());
+  const pgctld = {
+    status: () => callUnary<PgctldStatusResponse>(pgctldClient, "Status", {}),
+    initDataDir: async () => {
+      await callUnary(pgctldClient, "InitDataDir", {}, { deadlineMs: 120_000 });
+    },
+    start: async () => {
+      await callUnary(pgctldClient, "Start", {}, { deadlineMs: 60_000 });
+    },
+  };
+
+  const host = cfg["bind-address"];
+  const pooler = new Pooler({
+    id: cfg.id,
+    cell: cfg.cell,
+    database: cfg.database,
+    tablegroup: cfg.tablegroup,
+    shard: cfg.shard,
+    grpcAddr: `${host}:${cfg["grpc-port"]}`,
+    httpAddr: `${host}:${cfg["http-port"]}`,
+    adminUser: cfg["admin-user"],
+    poolCapacity: cfg["pool-capacity"],
+    healthIntervalMs: cfg["health-interval-ms"],
+  }, { topo, pgctld, logger });
+
+  const { server } = await startGrpcServer(host, cfg["grpc-port"], {
+    MultiPooler: poolerService(pooler, logger),
+  });
+  env.onShutdown(() => stopGrpcServer(server));
+  await env.serveHttp(host, cfg["http-port"]);
+  env.setReadiness(() => pooler.serving);
+  env.setStatus(() => pooler.status());
+  env.installSignalHandlers();
+
+  await pooler.start();
+  env.onShutdown(() => pooler.stop());
+  logger.info("multipooler serving", { grpc: `${host}:${cfg["grpc-port"]}` });
+}
+
+if (import.meta.main) runMain(main);

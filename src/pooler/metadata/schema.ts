@@ -1,0 +1,174 @@
+import type { DatabaseLayout, ShardRule } from "../../shared/grpc/types.ts";
+import type { QueryResult } from "../backend/backend_conn.ts";
+
+/** Anything that runs a simple query (a backend or the admin connection). */
+export interface Queryable {
+  query(sql: string): Promise<QueryResult>;
+}
+
+/** Name of the tablegroup every database has. */
+export const DEFAULT_TABLEGROUP = "default";
+/** The only shard of an unsharded tablegroup: the whole keyspace. */
+export const UNSHARDED = "0-inf";
+
+/**
+ * The hidden `multigres` schema: the source of truth for databases, tablegroups and shards, plus
+ * each shard's consensus rule and its history. Idempotent; runs in one transaction.
+ */
+export function schemaSql(defaultDatabase: string): string {
+  const db = literal(defaultDatabase);
+  return `
+BEGIN;
+CREATE SCHEMA IF NOT EXISTS multigres;
+REVOKE ALL ON SCHEMA multigres FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS multigres.database (
+  name text PRIMARY KEY,
+  is_default boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS multigres.tablegroup (
+  database text NOT NULL REFERENCES multigres.database (name) ON DELETE CASCADE,
+  name text NOT NULL,
+  PRIMARY KEY (database, name)
+);
+CREATE TABLE IF NOT EXISTS multigres.shard (
+  database text NOT NULL,
+  tablegroup text NOT NULL,
+  name text NOT NULL,
+  key_range_start text NOT NULL,
+  key_range_end text NOT NULL,
+  PRIMARY KEY (database, tablegroup, name),
+  FOREIGN KEY (database, tablegroup) REFERENCES multigres.tablegroup ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS multigres.tablegroup_table (
+  database text NOT NULL,
+  tablegroup text NOT NULL,
+  table_name text NOT NULL,
+  sharding_column text,
+  sharding_function text,
+  PRIMARY KEY (database, table_name),
+  FOREIGN KEY (database, tablegroup) REFERENCES multigres.tablegroup ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS multigres.rule (
+  database text NOT NULL,
+  tablegroup text NOT NULL,
+  shard text NOT NULL,
+  term bigint NOT NULL,
+  leader_id text NOT NULL,
+  cohort text[] NOT NULL,
+  durability_policy jsonb NOT NULL DEFAULT '{}',
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (database, tablegroup, shard)
+);
+CREATE TABLE IF NOT EXISTS multigres.rule_history (
+  database text NOT NULL,
+  tablegroup text NOT NULL,
+  shard text NOT NULL,
+  term bigint NOT NULL,
+  leader_id text NOT NULL,
+  cohort text[] NOT NULL,
+  durability_policy jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (database, tablegroup, shard, term)
+);
+INSERT INTO multigres.database (name, is_default) VALUES (${db}, true) ON CONFLICT DO NOTHING;
+INSERT INTO multigres.tablegroup (database, name) VALUES (${db}, '${DEFAULT_TABLEGROUP}')
+  ON CONFLICT DO NOTHING;
+INSERT INTO multigres.shard (database, tablegroup, name, key_range_start, key_range_end)
+  VALUES (${db}, '${DEFAULT_TABLEGROUP}', '${UNSHARDED}', '0', '') ON CONFLICT DO NOTHING;
+COMMIT;`;
+}
+
+/** Whether the hidden schema exists yet. */
+export async function schemaExists(conn: Queryable): Promise<boolean> {
+  const r = await conn.query(
+    "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'multigres'",
+  );
+  return r.rows.length > 0;
+}
+
+/** Databases → tablegroups → shards, as the hidden schema records them. */
+export async function readLayout(
+  conn: Queryable,
+): Promise<{ databases: DatabaseLayout[]; defaultDatabase: string }> {
+  const dbs = await conn.query(
+    "SELECT name, is_default FROM multigres.database ORDER BY name",
+  );
+  const shards = await conn.query(
+    `SELECT t.database, t.name, s.name, s.key_range_start, s.key_range_end
+       FROM multigres.tablegroup t
+       LEFT JOIN multigres.shard s ON s.database = t.database AND s.tablegroup = t.name
+      ORDER BY 1, 2, 3`,
+  );
+  let defaultDatabase = "";
+  const byName = new Map<string, DatabaseLayout>();
+  for (const [name, isDefault] of dbs.rows) {
+    byName.set(name!, { name: name!, tablegroups: [] });
+    if (isDefault === "t") defaultDatabase = name!;
+  }
+  for (const [db, tg, shard, start, end] of shards.rows) {
+    const layout = byName.get(db!);
+    if (!layout) continue;
+    let group = layout.tablegroups.find((g) => g.name === tg);
+    if (!group) {
+      group = { name: tg!, shards: [] };
+      layout.tablegroups.push(group);
+    }
+    if (shard !== null) {
+      group.shards.push({ name: shard, keyRange: { start: start ?? "", end: end ?? "" } });
+    }
+  }
+  return { databases: [...byName.values()], defaultDatabase };
+}
+
+/** The shard's current rule, or null when none was ever written. */
+export async function readRule(
+  conn: Queryable,
+  shard: { database: string; tablegroup: string; shard: string },
+): Promise<ShardRule | null> {
+  if (!(await schemaExists(conn))) return null;
+  const r = await conn.query(
+    `SELECT term, leader_id, array_to_json(cohort), durability_policy::text
+       FROM multigres.rule
+      WHERE database = ${literal(shard.database)} AND tablegroup = ${literal(shard.tablegroup)}
+        AND shard = ${literal(shard.shard)}`,
+  );
+  if (!r.rows.length) return null;
+  const [term, leader, cohort, policy] = r.rows[0];
+  const parsedPolicy = JSON.parse(policy ?? "{}");
+  return {
+    term: Number(term),
+    leaderId: leader ?? "",
+    cohort: JSON.parse(cohort ?? "[]"),
+    durabilityPolicy: parsedPolicy.kind ? parsedPolicy : null,
+  };
+}
+
+/** Writes a new rule and its history row in one transaction; refuses a term not above the current one. */
+export function writeRuleSql(
+  shard: { database: string; tablegroup: string; shard: string },
+  rule: ShardRule,
+): string {
+  const key = `${literal(shard.database)}, ${literal(shard.tablegroup)}, ${literal(shard.shard)}`;
+  const cohort = `ARRAY[${rule.cohort.map(literal).join(", ")}]::text[]`;
+  const policy = literal(JSON.stringify(rule.durabilityPolicy ?? {}));
+  const term = Math.trunc(rule.term);
+  return `
+BEGIN;
+INSERT INTO multigres.rule AS r (database, tablegroup, shard, term, leader_id, cohort,
+    durability_policy)
+  VALUES (${key}, ${term}, ${literal(rule.leaderId)}, ${cohort}, ${policy}::jsonb)
+  ON CONFLICT (database, tablegroup, shard) DO UPDATE
+    SET term = EXCLUDED.term, leader_id = EXCLUDED.leader_id, cohort = EXCLUDED.cohort,
+        durability_policy = EXCLUDED.durability_policy, updated_at = now()
+    WHERE r.term < EXCLUDED.term;
+INSERT INTO multigres.rule_history (database, tablegroup, shard, term, leader_id, cohort,
+    durability_policy)
+  VALUES (${key}, ${term}, ${literal(rule.leaderId)}, ${cohort}, ${policy}::jsonb);
+COMMIT;`;
+}
+
+/** A SQL string literal (standard_conforming_strings on). */
+export function literal(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}

@@ -1,0 +1,223 @@
+import { PgError, SqlState } from "../../shared/errors/mod.ts";
+import { TxStatus } from "../../shared/wire/mod.ts";
+import type { Logger } from "../../shared/log/mod.ts";
+import { BackendConn, type PgAddress } from "../backend/backend_conn.ts";
+
+interface Waiter {
+  key: string;
+  user: string;
+  database: string;
+  resolve: (c: BackendConn) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export interface PoolOptions {
+  address: PgAddress;
+  /** Most backend connections open at once, over every user and database. */
+  capacity: number;
+  /** Idle backends older than this are closed. */
+  idleTimeoutMs?: number;
+  /** How long a session waits for a backend before it gets an error. */
+  acquireTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * Per-(user, database) pools of backend connections under one global capacity. Connections
+ * authenticate to Postgres as the real user. When the capacity is used up, an idle connection of
+ * another pool is closed to make room, so a busy user cannot starve the others; otherwise callers
+ * queue in arrival order.
+ */
+export class Pool {
+  #opts: Required<Omit<PoolOptions, "logger">> & { logger?: Logger };
+  readonly #idle = new Map<string, BackendConn[]>();
+  readonly #waiters: Waiter[] = [];
+  #open = 0;
+  #inUse = 0;
+  #closed = false;
+  readonly #reaper: ReturnType<typeof setInterval>;
+
+  constructor(opts: PoolOptions) {
+    this.#opts = {
+      idleTimeoutMs: 60_000,
+      acquireTimeoutMs: 30_000,
+      ...opts,
+    };
+    this.#reaper = setInterval(() => this.#reapIdle(), 5_000);
+  }
+
+  /** Points new connections at another address (Postgres restarted elsewhere). */
+  setAddress(address: PgAddress): void {
+    this.#opts = { ...this.#opts, address };
+  }
+
+  get stats(): { open: number; inUse: number; idle: number; waiting: number } {
+    return {
+      open: this.#open,
+      inUse: this.#inUse,
+      idle: this.#open - this.#inUse,
+      waiting: this.#waiters.length,
+    };
+  }
+
+  /** A connection for `user` on `database`: an idle one, a new one, or the next one released. */
+  async acquire(user: string, database: string): Promise<BackendConn> {
+    if (this.#closed) throw new PgError(SqlState.ADMIN_SHUTDOWN, "pooler is shutting down");
+    const key = poolKey(user, database);
+    const idle = this.#idle.get(key);
+    while (idle && idle.length) {
+      const c = idle.pop()!;
+      if (c.broken) {
+        this.#open--;
+        continue;
+      }
+      this.#inUse++;
+      return c;
+    }
+    if (this.#open >= this.#opts.capacity) this.#evictOneIdle();
+    if (this.#open < this.#opts.capacity) return await this.#openNew(user, database);
+    return await new Promise<BackendConn>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.#waiters.indexOf(w);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(
+          new PgError(
+            SqlState.TOO_MANY_CONNECTIONS,
+            "no backend connection became available in time",
+            { hint: "Raise the pooler's --pool-capacity or Postgres's max_connections." },
+          ),
+        );
+      }, this.#opts.acquireTimeoutMs);
+      const w: Waiter = { key, user, database, resolve, reject, timer };
+      this.#waiters.push(w);
+    });
+  }
+
+  async #openNew(user: string, database: string): Promise<BackendConn> {
+    this.#open++;
+    this.#inUse++;
+    try {
+      return await BackendConn.connect({ address: this.#opts.address, user, database });
+    } catch (e) {
+      this.#open--;
+      this.#inUse--;
+      this.#serveWaiters();
+      throw e;
+    }
+  }
+
+  /**
+   * Gives a connection back. It is cleaned first (ROLLBACK if a transaction is open, then
+   * DISCARD ALL) so the next user sees a fresh session; a connection that cannot be cleaned is
+   * closed.
+   */
+  async release(conn: BackendConn): Promise<void> {
+    this.#inUse--;
+    if (!conn.broken && !this.#closed) {
+      try {
+        if (conn.txStatus !== TxStatus.Idle) await conn.query("ROLLBACK");
+        await conn.query("DISCARD ALL");
+      } catch (e) {
+        this.#opts.logger?.debug("backend reset failed; closing it", { error: e });
+        conn.close();
+      }
+    }
+    if (conn.broken || this.#closed) {
+      conn.close();
+      this.#open--;
+      this.#serveWaiters();
+      return;
+    }
+    // Hand it straight to a waiter for the same pool, if any.
+    const key = poolKey(conn.user, conn.database);
+    const i = this.#waiters.findIndex((w) => w.key === key);
+    if (i >= 0) {
+      const [w] = this.#waiters.splice(i, 1);
+      clearTimeout(w.timer);
+      this.#inUse++;
+      w.resolve(conn);
+      return;
+    }
+    conn.idleSince = Date.now();
+    const list = this.#idle.get(key) ?? [];
+    list.push(conn);
+    this.#idle.set(key, list);
+    if (this.#waiters.length) {
+      // Someone waits for another pool: trade this idle connection for a new one of theirs.
+      this.#serveWaiters();
+    }
+  }
+
+  /** Closes a connection that must not be reused (e.g. lost mid-query). */
+  discard(conn: BackendConn): void {
+    this.#inUse--;
+    this.#open--;
+    conn.close();
+    this.#serveWaiters();
+  }
+
+  #serveWaiters(): void {
+    while (this.#waiters.length) {
+      if (this.#open >= this.#opts.capacity && !this.#evictOneIdle()) return;
+      const w = this.#waiters.shift()!;
+      clearTimeout(w.timer);
+      this.#openNew(w.user, w.database).then(w.resolve, w.reject);
+    }
+  }
+
+  /** Closes the longest-idle connection of any pool; false when none is idle. */
+  #evictOneIdle(): boolean {
+    let oldest: { key: string; conn: BackendConn } | undefined;
+    for (const [key, list] of this.#idle) {
+      const c = list[0];
+      if (c && (!oldest || c.idleSince < oldest.conn.idleSince)) oldest = { key, conn: c };
+    }
+    if (!oldest) return false;
+    this.#idle.get(oldest.key)!.shift();
+    oldest.conn.close();
+    this.#open--;
+    return true;
+  }
+
+  #reapIdle(): void {
+    const cutoff = Date.now() - this.#opts.idleTimeoutMs;
+    for (const [key, list] of this.#idle) {
+      const keep = list.filter((c) => {
+        if (c.broken || c.idleSince < cutoff) {
+          c.close();
+          this.#open--;
+          return false;
+        }
+        return true;
+      });
+      if (keep.length) this.#idle.set(key, keep);
+      else this.#idle.delete(key);
+    }
+  }
+
+  /** Closes every idle connection (used when Postgres restarted under us). */
+  closeIdle(): void {
+    for (const list of this.#idle.values()) {
+      for (const c of list) {
+        c.close();
+        this.#open--;
+      }
+    }
+    this.#idle.clear();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#reaper);
+    this.closeIdle();
+    for (const w of this.#waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new PgError(SqlState.ADMIN_SHUTDOWN, "pooler is shutting down"));
+    }
+  }
+}
+
+function poolKey(user: string, database: string): string {
+  return `${user}\u0000${database}`;
+}

@@ -1,0 +1,325 @@
+import { PgError, SqlState } from "../shared/errors/mod.ts";
+import type {
+  GetAuthCredentialsResponse,
+  GetMetadataResponse,
+  HealthStatus,
+  PgctldStatusResponse,
+  PoolerRecord,
+  PoolerStatusResponse,
+  PoolerType,
+  ShardRule,
+} from "../shared/grpc/types.ts";
+import type { Logger } from "../shared/log/mod.ts";
+import { encodeRecord, type Registration, type Topo } from "../shared/topo/mod.ts";
+import { AdminConn } from "./admin.ts";
+import type { PgAddress } from "./backend/backend_conn.ts";
+import { literal, readLayout, readRule, schemaSql, writeRuleSql } from "./metadata/schema.ts";
+import { Pool } from "./pool/pool.ts";
+
+/** What the pooler needs from pgctld (the gRPC client in main.ts provides it). */
+export interface PgctldApi {
+  status(): Promise<PgctldStatusResponse>;
+  initDataDir(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export interface PoolerConfig {
+  id: string;
+  cell: string;
+  database: string;
+  tablegroup: string;
+  shard: string;
+  grpcAddr: string;
+  httpAddr: string;
+  adminUser: string;
+  poolCapacity: number;
+  /** How often Postgres is probed. */
+  healthIntervalMs: number;
+}
+
+/**
+ * One multipooler: owns the connections to one Postgres instance (started through pgctld), keeps
+ * its topo registration current, and holds the shard's rule as its Postgres records it.
+ */
+export class Pooler {
+  readonly cfg: PoolerConfig;
+  readonly pool: Pool;
+  readonly #topo: Topo;
+  readonly #pgctld: PgctldApi;
+  readonly #logger: Logger;
+  readonly #admin: AdminConn;
+  #address?: PgAddress;
+  #postgresAddr = "";
+  #registration?: Registration;
+  #rule: ShardRule | null = null;
+  #type: PoolerType = "POOLER_TYPE_UNSPECIFIED";
+  #postgresUp = false;
+  #lsn = "";
+  #timer?: ReturnType<typeof setInterval>;
+  #probing = false;
+  #stopped = false;
+  readonly #listeners = new Set<(h: HealthStatus) => void>();
+  /** Sessions across every data-plane stream (kept by the adapter). */
+  sessionCount = () => 0;
+
+  constructor(cfg: PoolerConfig, deps: { topo: Topo; pgctld: PgctldApi; logger: Logger }) {
+    this.cfg = cfg;
+    this.#topo = deps.topo;
+    this.#pgctld = deps.pgctld;
+    this.#logger = deps.logger;
+    this.#admin = new AdminConn({
+      address: () => this.#pgAddress(),
+      user: cfg.adminUser,
+      database: cfg.database,
+      logger: deps.logger,
+    });
+    this.pool = new Pool({
+      address: { path: "" },
+      capacity: cfg.poolCapacity,
+      logger: deps.logger,
+    });
+  }
+
+  #pgAddress(): PgAddress {
+    if (!this.#address) throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is not up yet");
+    return this.#address;
+  }
+
+  /** Makes sure Postgres runs, reads the rule, registers in the topo, starts probing. */
+  async start(): Promise<void> {
+    await this.#ensurePostgres();
+    await this.#loadRule();
+    this.#registration = this.#topo.registerPooler(this.record());
+    await this.#registration.ready();
+    this.#timer = setInterval(() => this.#probe(), this.cfg.healthIntervalMs);
+  }
+
+  /** pgctld may start after us: wait for it rather than fail. */
+  async #pgctldStatus(waitMs = 60_000): Promise<PgctldStatusResponse> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        return await this.#pgctld.status();
+      } catch (e) {
+        if (Date.now() > deadline) {
+          throw new Error(`pgctld is unreachable: ${(e as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  async #ensurePostgres(): Promise<void> {
+    let st = await this.#pgctldStatus();
+    if (st.state === "NOT_INITIALIZED") {
+      this.#logger.info("initialising the data directory through pgctld");
+      await this.#pgctld.initDataDir();
+      st = await this.#pgctld.status();
+    }
+    if (st.state !== "RUNNING") {
+      this.#logger.info("starting Postgres through pgctld", { state: st.state });
+      await this.#pgctld.start();
+      st = await this.#pgctld.status();
+    }
+    if (st.state !== "RUNNING") {
+      throw new Error(`Postgres did not start (pgctld says ${st.state} ${st.lastExit})`);
+    }
+    this.#address = { path: `${st.socketDir}/.s.PGSQL.${st.port}` };
+    this.#postgresAddr = `127.0.0.1:${st.port}`;
+    this.pool.setAddress(this.#address);
+    await this.#admin.query("SELECT 1");
+    this.#postgresUp = true;
+  }
+
+  async #loadRule(): Promise<void> {
+    const rec = await this.#admin.query("SELECT pg_is_in_recovery()");
+    const inRecovery = rec.rows[0]?.[0] === "t";
+    this.#rule = await readRule(this.#admin, this.#shardKey());
+    if (this.#rule && this.#rule.leaderId === this.cfg.id && !inRecovery) {
+      this.#type = "PRIMARY";
+      // Keep the metadata schema current with this version's definition.
+      await this.#admin.query(schemaSql(this.cfg.database));
+      this.#logger.info("primary by the recorded rule", { term: this.#rule.term });
+    } else {
+      this.#type = inRecovery ? "REPLICA" : "POOLER_TYPE_UNSPECIFIED";
+    }
+  }
+
+  #shardKey() {
+    return { database: this.cfg.database, tablegroup: this.cfg.tablegroup, shard: this.cfg.shard };
+  }
+
+  /** The topo record as it stands now. */
+  record(): PoolerRecord {
+    return {
+      id: this.cfg.id,
+      cell: this.cfg.cell,
+      addr: this.cfg.grpcAddr,
+      httpAddr: this.cfg.httpAddr,
+      database: this.cfg.database,
+      tablegroup: this.cfg.tablegroup,
+      shard: this.cfg.shard,
+      type: this.#type,
+      term: this.#rule?.term ?? 0,
+      serving: this.serving,
+      postgresAddr: this.#postgresAddr,
+    };
+  }
+
+  get serving(): boolean {
+    return this.#type === "PRIMARY" && this.#postgresUp && !this.#stopped;
+  }
+
+  /** Why a new session cannot be served here, or null. */
+  canServe(): PgError | null {
+    if (this.#stopped) {
+      return new PgError(SqlState.ADMIN_SHUTDOWN, "the pooler is shutting down", {
+        severity: "FATAL",
+        retryable: true,
+      });
+    }
+    if (!this.#postgresUp) {
+      return new PgError(SqlState.CANNOT_CONNECT_NOW, "the database system is not available", {
+        severity: "FATAL",
+        retryable: true,
+      });
+    }
+    if (this.#type !== "PRIMARY") {
+      return new PgError(SqlState.CANNOT_CONNECT_NOW, "this pooler is not serving the primary", {
+        severity: "FATAL",
+        retryable: true,
+      });
+    }
+    return null;
+  }
+
+  health(): HealthStatus {
+    return {
+      poolerId: this.cfg.id,
+      type: this.#type,
+      term: this.#rule?.term ?? 0,
+      serving: this.serving,
+      postgresUp: this.#postgresUp,
+      lsn: this.#lsn,
+      timestampMs: Date.now(),
+      database: this.cfg.database,
+      tablegroup: this.cfg.tablegroup,
+      shard: this.cfg.shard,
+    };
+  }
+
+  /** Calls `fn` with every health status taken from now on; returns an unsubscribe function. */
+  onHealth(fn: (h: HealthStatus) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  async #probe(): Promise<void> {
+    if (this.#probing || this.#stopped) return;
+    this.#probing = true;
+    const before = JSON.stringify(this.record());
+    try {
+      const r = await this.#admin.query(
+        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END",
+      );
+      this.#lsn = r.rows[0]?.[0] ?? "";
+      if (!this.#postgresUp) this.#logger.info("Postgres is reachable again");
+      this.#postgresUp = true;
+    } catch (e) {
+      if (this.#postgresUp) this.#logger.warn("Postgres is unreachable", { error: e });
+      this.#postgresUp = false;
+      this.pool.closeIdle();
+      await this.#restartPostgres();
+    } finally {
+      this.#probing = false;
+    }
+    if (JSON.stringify(this.record()) !== before) {
+      await this.#registration?.update(this.#encodedRecord());
+    }
+    const h = this.health();
+    for (const fn of this.#listeners) fn(h);
+  }
+
+  #encodedRecord(): string {
+    return encodeRecord("Pooler", this.record());
+  }
+
+  async #restartPostgres(): Promise<void> {
+    try {
+      const st = await this.#pgctld.status();
+      if (st.state === "STOPPED" || st.state === "CRASHED") {
+        this.#logger.info("asking pgctld to start Postgres again", { state: st.state });
+        await this.#pgctld.start();
+      }
+    } catch (e) {
+      this.#logger.warn("pgctld is unreachable", { error: e });
+    }
+  }
+
+  async getAuthCredentials(user: string): Promise<GetAuthCredentialsResponse> {
+    const r = await this.#admin.query(
+      `SELECT rolpassword, rolcanlogin, rolvaliduntil FROM pg_catalog.pg_authid
+        WHERE rolname = ${literal(user)}`,
+    );
+    if (!r.rows.length) return { exists: false, verifier: "", canLogin: false, validUntil: "" };
+    const [pw, canLogin, validUntil] = r.rows[0];
+    return {
+      exists: true,
+      verifier: pw ?? "",
+      canLogin: canLogin === "t",
+      validUntil: validUntil ?? "",
+    };
+  }
+
+  async getMetadata(): Promise<GetMetadataResponse> {
+    return await readLayout(this.#admin);
+  }
+
+  /** Becomes the primary of the shard under `rule` (bootstrap appointment by the orch). */
+  async appointPrimary(rule: ShardRule): Promise<ShardRule> {
+    const current = this.#rule?.term ?? 0;
+    if (rule.term <= current) {
+      if (this.#rule && rule.term === current && this.#rule.leaderId === rule.leaderId) {
+        return this.#rule;
+      }
+      throw new PgError(
+        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+        `term ${rule.term} is not above the current term ${current}`,
+      );
+    }
+    if (rule.leaderId !== this.cfg.id) {
+      throw new PgError(SqlState.INTERNAL_ERROR, `rule names ${rule.leaderId}, not ${this.cfg.id}`);
+    }
+    const rec = await this.#admin.query("SELECT pg_is_in_recovery()");
+    if (rec.rows[0]?.[0] === "t") {
+      throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is in recovery; cannot be primary");
+    }
+    await this.#admin.query(schemaSql(this.cfg.database));
+    await this.#admin.query(writeRuleSql(this.#shardKey(), rule));
+    this.#rule = await readRule(this.#admin, this.#shardKey());
+    this.#type = "PRIMARY";
+    this.#logger.info("appointed primary", { term: rule.term });
+    await this.#registration?.update(this.#encodedRecord());
+    return this.#rule ?? rule;
+  }
+
+  status(): PoolerStatusResponse {
+    const st = this.pool.stats;
+    return {
+      pooler: this.record(),
+      rule: this.#rule,
+      postgresUp: this.#postgresUp,
+      sessions: this.sessionCount(),
+      backendsInUse: st.inUse,
+      backendsIdle: st.idle,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#registration?.revoke();
+    this.pool.close();
+    this.#admin.close();
+  }
+}

@@ -1,0 +1,362 @@
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+import type { CellRecord, DatabaseRecord, PoolerRecord } from "../shared/grpc/types.ts";
+import { encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
+import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
+import { alive, type ProcessSpec, readPid, sleep, spawnDetached, stopPid } from "./processes.ts";
+
+/** Everything that defines a local cluster; saved as `<data-dir>/cluster.json`. */
+export interface LocalClusterConfig {
+  dataDir: string;
+  cluster: string;
+  cell: string;
+  /** Added to every default port, so several clusters can run side by side. */
+  portOffset: number;
+  /** Password of the `postgres` superuser, set when the data directory is first created. */
+  password: string;
+  logLevel: string;
+  /** Folder of compiled executables; empty: run the sources with this Deno. */
+  binDir: string;
+}
+
+export const DEFAULT_CONFIG: LocalClusterConfig = {
+  dataDir: "./multigres_local",
+  cluster: "local",
+  cell: "zone1",
+  portOffset: 0,
+  password: "postgres",
+  logLevel: "info",
+  binDir: "",
+};
+
+/** The ports of a cluster with the given offset (DESIGN.md's defaults at offset 0). */
+export function clusterPorts(offset: number) {
+  return {
+    etcd: 2379 + offset,
+    etcdPeer: 12380 + offset,
+    gatewayPg: 15432 + offset,
+    gatewayHttp: 15100 + offset,
+    gatewayGrpc: 15170 + offset,
+    poolerHttp: 15200 + offset,
+    poolerGrpc: 15270 + offset,
+    orchHttp: 15300 + offset,
+    orchGrpc: 15370 + offset,
+    pgctldHttp: 15400 + offset,
+    pgctldGrpc: 15470 + offset,
+    postgres: 25432 + offset,
+  };
+}
+
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** Start order; stop runs it backwards. */
+const COMPONENTS = ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"] as const;
+type Component = typeof COMPONENTS[number];
+const SOURCES: Record<Exclude<Component, "etcd">, string> = {
+  pgctld: "src/pgctld/main.ts",
+  multipooler: "src/pooler/main.ts",
+  multiorch: "src/orch/main.ts",
+  multigateway: "src/gateway/main.ts",
+};
+
+/** A cluster on this machine: one etcd and, for the cell, pgctld + Postgres, pooler, orch, gateway. */
+export class LocalCluster {
+  readonly cfg: LocalClusterConfig;
+  readonly ports: ReturnType<typeof clusterPorts>;
+  readonly #log: (msg: string) => void;
+
+  constructor(cfg: LocalClusterConfig, log: (msg: string) => void = console.error) {
+    this.cfg = { ...cfg, dataDir: resolve(cfg.dataDir) };
+    this.ports = clusterPorts(cfg.portOffset);
+    this.#log = log;
+  }
+
+  /** Reads the config a started cluster saved in its data directory. */
+  static load(dataDir: string, log?: (msg: string) => void): LocalCluster {
+    const path = `${resolve(dataDir)}/cluster.json`;
+    let cfg: LocalClusterConfig;
+    try {
+      cfg = { ...DEFAULT_CONFIG, ...JSON.parse(Deno.readTextFileSync(path)) };
+    } catch {
+      throw new Error(`No cluster in ${resolve(dataDir)}: start one with multigres cluster start`);
+    }
+    return new LocalCluster({ ...cfg, dataDir }, log);
+  }
+
+  get topoAddress(): string {
+    return `127.0.0.1:${this.ports.etcd}`;
+  }
+
+  get pgDataDir(): string {
+    return `${this.cfg.dataDir}/pg/${this.cfg.cell}/data`;
+  }
+
+  /** The psql command line a user runs to connect. */
+  get psqlLine(): string {
+    return `PGPASSWORD=${this.cfg.password} psql -h 127.0.0.1 -p ${this.ports.gatewayPg} -U postgres`;
+  }
+
+  #pidPath(c: Component): string {
+    return `${this.cfg.dataDir}/run/${c}.pid`;
+  }
+
+  logPath(c: Component): string {
+    return `${this.cfg.dataDir}/logs/${c}.log`;
+  }
+
+  /** Pids of the components that run now. */
+  running(): Partial<Record<Component, number>> {
+    const out: Partial<Record<Component, number>> = {};
+    for (const c of COMPONENTS) {
+      const pid = readPid(this.#pidPath(c));
+      if (pid && alive(pid)) out[c] = pid;
+    }
+    return out;
+  }
+
+  /** Starts every component not already running; resolves once a query works through the gateway. */
+  async start(): Promise<void> {
+    const pre = await ensurePrereqs(this.#log);
+    this.#prepareDirs();
+    Deno.writeTextFileSync(
+      `${this.cfg.dataDir}/cluster.json`,
+      JSON.stringify({ ...this.cfg }, null, 2) + "\n",
+    );
+    const running = this.running();
+    for (const c of COMPONENTS) {
+      if (running[c]) {
+        this.#log(`${c} already running (pid ${running[c]})`);
+      } else {
+        spawnDetached(this.#spec(c, pre), this.logPath(c), this.#pidPath(c));
+      }
+      if (c === "etcd") await this.#bootstrapTopo();
+    }
+    await this.waitForQuery();
+  }
+
+  #prepareDirs(): void {
+    for (const d of ["run", "logs", "etcd", `pg/${this.cfg.cell}`, "backups"]) {
+      Deno.mkdirSync(`${this.cfg.dataDir}/${d}`, { recursive: true, mode: 0o755 });
+    }
+    if (Deno.uid() === 0) {
+      // Postgres runs as the postgres user: it must reach its folder.
+      Deno.chmodSync(this.cfg.dataDir, 0o755);
+      const pgDir = `${this.cfg.dataDir}/pg/${this.cfg.cell}`;
+      Deno.chmodSync(`${this.cfg.dataDir}/pg`, 0o755);
+      new Deno.Command("chown", { args: ["postgres:postgres", pgDir] }).outputSync();
+    }
+  }
+
+  #spec(c: Component, pre: Prereqs): ProcessSpec {
+    const p = this.ports;
+    if (c === "etcd") {
+      return {
+        name: c,
+        cmd: pre.etcd,
+        args: [
+          "--name=multigres",
+          `--data-dir=${this.cfg.dataDir}/etcd`,
+          `--listen-client-urls=http://127.0.0.1:${p.etcd}`,
+          `--advertise-client-urls=http://127.0.0.1:${p.etcd}`,
+          `--listen-peer-urls=http://127.0.0.1:${p.etcdPeer}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${p.etcdPeer}`,
+          `--initial-cluster=multigres=http://127.0.0.1:${p.etcdPeer}`,
+          "--log-level=warn",
+        ],
+      };
+    }
+    const common = [
+      `--cluster=${this.cfg.cluster}`,
+      `--cell=${this.cfg.cell}`,
+      `--topo-global-address=${this.topoAddress}`,
+      `--log-level=${this.cfg.logLevel}`,
+    ];
+    const args: Record<Exclude<Component, "etcd">, string[]> = {
+      pgctld: [
+        `--http-port=${p.pgctldHttp}`,
+        `--grpc-port=${p.pgctldGrpc}`,
+        `--pg-data-dir=${this.pgDataDir}`,
+        `--pg-port=${p.postgres}`,
+        `--pg-superuser-password=${this.cfg.password}`,
+        `--pg-bin-dir=${pre.pgBinDir}`,
+        "--stop-postgres-on-exit",
+      ],
+      multipooler: [
+        `--id=${this.cfg.cell}-pooler-0`,
+        `--http-port=${p.poolerHttp}`,
+        `--grpc-port=${p.poolerGrpc}`,
+        `--pgctld-addr=127.0.0.1:${p.pgctldGrpc}`,
+      ],
+      multiorch: [
+        `--id=${this.cfg.cell}-orch-0`,
+        `--http-port=${p.orchHttp}`,
+        `--grpc-port=${p.orchGrpc}`,
+      ],
+      multigateway: [
+        `--id=${this.cfg.cell}-gateway-0`,
+        `--pg-port=${p.gatewayPg}`,
+        `--http-port=${p.gatewayHttp}`,
+        `--grpc-port=${p.gatewayGrpc}`,
+      ],
+    };
+    const flags = [...common, ...args[c]];
+    if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/${c}`, args: flags };
+    return {
+      name: c,
+      cmd: Deno.execPath(),
+      args: ["run", "-A", "--quiet", `${REPO_ROOT}${SOURCES[c]}`, ...flags],
+      cwd: REPO_ROOT,
+    };
+  }
+
+  /** Waits for etcd, then writes the global topo: the cell and the default database. */
+  async #bootstrapTopo(): Promise<void> {
+    const topo = new TopoServer(this.topoAddress);
+    const paths = new TopoPaths(this.cfg.cluster);
+    try {
+      await retryUntil(20_000, "etcd did not come up", () => topo.get("/multigres"));
+      const cell: CellRecord = {
+        name: this.cfg.cell,
+        localTopoAddress: this.topoAddress,
+        root: paths.cellRoot(this.cfg.cell),
+      };
+      await topo.put(paths.cell(cell.name), encodeRecord("Cell", cell));
+      await topo.put(paths.cellLocalTopo(cell.name), cell.localTopoAddress);
+      const db: DatabaseRecord = {
+        name: "postgres",
+        durabilityPolicy: { kind: "AT_LEAST_N", n: 1 },
+        backupLocation: `${this.cfg.dataDir}/backups`,
+        cells: [this.cfg.cell],
+      };
+      await topo.create(paths.database(db.name), encodeRecord("Database", db));
+    } finally {
+      topo.close();
+    }
+  }
+
+  /** Resolves once `select 1` works through the gateway (first start runs initdb: be patient). */
+  async waitForQuery(timeoutMs = 120_000): Promise<void> {
+    const pre = await ensurePrereqs(this.#log);
+    let last = "";
+    await retryUntil(timeoutMs, () => `the gateway did not answer a query: ${last}`, async () => {
+      for (const [c, pid] of Object.entries(this.#expectedPids())) {
+        if (!alive(pid)) {
+          throw new Fatal(`${c} exited; see ${this.logPath(c as Component)}`);
+        }
+      }
+      const out = await new Deno.Command(`${pre.pgBinDir}/psql`, {
+        args: [
+          "-h",
+          "127.0.0.1",
+          "-p",
+          String(this.ports.gatewayPg),
+          "-U",
+          "postgres",
+          "-d",
+          "postgres",
+          "-tAc",
+          "select 1",
+        ],
+        env: { PGPASSWORD: this.cfg.password, PGCONNECT_TIMEOUT: "3" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (!out.success) {
+        last = new TextDecoder().decode(out.stderr).trim();
+        throw new Error(last);
+      }
+    });
+  }
+
+  #expectedPids(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const c of COMPONENTS) {
+      const pid = readPid(this.#pidPath(c));
+      if (pid) out[c] = pid;
+    }
+    return out;
+  }
+
+  /** Stops every component by PID, gateway first, etcd last; Postgres with its pgctld. */
+  async stop(): Promise<void> {
+    for (const c of [...COMPONENTS].reverse()) {
+      const pid = readPid(this.#pidPath(c));
+      if (pid) await stopPid(pid, "SIGTERM", c === "pgctld" ? 60_000 : 15_000);
+      if (c === "pgctld") await this.#stopOrphanPostgres();
+      try {
+        Deno.removeSync(this.#pidPath(c));
+      } catch {
+        // no pid file
+      }
+    }
+  }
+
+  /** A postmaster left running (pgctld was killed) is stopped through its postmaster.pid. */
+  async #stopOrphanPostgres(): Promise<void> {
+    const pid = readPid(`${this.pgDataDir}/postmaster.pid`);
+    if (pid && alive(pid)) await stopPid(pid, "SIGINT", 60_000);
+  }
+
+  /** What runs, and what the topo says of the poolers. */
+  async status(): Promise<ClusterStatus> {
+    const running = this.running();
+    const out: ClusterStatus = {
+      processes: COMPONENTS.map((c) => ({ name: c, pid: running[c] ?? 0 })),
+      poolers: [],
+      gateways: [],
+      orchs: [],
+      topoError: "",
+    };
+    if (!running.etcd) {
+      out.topoError = "etcd is not running";
+      return out;
+    }
+    let topo: Topo | undefined;
+    try {
+      topo = await Topo.connect({
+        globalAddress: this.topoAddress,
+        cluster: this.cfg.cluster,
+        cell: this.cfg.cell,
+        waitMs: 3000,
+      });
+      out.poolers = await topo.listPoolers();
+      out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
+      out.orchs = (await topo.listOrchs()).map((o) => o.id);
+    } catch (e) {
+      out.topoError = (e as Error).message;
+    } finally {
+      topo?.close();
+    }
+    return out;
+  }
+}
+
+export interface ClusterStatus {
+  processes: { name: string; pid: number }[];
+  poolers: PoolerRecord[];
+  gateways: string[];
+  orchs: string[];
+  topoError: string;
+}
+
+/** An error that stops retryUntil at once. */
+class Fatal extends Error {}
+
+async function retryUntil(
+  timeoutMs: number,
+  what: string | (() => string),
+  fn: () => Promise<unknown>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fn();
+      return;
+    } catch (e) {
+      if (e instanceof Fatal) throw e;
+      if (Date.now() > deadline) {
+        throw new Error(typeof what === "string" ? `${what}: ${(e as Error).message}` : what());
+      }
+    }
+    await sleep(250);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * PostgreSQL SQLSTATE codes under Postgres's own condition names
+ * (https://www.postgresql.org/docs/current/errcodes-appendix.html), upper-cased.
+ *
+ * Only the codes this project makes up or branches on are listed; errors relayed from Postgres
+ * keep whatever code Postgres sent.
+ */
+export const SqlState = {
+  // Class 00 — Successful Completion
+  SUCCESSFUL_COMPLETION: "00000",
+  // Class 01 — Warning
+  WARNING: "01000",
+  DEPRECATED_FEATURE: "01P01",
+  // Class 02 — No Data
+  NO_DATA: "02000",
+  // Class 08 — Connection Exception
+  CONNECTION_EXCEPTION: "08000",
+  CONNECTION_DOES_NOT_EXIST: "08003",
+  CONNECTION_FAILURE: "08006",
+  SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION: "08001",
+  SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION: "08004",
+  TRANSACTION_RESOLUTION_UNKNOWN: "08007",
+  PROTOCOL_VIOLATION: "08P01",
+  // Class 0A — Feature Not Supported
+  FEATURE_NOT_SUPPORTED: "0A000",
+  // Class 22 — Data Exception
+  DATA_EXCEPTION: "22000",
+  DIVISION_BY_ZERO: "22012",
+  CHARACTER_NOT_IN_REPERTOIRE: "22021",
+  INVALID_PARAMETER_VALUE: "22023",
+  INVALID_TEXT_REPRESENTATION: "22P02",
+  INVALID_BINARY_REPRESENTATION: "22P03",
+  // Class 23 — Integrity Constraint Violation
+  INTEGRITY_CONSTRAINT_VIOLATION: "23000",
+  NOT_NULL_VIOLATION: "23502",
+  FOREIGN_KEY_VIOLATION: "23503",
+  UNIQUE_VIOLATION: "23505",
+  CHECK_VIOLATION: "23514",
+  // Class 25 — Invalid Transaction State
+  INVALID_TRANSACTION_STATE: "25000",
+  ACTIVE_SQL_TRANSACTION: "25001",
+  READ_ONLY_SQL_TRANSACTION: "25006",
+  NO_ACTIVE_SQL_TRANSACTION: "25P01",
+  IN_FAILED_SQL_TRANSACTION: "25P02",
+  IDLE_IN_TRANSACTION_SESSION_TIMEOUT: "25P03",
+  // Class 26 — Invalid SQL Statement Name
+  INVALID_SQL_STATEMENT_NAME: "26000",
+  // Class 28 — Invalid Authorization Specification
+  INVALID_AUTHORIZATION_SPECIFICATION: "28000",
+  INVALID_PASSWORD: "28P01",
+  // Class 34 — Invalid Cursor Name
+  INVALID_CURSOR_NAME: "34000",
+  // Class 3D — Invalid Catalog Name
+  INVALID_CATALOG_NAME: "3D000",
+  // Class 40 — Transaction Rollback
+  TRANSACTION_ROLLBACK: "40000",
+  SERIALIZATION_FAILURE: "40001",
+  STATEMENT_COMPLETION_UNKNOWN: "40003",
+  DEADLOCK_DETECTED: "40P01",
+  // Class 42 — Syntax Error or Access Rule Violation
+  SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: "42000",
+  INSUFFICIENT_PRIVILEGE: "42501",
+  SYNTAX_ERROR: "42601",
+  INVALID_NAME: "42602",
+  UNDEFINED_COLUMN: "42703",
+  UNDEFINED_OBJECT: "42704",
+  DUPLICATE_OBJECT: "42710",
+  UNDEFINED_FUNCTION: "42883",
+  UNDEFINED_TABLE: "42P01",
+  UNDEFINED_PARAMETER: "42P02",
+  DUPLICATE_CURSOR: "42P03",
+  DUPLICATE_DATABASE: "42P04",
+  DUPLICATE_PREPARED_STATEMENT: "42P05",
+  // Class 53 — Insufficient Resources
+  INSUFFICIENT_RESOURCES: "53000",
+  OUT_OF_MEMORY: "53200",
+  TOO_MANY_CONNECTIONS: "53300",
+  CONFIGURATION_LIMIT_EXCEEDED: "53400",
+  // Class 54 — Program Limit Exceeded
+  PROGRAM_LIMIT_EXCEEDED: "54000",
+  // Class 55 — Object Not In Prerequisite State
+  OBJECT_NOT_IN_PREREQUISITE_STATE: "55000",
+  OBJECT_IN_USE: "55006",
+  LOCK_NOT_AVAILABLE: "55P03",
+  // Class 57 — Operator Intervention
+  OPERATOR_INTERVENTION: "57000",
+  QUERY_CANCELED: "57014",
+  ADMIN_SHUTDOWN: "57P01",
+  CRASH_SHUTDOWN: "57P02",
+  CANNOT_CONNECT_NOW: "57P03",
+  DATABASE_DROPPED: "57P04",
+  IDLE_SESSION_TIMEOUT: "57P05",
+  // Class 58 — System Error
+  SYSTEM_ERROR: "58000",
+  IO_ERROR: "58030",
+  // Class XX — Internal Error
+  INTERNAL_ERROR: "XX000",
+  DATA_CORRUPTED: "XX001",
+  INDEX_CORRUPTED: "XX002",
+} as const;
+
+/** One of the SQLSTATE codes named in {@linkcode SqlState}. */
+export type SqlStateCode = typeof SqlState[keyof typeof SqlState];

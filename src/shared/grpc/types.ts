@@ -1,0 +1,205 @@
+// TypeScript shapes of the proto messages, as @grpc/proto-loader hands them over with our
+// options (camelCase fields, enums as strings, int64 as number, bytes as Uint8Array).
+
+export type PoolerType = "POOLER_TYPE_UNSPECIFIED" | "PRIMARY" | "REPLICA";
+export type DurabilityPolicyKind = "DURABILITY_POLICY_KIND_UNSPECIFIED" | "AT_LEAST_N";
+
+export interface DurabilityPolicy {
+  kind: DurabilityPolicyKind;
+  n: number;
+}
+
+export interface CellRecord {
+  name: string;
+  localTopoAddress: string;
+  root: string;
+}
+
+export interface DatabaseRecord {
+  name: string;
+  durabilityPolicy?: DurabilityPolicy | null;
+  backupLocation: string;
+  cells: string[];
+}
+
+export interface PoolerRecord {
+  id: string;
+  cell: string;
+  addr: string;
+  httpAddr: string;
+  database: string;
+  tablegroup: string;
+  shard: string;
+  type: PoolerType;
+  term: number;
+  serving: boolean;
+  postgresAddr: string;
+}
+
+export interface GatewayRecord {
+  id: string;
+  cell: string;
+  grpcAddr: string;
+  pgAddr: string;
+  httpAddr: string;
+  pidPrefix: number;
+}
+
+export interface OrchRecord {
+  id: string;
+  cell: string;
+  grpcAddr: string;
+  httpAddr: string;
+}
+
+export interface ShardRule {
+  term: number;
+  leaderId: string;
+  cohort: string[];
+  durabilityPolicy?: DurabilityPolicy | null;
+}
+
+export interface KeyRange {
+  start: string;
+  end: string;
+}
+
+export interface ShardLayout {
+  name: string;
+  keyRange?: KeyRange | null;
+}
+
+export interface TableGroupLayout {
+  name: string;
+  shards: ShardLayout[];
+}
+
+export interface DatabaseLayout {
+  name: string;
+  tablegroups: TableGroupLayout[];
+}
+
+// ---- multipooler ----
+
+export type SessionOp = "SESSION_OP_UNSPECIFIED" | "OPEN" | "EXECUTE" | "CLOSE";
+
+export interface SessionRequest {
+  sessionId: number;
+  op: SessionOp;
+  user: string;
+  database: string;
+  startup: Record<string, string>;
+  payload: Uint8Array;
+}
+
+export interface SessionResponse {
+  sessionId: number;
+  payload: Uint8Array;
+  done: boolean;
+  reserved: number;
+  closed: boolean;
+}
+
+export interface DataPlaneRequest {
+  requests: SessionRequest[];
+}
+
+export interface DataPlaneResponse {
+  responses: SessionResponse[];
+}
+
+/** Bits of SessionResponse.reserved. */
+export const ReservationReason = {
+  TRANSACTION: 1,
+  TEMP_TABLE: 2,
+  PORTAL: 4,
+  COPY: 8,
+  LISTEN: 16,
+  ADVISORY_LOCK: 32,
+  PREPARED_STATE: 64,
+  SESSION: 128,
+} as const;
+
+export interface HealthStatus {
+  poolerId: string;
+  type: PoolerType;
+  term: number;
+  serving: boolean;
+  postgresUp: boolean;
+  lsn: string;
+  timestampMs: number;
+  database: string;
+  tablegroup: string;
+  shard: string;
+}
+
+export interface GetAuthCredentialsResponse {
+  exists: boolean;
+  verifier: string;
+  canLogin: boolean;
+  validUntil: string;
+}
+
+export interface GetMetadataResponse {
+  databases: DatabaseLayout[];
+  defaultDatabase: string;
+}
+
+export interface PoolerStatusResponse {
+  pooler?: PoolerRecord | null;
+  rule?: ShardRule | null;
+  postgresUp: boolean;
+  sessions: number;
+  backendsInUse: number;
+  backendsIdle: number;
+}
+
+// ---- pgctld ----
+
+export type ServerState =
+  | "SERVER_STATE_UNSPECIFIED"
+  | "NOT_INITIALIZED"
+  | "STOPPED"
+  | "STARTING"
+  | "RUNNING"
+  | "STOPPING"
+  | "CRASHED";
+
+export type StopMode = "STOP_MODE_UNSPECIFIED" | "SMART" | "FAST" | "IMMEDIATE";
+
+export interface PgctldStatusResponse {
+  state: ServerState;
+  pid: number;
+  dataDir: string;
+  port: number;
+  socketDir: string;
+  version: string;
+  lastExit: string;
+}
+
+// ---- multiorch ----
+
+export interface ShardStatus {
+  database: string;
+  tablegroup: string;
+  shard: string;
+  primary: string;
+  term: number;
+  replicas: string[];
+  durabilityPolicy?: DurabilityPolicy | null;
+}
+
+export interface OrchStatusResponse {
+  id: string;
+  cell: string;
+  shards: ShardStatus[];
+}
+
+// ---- multigateway ----
+
+export interface GatewayStatusResponse {
+  id: string;
+  cell: string;
+  sessions: number;
+  primaries: Record<string, string>;
+}

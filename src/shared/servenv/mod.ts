@@ -1,0 +1,12 @@
+/**
+ * The server environment every component shares: flags (command line, `MULTIGRES_*` env, a JSON
+ * config file), JSON logs, an HTTP port with `/live`, `/ready`, `/metrics` (OpenTelemetry meters in
+ * Prometheus format) and a status page, and clean shutdown on SIGTERM.
+ *
+ * @module
+ */
+export { COMMON_FLAGS, envName, flagHelp, parseFlags } from "./flags.ts";
+export type { FlagSpec, FlagSpecs, FlagValues } from "./flags.ts";
+export { Metrics } from "./metrics.ts";
+export { ServerEnv } from "./server_env.ts";
+export { runMain } from "./run_main.ts";

@@ -1,0 +1,175 @@
+import type { Logger } from "../log/mod.ts";
+import type {
+  CellRecord,
+  DatabaseRecord,
+  GatewayRecord,
+  OrchRecord,
+  PoolerRecord,
+} from "../grpc/types.ts";
+import { TopoPaths } from "./paths.ts";
+import { decodeRecord, encodeRecord, type RecordType } from "./records.ts";
+import { type PrefixWatch, type Registration, TopoServer } from "./topo_server.ts";
+
+/** TTL of component registrations: a dead process disappears within this many seconds. */
+export const REGISTRATION_TTL_SECONDS = 5;
+
+/**
+ * A component's view of the topology: the global toposerver (cells, databases) and its own cell's
+ * local toposerver (registrations). The local one is found through the cell's global record once,
+ * at connect time, so a cell cut off from the global topo keeps serving.
+ */
+export class Topo {
+  readonly paths: TopoPaths;
+  readonly cell: string;
+  readonly global: TopoServer;
+  readonly local: TopoServer;
+  readonly #logger?: Logger;
+
+  private constructor(
+    paths: TopoPaths,
+    cell: string,
+    global: TopoServer,
+    local: TopoServer,
+    logger?: Logger,
+  ) {
+    this.paths = paths;
+    this.cell = cell;
+    this.global = global;
+    this.local = local;
+    this.#logger = logger;
+  }
+
+  /**
+   * Connects to the global topo and, through the cell's record, to the cell's local topo.
+   * Waits up to `waitMs` for the cell record to appear (the provisioner writes it).
+   */
+  static async connect(opts: {
+    globalAddress: string;
+    cluster: string;
+    cell: string;
+    logger?: Logger;
+    waitMs?: number;
+  }): Promise<Topo> {
+    const paths = new TopoPaths(opts.cluster);
+    const global = new TopoServer(opts.globalAddress, opts.logger);
+    const deadline = Date.now() + (opts.waitMs ?? 30_000);
+    let cell: CellRecord | null = null;
+    let lastError = "";
+    while (Date.now() < deadline) {
+      try {
+        cell = await readRecord<CellRecord>(global, "Cell", paths.cell(opts.cell));
+        if (cell) break;
+        lastError = `cell ${opts.cell} is not registered in the global topo`;
+      } catch (e) {
+        lastError = (e as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    if (!cell) {
+      global.close();
+      throw new Error(
+        `Cannot find cell ${opts.cell} of cluster ${opts.cluster} in the global topo at ${opts.globalAddress}: ${lastError}`,
+      );
+    }
+    const local = cell.localTopoAddress && cell.localTopoAddress !== opts.globalAddress
+      ? new TopoServer(cell.localTopoAddress, opts.logger)
+      : global;
+    return new Topo(paths, opts.cell, global, local, opts.logger);
+  }
+
+  // ---- global records ----
+
+  async putCell(cell: CellRecord): Promise<void> {
+    await this.global.put(this.paths.cell(cell.name), encodeRecord("Cell", cell));
+    await this.global.put(this.paths.cellLocalTopo(cell.name), cell.localTopoAddress);
+  }
+
+  async getDatabase(name: string): Promise<DatabaseRecord | null> {
+    return await readRecord(this.global, "Database", this.paths.database(name));
+  }
+
+  async putDatabase(db: DatabaseRecord): Promise<void> {
+    await this.global.put(this.paths.database(db.name), encodeRecord("Database", db));
+  }
+
+  async listDatabases(): Promise<DatabaseRecord[]> {
+    const all = await this.global.list(this.paths.databasesPrefix);
+    return [...all.values()].map((v) => decodeRecord<DatabaseRecord>("Database", v));
+  }
+
+  // ---- local registrations ----
+
+  registerPooler(rec: PoolerRecord): Registration {
+    return this.local.register(
+      this.paths.pooler(rec.cell, rec.id),
+      encodeRecord("Pooler", rec),
+      REGISTRATION_TTL_SECONDS,
+    );
+  }
+
+  registerGateway(rec: GatewayRecord): Registration {
+    return this.local.register(
+      this.paths.gateway(rec.cell, rec.id),
+      encodeRecord("Gateway", rec),
+      REGISTRATION_TTL_SECONDS,
+    );
+  }
+
+  registerOrch(rec: OrchRecord): Registration {
+    return this.local.register(
+      this.paths.orch(rec.cell, rec.id),
+      encodeRecord("Orch", rec),
+      REGISTRATION_TTL_SECONDS,
+    );
+  }
+
+  async listPoolers(): Promise<PoolerRecord[]> {
+    return decodeAll(await this.local.list(this.paths.poolersPrefix(this.cell)), "Pooler");
+  }
+
+  async listGateways(): Promise<GatewayRecord[]> {
+    return decodeAll(await this.local.list(this.paths.gatewaysPrefix(this.cell)), "Gateway");
+  }
+
+  async listOrchs(): Promise<OrchRecord[]> {
+    return decodeAll(await this.local.list(this.paths.orchsPrefix(this.cell)), "Orch");
+  }
+
+  /** Calls `onChange` with every pooler of this cell, now and after each change. */
+  watchPoolers(onChange: (poolers: PoolerRecord[]) => void): PrefixWatch {
+    return this.local.watchPrefix(
+      this.paths.poolersPrefix(this.cell),
+      (snap) => onChange(decodeAll(snap, "Pooler")),
+    );
+  }
+
+  close(): void {
+    if (this.local !== this.global) this.local.close();
+    this.global.close();
+  }
+
+  get logger(): Logger | undefined {
+    return this.#logger;
+  }
+}
+
+async function readRecord<T>(
+  topo: TopoServer,
+  type: RecordType,
+  key: string,
+): Promise<T | null> {
+  const v = await topo.get(key);
+  return v === null ? null : decodeRecord<T>(type, v);
+}
+
+function decodeAll<T>(snapshot: Map<string, string>, type: RecordType): T[] {
+  const out: T[] = [];
+  for (const v of snapshot.values()) {
+    try {
+      out.push(decodeRecord<T>(type, v));
+    } catch {
+      // A record we cannot read is skipped rather than breaking discovery.
+    }
+  }
+  return out;
+}
