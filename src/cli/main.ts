@@ -21,7 +21,8 @@ Options for start:
   --cluster NAME      cluster name in the topo (default local)
   --cell NAME         cell name (default zone1)
   --log-level LEVEL   debug, info, warn or error (default info)
-  --bin-dir DIR       run compiled executables from DIR instead of the sources`;
+  --bin-dir DIR       run compiled executables from DIR instead of the sources
+  --listen ADDR       address the gateway listens on (default 127.0.0.1; 0.0.0.0 in a container)`;
 
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -37,6 +38,7 @@ async function main(args: string[]): Promise<number> {
       "cell": { type: "string", default: DEFAULT_CONFIG.cell },
       "log-level": { type: "string", default: DEFAULT_CONFIG.logLevel },
       "bin-dir": { type: "string", default: "" },
+      "listen": { type: "string", default: DEFAULT_CONFIG.gatewayListenAddress },
       "help": { type: "boolean", short: "h", default: false },
     },
   });
@@ -67,6 +69,7 @@ async function main(args: string[]): Promise<number> {
       cell: values.cell!,
       logLevel: values["log-level"]!,
       binDir: values["bin-dir"]!,
+      gatewayListenAddress: values.listen!,
     });
     console.error(`Starting the Multigres cluster in ${cluster.cfg.dataDir} ...`);
     try {

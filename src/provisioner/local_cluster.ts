@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { CellRecord, DatabaseRecord, PoolerRecord } from "../shared/grpc/types.ts";
 import { encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
@@ -17,6 +17,8 @@ export interface LocalClusterConfig {
   logLevel: string;
   /** Folder of compiled executables; empty: run the sources with this Deno. */
   binDir: string;
+  /** Address the gateway's PostgreSQL port listens on (0.0.0.0 in a container). */
+  gatewayListenAddress: string;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -27,6 +29,7 @@ export const DEFAULT_CONFIG: LocalClusterConfig = {
   password: "postgres",
   logLevel: "info",
   binDir: "",
+  gatewayListenAddress: "127.0.0.1",
 };
 
 /** The ports of a cluster with the given offset (DESIGN.md's defaults at offset 0). */
@@ -65,7 +68,9 @@ export class LocalCluster {
   readonly #log: (msg: string) => void;
 
   constructor(cfg: LocalClusterConfig, log: (msg: string) => void = console.error) {
-    this.cfg = { ...cfg, dataDir: resolve(cfg.dataDir) };
+    // A compiled `multigres` starts the compiled components beside it.
+    const binDir = cfg.binDir || (Deno.build.standalone ? dirname(Deno.execPath()) : "");
+    this.cfg = { ...DEFAULT_CONFIG, ...cfg, binDir, dataDir: resolve(cfg.dataDir) };
     this.ports = clusterPorts(cfg.portOffset);
     this.#log = log;
   }
@@ -196,6 +201,7 @@ export class LocalCluster {
         `--pg-port=${p.gatewayPg}`,
         `--http-port=${p.gatewayHttp}`,
         `--grpc-port=${p.gatewayGrpc}`,
+        `--bind-address=${this.cfg.gatewayListenAddress}`,
       ],
     };
     const flags = [...common, ...args[c]];

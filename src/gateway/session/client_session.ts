@@ -35,14 +35,28 @@ export interface ClientSessionOptions {
   maxFrameSize?: number;
 }
 
-/** Stop reading from a client that pipelines more than this while a request runs. */
-const MAX_PIPELINED_BYTES = 1 << 20;
+/** Frontend message types relayed to the backend after startup (Terminate is handled here). */
+const FORWARDED: Record<number, true> = {
+  [FrontendCode.Query]: true,
+  [FrontendCode.Parse]: true,
+  [FrontendCode.Bind]: true,
+  [FrontendCode.Describe]: true,
+  [FrontendCode.Execute]: true,
+  [FrontendCode.Close]: true,
+  [FrontendCode.Sync]: true,
+  [FrontendCode.Flush]: true,
+  [FrontendCode.FunctionCall]: true,
+  [FrontendCode.CopyData]: true,
+  [FrontendCode.CopyDone]: true,
+  [FrontendCode.CopyFail]: true,
+};
 const SSL_NOT_SUPPORTED = new Uint8Array([0x4e]); // 'N'
 
 /**
  * One client connection: startup (SSLRequest answered 'N' for now), SCRAM-SHA-256 against the
- * role's verifier, then the simple and extended query protocols relayed to a pooler session as
- * raw frames. Postgres's answers come back untouched; errors we make use Postgres's wording.
+ * role's verifier, then every frame relayed raw to the session's pooler (simple and extended
+ * query protocol, COPY, function calls). Postgres's answers come back untouched; errors we make
+ * use Postgres's wording.
  */
 export class ClientSession implements SessionListener {
   readonly #conn: Deno.Conn;
@@ -56,17 +70,13 @@ export class ClientSession implements SessionListener {
   #startup: Record<string, string> = {};
   #id?: SessionIdentity;
   #backend?: SessionBackend;
-  #busy = false;
   #ended = false;
   #out: Promise<void> = Promise.resolve();
-  /** Extended-protocol frames waiting for their Sync. */
-  readonly #extended = new WireWriter(1024);
   #opening?: {
     frames: Uint8Array[];
     resolve: (closed: boolean) => void;
     reject: (e: PgError) => void;
   };
-  #wakeReader?: () => void;
 
   constructor(conn: Deno.Conn, handler: GatewayHandler, opts: ClientSessionOptions = {}) {
     this.#conn = conn;
@@ -225,12 +235,8 @@ export class ClientSession implements SessionListener {
   async #readyPhase(): Promise<void> {
     const r = this.#reader;
     for (;;) {
-      this.#drain();
+      this.#forwardBuffered();
       if (this.#ended) return;
-      if (this.#busy && r.buffered() > MAX_PIPELINED_BYTES) {
-        await new Promise<void>((resolve) => (this.#wakeReader = resolve));
-        continue;
-      }
       let n: number | null;
       try {
         n = await this.#conn.read(r.writable());
@@ -245,52 +251,45 @@ export class ClientSession implements SessionListener {
     }
   }
 
-  /** Handles every complete frame while no request is running. */
-  #drain(): void {
+  /**
+   * Sends every complete frame buffered from the client to the pooler, as one payload (the
+   * session's backend is pinned, so Postgres itself keeps the order). Terminate ends the session;
+   * a message type the protocol does not know is a FATAL protocol violation.
+   */
+  #forwardBuffered(): void {
     const r = this.#reader;
+    let start = -1;
+    let end = 0;
+    let base: Uint8Array | undefined;
     try {
-      while (!this.#busy && !this.#ended && r.next()) this.#handleFrame(r.code, r.frame);
+      while (!this.#ended && r.next()) {
+        const code = r.code;
+        if (code === FrontendCode.Terminate) {
+          this.#ended = true;
+          break;
+        }
+        if (!FORWARDED[code]) {
+          this.#flushFrames(base, start, end);
+          start = -1;
+          throw protocolViolation(`invalid frontend message type ${code}`);
+        }
+        const f = r.frame;
+        if (start < 0) {
+          start = f.byteOffset;
+          base = f;
+        }
+        end = f.byteOffset + f.length;
+      }
+      this.#flushFrames(base, start, end);
     } catch (e) {
       this.#fatal(toPgError(e));
     }
   }
 
-  #handleFrame(code: number, frame: Uint8Array): void {
-    switch (code) {
-      case FrontendCode.Query:
-      case FrontendCode.FunctionCall:
-        this.#dispatch(frame.slice());
-        return;
-      case FrontendCode.Parse:
-      case FrontendCode.Bind:
-      case FrontendCode.Describe:
-      case FrontendCode.Execute:
-      case FrontendCode.Close:
-      case FrontendCode.Flush:
-        this.#extended.raw(frame);
-        return;
-      case FrontendCode.Sync: {
-        this.#extended.raw(frame);
-        const payload = this.#extended.takeCopy();
-        this.#dispatch(payload);
-        return;
-      }
-      case FrontendCode.Terminate:
-        this.#ended = true;
-        return;
-      case FrontendCode.CopyData:
-      case FrontendCode.CopyDone:
-      case FrontendCode.CopyFail:
-        // Outside COPY, Postgres ignores these too.
-        return;
-      default:
-        throw protocolViolation(`invalid frontend message type ${code}`);
-    }
-  }
-
-  #dispatch(payload: Uint8Array): void {
-    if (!this.#backend || !this.#id) throw protocolViolation("no session");
-    this.#busy = true;
+  #flushFrames(base: Uint8Array | undefined, start: number, end: number): void {
+    if (start < 0 || !base || !this.#backend || !this.#id) return;
+    // Copy: the receive buffer is reused, and gRPC sends asynchronously.
+    const payload = new Uint8Array(base.buffer, start, end - start).slice();
     this.#backend.execute(this.#id.sessionId, payload);
   }
 
@@ -310,11 +309,7 @@ export class ClientSession implements SessionListener {
       this.#backend = undefined;
       this.#ended = true;
       this.#wake();
-      return;
     }
-    this.#busy = false;
-    this.#drain();
-    this.#wake();
   }
 
   onLost(err: PgError): void {
@@ -327,9 +322,6 @@ export class ClientSession implements SessionListener {
   }
 
   #wake(): void {
-    const w = this.#wakeReader;
-    this.#wakeReader = undefined;
-    w?.();
     if (this.#ended) {
       // Unblock a read that waits for client bytes that no longer matter, once the output
       // (e.g. the FATAL error) is written.

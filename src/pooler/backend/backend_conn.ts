@@ -29,8 +29,13 @@ export interface QueryResult {
   tag: string;
 }
 
-/** Receives raw backend frames; may return a promise to apply backpressure. */
-export type FrameSink = (frames: Uint8Array) => void | Promise<void>;
+/** Receives what a pumping backend reads. */
+export interface PumpHandler {
+  /** Raw backend frames; may return a promise to apply backpressure. */
+  frames(frames: Uint8Array): void | Promise<void>;
+  /** A ReadyForQuery was read (after `frames` got it); return false to stop pumping. */
+  ready(txStatus: number): boolean;
+}
 
 const decoder = new TextDecoder();
 
@@ -51,6 +56,8 @@ export class BackendConn {
   pid = 0;
   secret = 0;
   txStatus: number = TxStatus.Idle;
+  /** The backend waits for COPY data (CopyInResponse seen, no ReadyForQuery yet). */
+  copyIn = false;
   #broken = false;
   #busy = false;
   /** When this connection was last returned to its pool (for idle timeouts). */
@@ -200,47 +207,58 @@ export class BackendConn {
     }
   }
 
+  /** Writes raw frontend frames to the backend. */
+  async send(payload: Uint8Array): Promise<void> {
+    await this.#write(payload);
+  }
+
   /**
-   * Sends `payload` (raw frontend frames) and streams every backend frame to `sink`, one
-   * contiguous view per socket read, until `readyCount` ReadyForQuery frames were passed on.
-   * The views handed to `sink` are valid only until the sink returns (or its promise settles).
+   * Reads the backend continuously and passes every frame on raw, one contiguous view per socket
+   * read, until `handler.ready()` returns false. The views handed to `frames` are valid only until
+   * it returns (or its promise settles). Throws a PgError when the connection is lost.
    */
-  async run(payload: Uint8Array, readyCount: number, sink: FrameSink): Promise<void> {
-    if (this.#busy) throw new Error("BackendConn.run() while busy");
+  async pump(handler: PumpHandler): Promise<void> {
+    if (this.#busy) throw new Error("BackendConn.pump() while busy");
     this.#busy = true;
+    const r = this.#reader;
     try {
-      if (payload.length) await this.#write(payload);
-      let remaining = readyCount;
-      const r = this.#reader;
-      while (remaining > 0) {
-        await this.#fill();
+      for (;;) {
+        if (!r.buffered()) await this.#fill();
         let start = -1;
         let end = 0;
         let base: Uint8Array | undefined;
-        while (r.next()) {
+        let more = true;
+        let cut = false;
+        while (more && r.next()) {
+          cut = true;
           const f = r.frame;
           if (start < 0) {
             start = f.byteOffset;
             base = f;
           }
           end = f.byteOffset + f.length;
-          if (r.code === BackendCode.ReadyForQuery) {
-            this.txStatus = parseReadyForQuery(r.body);
-            if (--remaining === 0) break;
-          } else if (r.code === BackendCode.ParameterStatus) {
-            const [k, v] = parseParameterStatus(r.body);
-            this.params.set(k, v);
+          switch (r.code) {
+            case BackendCode.ReadyForQuery:
+              this.txStatus = parseReadyForQuery(r.body);
+              this.copyIn = false;
+              more = handler.ready(this.txStatus);
+              break;
+            case BackendCode.CopyInResponse:
+              this.copyIn = true;
+              break;
+            case BackendCode.ParameterStatus: {
+              const [k, v] = parseParameterStatus(r.body);
+              this.params.set(k, v);
+              break;
+            }
           }
         }
         if (start >= 0 && base) {
-          const chunk = new Uint8Array(base.buffer, start, end - start);
-          const p = sink(chunk);
+          const p = handler.frames(new Uint8Array(base.buffer, start, end - start));
           if (p) await p;
         }
-      }
-      if (r.buffered() > 0) {
-        // Postgres never sends unsolicited data after ReadyForQuery except async messages
-        // (NOTICE, NOTIFY, ParameterStatus); pass them on with the next result.
+        if (!more) return;
+        if (!cut) await this.#fill();
       }
     } finally {
       this.#busy = false;

@@ -9,6 +9,7 @@ import {
   WireWriter,
   writeErrorResponse,
   writeParameterStatus,
+  writeSync,
 } from "../../shared/wire/mod.ts";
 import { ReservationReason, type SessionRequest } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
@@ -33,6 +34,10 @@ class Session {
   backend?: BackendConn;
   chain: Promise<void> = Promise.resolve();
   closing = false;
+  /** ReadyForQuery frames still owed for what was sent (one per Query, Sync, FunctionCall). */
+  expectedReady = 0;
+  /** The running read pump (while the backend is pinned). */
+  pump?: Promise<void>;
 
   constructor(id: number, user: string, database: string) {
     this.id = id;
@@ -42,9 +47,11 @@ class Session {
 }
 
 /**
- * The sessions of one data-plane stream. Each session's requests run one after another; the
- * backend is reserved for the session while it is open (whole-session pinning until session state
- * replay lands) and cleaned before it goes back to the pool.
+ * The sessions of one data-plane stream. A session's backend is reserved for it while it is open
+ * (whole-session pinning until session state replay lands): frames from the client go straight to
+ * the backend in order, and a read pump passes every backend frame back, marking a request done
+ * at each ReadyForQuery that settles what was sent. On close the backend is cleaned before it
+ * goes back to the pool.
  */
 export class SessionTable {
   readonly #pool: Pool;
@@ -107,50 +114,71 @@ export class SessionTable {
       this.#end(s, refusal);
       return;
     }
+    let backend: BackendConn;
     try {
-      s.backend = await this.#pool.acquire(s.user, s.database);
+      backend = await this.#pool.acquire(s.user, s.database);
     } catch (e) {
       this.#end(s, toPgError(e));
       return;
     }
+    s.backend = backend;
     if (s.closing) {
       await this.#release(s);
       return;
     }
     try {
       const settings = startupSettings(startup);
-      if (settings.length) await s.backend.query(settingsSql(settings));
+      if (settings.length) await backend.query(settingsSql(settings));
     } catch (e) {
-      const err = toPgError(e);
       // Postgres refuses bad startup settings with a FATAL error; so do we.
       await this.#release(s);
-      this.#end(s, withSeverity(err, "FATAL"));
+      this.#end(s, withSeverity(toPgError(e), "FATAL"));
       return;
     }
     const w = this.#writer;
     w.reset();
-    for (const [k, v] of s.backend.params) writeParameterStatus(w, k, v);
+    for (const [k, v] of backend.params) writeParameterStatus(w, k, v);
     this.#sink.frames(s.id, w.view());
     this.#sink.done(s.id, this.#reserved(s));
+    s.pump = this.#runPump(s, backend);
+  }
+
+  /** Passes everything the pinned backend sends to the session until the session closes. */
+  async #runPump(s: Session, backend: BackendConn): Promise<void> {
+    try {
+      await backend.pump({
+        frames: (frames) => {
+          if (s.closing) return;
+          this.#sink.frames(s.id, frames);
+          return this.#sink.congested() ?? undefined;
+        },
+        ready: () => {
+          if (s.expectedReady > 0) s.expectedReady--;
+          if (s.closing) return s.expectedReady > 0;
+          if (s.expectedReady === 0) this.#sink.done(s.id, this.#reserved(s));
+          return true;
+        },
+      });
+    } catch (e) {
+      this.#pool.discard(backend);
+      s.backend = undefined;
+      if (s.closing) return;
+      this.#logger?.warn("backend connection lost", { session: s.id, error: e });
+      this.#end(s, withSeverity(toPgError(e), "FATAL"));
+      return;
+    }
+    await this.#release(s);
   }
 
   async #execute(s: Session, payload: Uint8Array): Promise<void> {
     const backend = s.backend;
     if (!backend || s.closing) return;
-    const readyCount = countSyncPoints(payload);
+    s.expectedReady += countSyncPoints(payload);
     try {
-      await backend.run(payload, readyCount, (frames) => {
-        this.#sink.frames(s.id, frames);
-        return this.#sink.congested() ?? undefined;
-      });
-    } catch (e) {
-      this.#logger?.warn("backend lost mid-query", { session: s.id, error: e });
-      this.#pool.discard(backend);
-      s.backend = undefined;
-      this.#end(s, withSeverity(toPgError(e), "FATAL"));
-      return;
+      await backend.send(payload);
+    } catch {
+      // The pump sees the loss and ends the session.
     }
-    this.#sink.done(s.id, this.#reserved(s));
   }
 
   #reserved(s: Session): number {
@@ -178,9 +206,29 @@ export class SessionTable {
     if (s.closing) return;
     s.closing = true;
     this.#sessions.delete(s.id);
-    // A query still running for a client that went away is cancelled, not waited out.
-    if (s.backend?.busy) s.backend.cancel();
-    s.chain = s.chain.then(() => this.#release(s));
+    s.chain = s.chain.then(() => this.#stopPump(s));
+  }
+
+  /**
+   * Ends the pinned backend's pump: a query still running for a client that went away is
+   * cancelled, an open COPY is failed, and a Sync makes the backend answer one last
+   * ReadyForQuery, after which the pump stops and the backend is cleaned and released.
+   */
+  async #stopPump(s: Session): Promise<void> {
+    const b = s.backend;
+    if (!b || !s.pump) return;
+    if (s.expectedReady > 0) await b.cancel();
+    const w = new WireWriter(64);
+    if (b.copyIn) {
+      w.begin(FrontendCode.CopyFail).cstring("client disconnected").end();
+    }
+    writeSync(w);
+    s.expectedReady++;
+    try {
+      await b.send(w.view());
+    } catch {
+      // lost: the pump ends with an error and discards it
+    }
   }
 
   async #release(s: Session): Promise<void> {
@@ -195,14 +243,17 @@ export class SessionTable {
   }
 }
 
-/** How many ReadyForQuery frames the payload will produce: one per Query and per Sync. */
+/** How many ReadyForQuery frames the payload will produce: one per Query, Sync and FunctionCall. */
 export function countSyncPoints(payload: Uint8Array): number {
   let n = 0;
   let off = 0;
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   while (off + 5 <= payload.length) {
     const code = payload[off];
-    if (code === FrontendCode.Query || code === FrontendCode.Sync) n++;
+    if (
+      code === FrontendCode.Query || code === FrontendCode.Sync ||
+      code === FrontendCode.FunctionCall
+    ) n++;
     off += 1 + dv.getInt32(off + 1);
   }
   return n;

@@ -55,7 +55,7 @@ export class Topo {
     const deadline = Date.now() + (opts.waitMs ?? 30_000);
     let cell: CellRecord | null = null;
     let lastError = "";
-    while (Date.now() < deadline) {
+    for (;;) {
       try {
         cell = await readRecord<CellRecord>(global, "Cell", paths.cell(opts.cell));
         if (cell) break;
@@ -63,6 +63,7 @@ export class Topo {
       } catch (e) {
         lastError = (e as Error).message;
       }
+      if (Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, 300));
     }
     if (!cell) {

@@ -112,7 +112,14 @@ export class TopoServer {
   }
 }
 
-/** A leased key, kept alive until `revoke()`. */
+/** Retry delays while etcd cannot grant a lease: from the first to the largest. */
+const REGRANT_MIN_MS = 250;
+const REGRANT_MAX_MS = 5000;
+
+/**
+ * A leased key, kept alive until `revoke()`. While etcd is unreachable it retries with a growing
+ * delay (logging once per outage), and rewrites the key under a new lease when it comes back.
+ */
 export class Registration {
   readonly #topo: TopoServer;
   readonly #key: string;
@@ -121,8 +128,11 @@ export class Registration {
   readonly #logger?: Logger;
   #lease?: Lease;
   #stopped = false;
-  #ready: Promise<void>;
+  readonly #ready: Promise<void>;
+  #resolveReady!: () => void;
   #retryTimer?: ReturnType<typeof setTimeout>;
+  #delay = REGRANT_MIN_MS;
+  #failing = false;
 
   constructor(topo: TopoServer, key: string, value: string, ttl: number, logger?: Logger) {
     this.#topo = topo;
@@ -130,42 +140,54 @@ export class Registration {
     this.#value = value;
     this.#ttl = ttl;
     this.#logger = logger;
-    this.#ready = this.#grant();
+    this.#ready = new Promise((r) => (this.#resolveReady = r));
+    this.#grant();
   }
 
-  /** Resolves once the key was first written. */
+  /** Resolves once the key was first written (it never rejects: failures are retried). */
   ready(): Promise<void> {
     return this.#ready;
   }
 
   async #grant(): Promise<void> {
+    if (this.#stopped) return;
     const lease = this.#topo.client.lease(this.#ttl, { autoKeepAlive: true });
     this.#lease = lease;
     lease.on("lost", (err) => {
       if (this.#stopped || lease !== this.#lease) return;
-      this.#logger?.warn("topo lease lost; registering again", { key: this.#key, error: err });
-      this.#scheduleRegrant(0);
+      this.#failed(err);
     });
     try {
       await lease.put(this.#key).value(this.#value);
     } catch (e) {
-      if (this.#stopped) return;
-      this.#logger?.warn("topo registration failed; retrying", { key: this.#key, error: e });
-      lease.release();
-      this.#scheduleRegrant(1000);
-      throw e;
+      if (lease === this.#lease) this.#failed(e);
+      return;
     }
+    if (this.#failing) this.#logger?.info("topo registration restored", { key: this.#key });
+    this.#failing = false;
+    this.#delay = REGRANT_MIN_MS;
+    this.#resolveReady();
   }
 
-  #scheduleRegrant(delayMs: number): void {
-    if (this.#stopped || this.#retryTimer !== undefined) return;
+  #failed(err: unknown): void {
+    if (this.#stopped) return;
+    if (!this.#failing) {
+      this.#logger?.warn("topo registration lost; retrying", { key: this.#key, error: err });
+      this.#failing = true;
+    }
+    const lease = this.#lease;
+    this.#lease = undefined;
+    lease?.release();
+    if (this.#retryTimer !== undefined) return;
+    const delay = this.#delay;
+    this.#delay = Math.min(this.#delay * 2, REGRANT_MAX_MS);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      this.#grant().catch(() => {/* retried by #grant */});
-    }, delayMs);
+      this.#grant();
+    }, delay);
   }
 
-  /** Rewrites the value under the current lease. */
+  /** Rewrites the value under the current lease (or with the next grant). */
   async update(value: string): Promise<void> {
     this.#value = value;
     const lease = this.#lease;
@@ -173,7 +195,10 @@ export class Registration {
     try {
       await lease.put(this.#key).value(value);
     } catch (e) {
-      this.#logger?.warn("topo registration update failed", { key: this.#key, error: e });
+      this.#logger?.debug("topo registration update failed; the next grant writes it", {
+        key: this.#key,
+        error: e,
+      });
     }
   }
 

@@ -1,0 +1,572 @@
+import assert from "node:assert/strict";
+import pg from "pg";
+import { makeScramVerifier, ScramClient } from "../../shared/auth/mod.ts";
+import { type PgError, unknownDatabase } from "../../shared/errors/mod.ts";
+import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
+import {
+  AuthCode,
+  BackendCode,
+  FrameReader,
+  FrontendCode,
+  parseAuthentication,
+  parseBackendKeyData,
+  parseCommandComplete,
+  parseErrorFields,
+  parseParameterStatus,
+  parseReadyForQuery,
+  parseSaslMechanisms,
+  READY_IDLE,
+  TxStatus,
+  WireWriter,
+  writeCommandComplete,
+  writeDataRow,
+  writeParameterStatus,
+  writeQuery,
+  writeRowDescription,
+  writeSaslInitialResponse,
+  writeSaslResponse,
+  writeSslRequest,
+  writeStartupMessage,
+  writeSync,
+  writeTerminate,
+} from "../../shared/wire/mod.ts";
+import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+import { ClientSession } from "./client_session.ts";
+import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
+
+// ---- fakes ----
+
+const ALICE_VERIFIER = makeScramVerifier("secret");
+const TEXT_OID = 25;
+
+/** A pooler session stand-in: answers open() and Query frames the way a pooler would. */
+class FakeBackend implements SessionBackend {
+  readonly opened: {
+    sessionId: number;
+    opts: { user: string; database: string; startup: Record<string, string> };
+  }[] = [];
+  readonly executed: { sessionId: number; payload: Uint8Array }[] = [];
+  readonly closed: number[] = [];
+  /** When false, execute() records the request and never answers (a query that hangs). */
+  answer = true;
+  readonly #listeners = new Map<number, SessionListener>();
+
+  open(
+    sessionId: number,
+    opts: { user: string; database: string; startup: Record<string, string> },
+    listener: SessionListener,
+  ): void {
+    this.opened.push({ sessionId, opts: { ...opts, startup: { ...opts.startup } } });
+    this.#listeners.set(sessionId, listener);
+    queueMicrotask(() => {
+      listener.onFrames(
+        writeParameterStatus(new WireWriter(64), "server_version", "15.0").takeCopy(),
+      );
+      listener.onDone(128, false);
+    });
+  }
+
+  execute(sessionId: number, payload: Uint8Array): void {
+    this.executed.push({ sessionId, payload: payload.slice() });
+    if (!this.answer) return;
+    const listener = this.#listeners.get(sessionId);
+    assert.ok(listener, `execute() on session ${sessionId}, which was never opened`);
+    const w = new WireWriter(256);
+    if (payload[0] === FrontendCode.Query) {
+      writeRowDescription(w, [{ name: "greeting", typeOid: TEXT_OID }]);
+      writeDataRow(w, ["hello from the pooler"]);
+      writeCommandComplete(w, "SELECT 1");
+    }
+    w.raw(READY_IDLE);
+    const frames = w.takeCopy();
+    queueMicrotask(() => {
+      listener.onFrames(frames);
+      listener.onDone(128, false);
+    });
+  }
+
+  close(sessionId: number): void {
+    this.closed.push(sessionId);
+    this.#listeners.delete(sessionId);
+  }
+}
+
+/** The rest of the gateway: one role "alice" (password "secret"), one database "db1". */
+class FakeHandler implements GatewayHandler {
+  readonly backend = new FakeBackend();
+  readonly sessions: SessionIdentity[] = [];
+  readonly ended: SessionIdentity[] = [];
+
+  credentials(user: string): Promise<GetAuthCredentialsResponse> {
+    if (user === "alice") {
+      return Promise.resolve({
+        exists: true,
+        verifier: ALICE_VERIFIER,
+        canLogin: true,
+        validUntil: "",
+      });
+    }
+    return Promise.resolve({ exists: false, verifier: "", canLogin: false, validUntil: "" });
+  }
+
+  route(database: string): Promise<SessionBackend> {
+    if (database === "db1") return Promise.resolve(this.backend);
+    return Promise.reject(unknownDatabase(database));
+  }
+
+  newSession(): SessionIdentity {
+    const n = this.sessions.length + 1;
+    const id = { sessionId: 100 + n, pid: 4000 + n, secret: 0x5eed + n };
+    this.sessions.push(id);
+    return id;
+  }
+
+  sessionEnded(id: SessionIdentity): void {
+    this.ended.push(id);
+  }
+}
+
+// ---- a raw protocol client ----
+
+interface Frame {
+  code: number;
+  body: Uint8Array;
+}
+
+class RawClient {
+  readonly #conn: Deno.TcpConn;
+  readonly #reader = new FrameReader();
+  readonly #writer = new WireWriter(256);
+  #closed = false;
+
+  constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+  }
+
+  /** Writes what `build` puts into a fresh writer. */
+  async send(build: (w: WireWriter) => unknown): Promise<void> {
+    this.#writer.reset();
+    build(this.#writer);
+    await this.sendBytes(this.#writer.view());
+  }
+
+  async sendBytes(bytes: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** One raw byte (the answer to SSLRequest); null at end of stream. */
+  async readByte(): Promise<number | null> {
+    const b = new Uint8Array(1);
+    const n = await this.#conn.read(b);
+    return n === null ? null : b[0];
+  }
+
+  /** The next typed frame (body copied); null when the server closed the connection. */
+  async next(): Promise<Frame | null> {
+    const r = this.#reader;
+    while (!r.next()) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(r.writable());
+      } catch (e) {
+        if (e instanceof Deno.errors.ConnectionReset) return null;
+        throw e;
+      }
+      if (n === null) return null;
+      r.commit(n);
+    }
+    return { code: r.code, body: r.body.slice() };
+  }
+
+  /** The next frame, which must exist. */
+  async expectFrame(): Promise<Frame> {
+    const f = await this.next();
+    assert.ok(f, "the server closed the connection, a frame was expected");
+    return f;
+  }
+
+  /** Asserts the server closes the connection without sending anything more. */
+  async expectClosed(): Promise<void> {
+    const f = await this.next();
+    assert.equal(f, null, `expected the connection to close, got frame ${describe(f)}`);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+function describe(f: Frame | null): string {
+  return f === null ? "end of stream" : `'${String.fromCharCode(f.code)}' (${f.body.length} bytes)`;
+}
+
+/** Asserts `f` is an ErrorResponse with this severity, SQLSTATE and message. */
+function assertError(
+  f: Frame | null,
+  severity: string,
+  sqlstate: string,
+  message: string,
+): PgError {
+  assert.ok(f, "expected an ErrorResponse, the connection closed");
+  assert.equal(f.code, BackendCode.ErrorResponse, `expected ErrorResponse, got ${describe(f)}`);
+  const err = parseErrorFields(f.body);
+  assert.deepEqual(
+    { severity: err.severity, sqlstate: err.sqlstate, message: err.message },
+    { severity, sqlstate, message },
+  );
+  return err;
+}
+
+/** Sends a StartupMessage and runs SCRAM-SHA-256; returns the frame after the client-final. */
+async function authenticate(
+  c: RawClient,
+  opts: { user: string; password: string; database?: string; params?: Record<string, string> },
+): Promise<Frame | null> {
+  const params: Record<string, string> = { user: opts.user };
+  if (opts.database !== undefined) params.database = opts.database;
+  Object.assign(params, opts.params);
+  await c.send((w) => writeStartupMessage(w, params));
+
+  const sasl = await c.expectFrame();
+  assert.equal(
+    sasl.code,
+    BackendCode.Authentication,
+    `expected AuthenticationSASL, ${describe(sasl)}`,
+  );
+  const auth = parseAuthentication(sasl.body);
+  assert.equal(auth.code, AuthCode.Sasl);
+  assert.deepEqual(parseSaslMechanisms(auth.data), ["SCRAM-SHA-256"]);
+
+  const scram = new ScramClient(opts.user, opts.password);
+  await c.send((w) => writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst()));
+  const cont = await c.expectFrame();
+  assert.equal(cont.code, BackendCode.Authentication, `expected SASLContinue, ${describe(cont)}`);
+  const serverFirst = parseAuthentication(cont.body);
+  assert.equal(serverFirst.code, AuthCode.SaslContinue);
+  await c.send((w) => writeSaslResponse(w, scram.handleServerFirst(serverFirst.data)));
+  const after = await c.next();
+  if (after?.code === BackendCode.Authentication) {
+    const final = parseAuthentication(after.body);
+    assert.equal(final.code, AuthCode.SaslFinal);
+    scram.verifyServerFinal(final.data);
+  }
+  return after;
+}
+
+/** Logs in as alice to db1 and reads up to the first ReadyForQuery; returns the frames after AuthenticationOk. */
+async function login(
+  c: RawClient,
+  params: Record<string, string> = {},
+): Promise<Frame[]> {
+  const final = await authenticate(c, {
+    user: "alice",
+    password: "secret",
+    database: "db1",
+    params,
+  });
+  assert.equal(
+    final?.code,
+    BackendCode.Authentication,
+    `expected SASLFinal, got ${describe(final)}`,
+  );
+  const ok = await c.expectFrame();
+  assert.equal(
+    ok.code,
+    BackendCode.Authentication,
+    `expected AuthenticationOk, got ${describe(ok)}`,
+  );
+  assert.equal(parseAuthentication(ok.body).code, AuthCode.Ok);
+  const frames: Frame[] = [];
+  for (;;) {
+    const f = await c.expectFrame();
+    frames.push(f);
+    if (f.code === BackendCode.ReadyForQuery) return frames;
+    assert.notEqual(
+      f.code,
+      BackendCode.ErrorResponse,
+      `login failed: ${parseErrorFields(f.body).message}`,
+    );
+  }
+}
+
+// ---- harness ----
+
+/** Waits, a bounded number of event-loop turns, until `cond()` holds; fails otherwise. */
+async function eventually(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (cond()) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`gave up waiting: ${what}`);
+}
+
+interface Gateway {
+  port: number;
+  handler: FakeHandler;
+  /** Opens a raw TCP client to the session (closed by the harness). */
+  connect(): Promise<RawClient>;
+  /** Whether ClientSession.run() has returned. */
+  ended(): boolean;
+}
+
+/**
+ * Listens on 127.0.0.1:0, runs one ClientSession for the first connection, and after `fn`
+ * closes every client and the listener and waits for run() to return.
+ */
+async function withSession(fn: (gw: Gateway) => Promise<void>): Promise<void> {
+  const handler = new FakeHandler();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let runDone = false;
+  const session = listener.accept().then(
+    (conn) => new ClientSession(conn, handler).run(),
+    () => {}, // the listener closed before anyone connected
+  ).finally(() => (runDone = true));
+  const clients: RawClient[] = [];
+  const gw: Gateway = {
+    port: listener.addr.port,
+    handler,
+    async connect() {
+      const c = new RawClient(await Deno.connect({ hostname: "127.0.0.1", port: gw.port }));
+      clients.push(c);
+      return c;
+    },
+    ended: () => runDone,
+  };
+  try {
+    await fn(gw);
+  } finally {
+    for (const c of clients) c.close();
+    listener.close();
+    await eventually(() => runDone, "ClientSession.run() returns after the client is gone");
+    await session;
+  }
+}
+
+// ---- tests ----
+
+Deno.test("ClientSession.run() answers SSLRequest with the single byte 'N' and goes on", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await c.send(writeSslRequest);
+    assert.equal(await c.readByte(), 0x4e);
+    const frames = await login(c);
+    assert.deepEqual(parseReadyForQuery(frames.at(-1)!.body), TxStatus.Idle);
+    await c.send(writeTerminate);
+    await c.expectClosed();
+  });
+});
+
+Deno.test("ClientSession.run() lets npm:pg log in with SCRAM and relays the pooler's rows", async () => {
+  await withSession(async (gw) => {
+    const client = new pg.Client({
+      host: "127.0.0.1",
+      port: gw.port,
+      user: "alice",
+      password: "secret",
+      database: "db1",
+    });
+    await client.connect();
+    try {
+      const res = await client.query("select 'hello from the pooler' as greeting");
+      assert.deepEqual(res.rows, [{ greeting: "hello from the pooler" }]);
+      assert.equal(res.command, "SELECT");
+      assert.equal(res.rowCount, 1);
+      assert.equal((client as unknown as { processID: number }).processID, 4001);
+    } finally {
+      await client.end();
+    }
+    await eventually(gw.ended, "the session ends after the client's Terminate");
+    const executed = gw.handler.backend.executed;
+    assert.equal(executed.length, 1);
+    assert.equal(executed[0].sessionId, 101);
+    assert.deepEqual(
+      executed[0].payload,
+      writeQuery(new WireWriter(), "select 'hello from the pooler' as greeting").takeCopy(),
+    );
+  });
+});
+
+Deno.test("ClientSession.run() sends the pooler's ParameterStatus, BackendKeyData and ReadyForQuery after login", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    const frames = await login(c, { application_name: "test-app" });
+    assert.deepEqual(frames.map((f) => String.fromCharCode(f.code)), ["S", "K", "Z"]);
+    assert.deepEqual(parseParameterStatus(frames[0].body), ["server_version", "15.0"]);
+    assert.deepEqual(parseBackendKeyData(frames[1].body), { pid: 4001, secret: 0x5eed + 1 });
+    assert.equal(parseReadyForQuery(frames[2].body), TxStatus.Idle);
+    assert.deepEqual(gw.handler.backend.opened, [{
+      sessionId: 101,
+      opts: { user: "alice", database: "db1", startup: { application_name: "test-app" } },
+    }]);
+
+    await c.send((w) => writeQuery(w, "SELECT 1"));
+    const reply = [await c.expectFrame(), await c.expectFrame(), await c.expectFrame()];
+    assert.deepEqual(reply.map((f) => String.fromCharCode(f.code)), ["T", "D", "C"]);
+    assert.equal(parseCommandComplete(reply[2].body), "SELECT 1");
+    assert.equal(parseReadyForQuery((await c.expectFrame()).body), TxStatus.Idle);
+    await c.send(writeTerminate);
+    await c.expectClosed();
+  });
+});
+
+Deno.test("ClientSession.run() holds extended-protocol frames until Sync and sends them as one request", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    const w = new WireWriter();
+    w.begin(FrontendCode.Parse).cstring("").cstring("SELECT 1").int16(0).end();
+    w.begin(FrontendCode.Bind).cstring("").cstring("").int16(0).int16(0).int16(0).end();
+    w.begin(FrontendCode.Execute).cstring("").int32(0).end();
+    const beforeSync = w.takeCopy();
+    await c.sendBytes(beforeSync);
+    await c.send(writeSync);
+    const ready = await c.expectFrame();
+    assert.equal(ready.code, BackendCode.ReadyForQuery);
+    const executed = gw.handler.backend.executed;
+    assert.equal(executed.length, 1);
+    const sync = writeSync(new WireWriter()).takeCopy();
+    const expected = new Uint8Array(beforeSync.length + sync.length);
+    expected.set(beforeSync);
+    expected.set(sync, beforeSync.length);
+    assert.deepEqual(executed[0].payload, expected);
+    await c.send(writeTerminate);
+    await c.expectClosed();
+  });
+});
+
+Deno.test("ClientSession.run() refuses a wrong password with FATAL 28P01 and closes", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    const f = await authenticate(c, { user: "alice", password: "wrong", database: "db1" });
+    assertError(f, "FATAL", "28P01", 'password authentication failed for user "alice"');
+    await c.expectClosed();
+    assert.deepEqual(gw.handler.backend.opened, []);
+  });
+});
+
+Deno.test("ClientSession.run() refuses an unknown role like a wrong password", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    const f = await authenticate(c, { user: "bob", password: "secret", database: "db1" });
+    assertError(f, "FATAL", "28P01", 'password authentication failed for user "bob"');
+    await c.expectClosed();
+  });
+});
+
+Deno.test("ClientSession.run() refuses an unknown database with FATAL 3D000 and closes", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    const final = await authenticate(c, { user: "alice", password: "secret", database: "x" });
+    assert.equal(final?.code, BackendCode.Authentication);
+    const ok = await c.expectFrame();
+    assert.equal(parseAuthentication(ok.body).code, AuthCode.Ok);
+    assertError(await c.next(), "FATAL", "3D000", 'database "x" does not exist');
+    await c.expectClosed();
+    assert.deepEqual(gw.handler.backend.opened, []);
+  });
+});
+
+Deno.test("ClientSession.run() uses the user name as the database when none is given", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await authenticate(c, { user: "alice", password: "secret" });
+    await c.expectFrame(); // AuthenticationOk
+    assertError(await c.next(), "FATAL", "3D000", 'database "alice" does not exist');
+    await c.expectClosed();
+  });
+});
+
+for (const length of [3, 20000]) {
+  Deno.test(`ClientSession.run() refuses a startup packet of length ${length} with FATAL 08P01`, async () => {
+    await withSession(async (gw) => {
+      const c = await gw.connect();
+      await c.send((w) => w.int32(length));
+      assertError(await c.next(), "FATAL", "08P01", "invalid length of startup packet");
+      await c.expectClosed();
+      assert.deepEqual(gw.handler.sessions, []);
+    });
+  });
+}
+
+Deno.test("ClientSession.run() refuses protocol 2.0 with FATAL 0A000", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await c.send((w) =>
+      w.beginUntyped().int32(2 << 16).cstring("user").cstring("alice").int8(0).end()
+    );
+    assertError(
+      await c.next(),
+      "FATAL",
+      "0A000",
+      "unsupported frontend protocol 2.0: server supports 3.0 to 3.0",
+    );
+    await c.expectClosed();
+  });
+});
+
+Deno.test("ClientSession.run() refuses a message declaring 2^30 bytes after login with FATAL 08P01", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    await c.send((w) => w.int8(FrontendCode.Query).int32(2 ** 30));
+    assertError(await c.next(), "FATAL", "08P01", "invalid message length");
+    await c.expectClosed();
+    assert.deepEqual(gw.handler.backend.executed, []);
+    await eventually(gw.ended, "the session ends");
+    assert.deepEqual(gw.handler.backend.closed, [101]);
+  });
+});
+
+Deno.test("ClientSession.run() refuses an unknown message type after login with FATAL 08P01", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    await c.send((w) => w.begin(0x7a).end());
+    assertError(await c.next(), "FATAL", "08P01", "invalid frontend message type 122");
+    await c.expectClosed();
+    await eventually(gw.ended, "the session ends");
+    assert.deepEqual(gw.handler.backend.closed, [101]);
+    assert.deepEqual(gw.handler.ended.map((id) => id.sessionId), [101]);
+  });
+});
+
+Deno.test("ClientSession.run() closes the pooler session when the client leaves mid-query", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    gw.handler.backend.answer = false;
+    await c.send((w) => writeQuery(w, "SELECT pg_sleep(3600)"));
+    await eventually(
+      () => gw.handler.backend.executed.length === 1,
+      "the query reaches the pooler",
+    );
+    assert.deepEqual(gw.handler.backend.closed, []);
+    c.close();
+    await eventually(
+      () => gw.handler.backend.closed.length > 0,
+      "the pooler session is closed after the client disconnects",
+    );
+    assert.deepEqual(gw.handler.backend.closed, [101]);
+    await eventually(gw.ended, "the session ends");
+    assert.deepEqual(gw.handler.ended.map((id) => id.sessionId), [101]);
+  });
+});
+
+Deno.test("ClientSession.run() on Terminate closes the pooler session and reports the end once", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    await c.send(writeTerminate);
+    await c.expectClosed();
+    await eventually(gw.ended, "the session ends");
+    assert.deepEqual(gw.handler.backend.closed, [101]);
+    assert.deepEqual(gw.handler.ended, [{ sessionId: 101, pid: 4001, secret: 0x5eed + 1 }]);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Start/stop of a real local cluster for end-to-end tests: etcd, pgctld + Postgres, pooler,
+ * orch and gateway as separate processes, on 127.0.0.1, under a temp directory, on ports moved
+ * by a per-file offset so files never collide. Always stopped by PID, also on failure.
+ */
+import pg from "pg";
+import { LocalCluster } from "../../src/provisioner/mod.ts";
+
+export interface TestCluster {
+  cluster: LocalCluster;
+  dir: string;
+  /** Gateway port (the PostgreSQL protocol). */
+  port: number;
+  /** Postgres's own port, for checks that must bypass the gateway. */
+  directPort: number;
+  password: string;
+  /** Runs psql against the gateway. */
+  psql(args: string[], opts?: { password?: string; database?: string }): Promise<PsqlResult>;
+  /** A connected npm:pg client to the gateway (or to Postgres directly). */
+  client(opts?: { direct?: boolean; database?: string; password?: string }): Promise<pg.Client>;
+  stop(): Promise<void>;
+}
+
+export interface PsqlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts a cluster; `offset` must be unique per test file (1000, 1100, …). */
+export async function startCluster(offset: number): Promise<TestCluster> {
+  await reapLeftover(offset);
+  const dir = await Deno.makeTempDir({ prefix: "multigres_e2e_" });
+  await Deno.writeTextFile(markerPath(offset), dir);
+  await Deno.chmod(dir, 0o755); // Postgres runs as the postgres user and must reach its folder
+  const password = "postgres";
+  const cluster = new LocalCluster({
+    dataDir: dir,
+    cluster: "e2e",
+    cell: "zone1",
+    portOffset: offset,
+    password,
+    logLevel: "info",
+    binDir: "",
+    gatewayListenAddress: "127.0.0.1",
+  }, () => {});
+  try {
+    await cluster.start();
+  } catch (e) {
+    await dumpLogs(cluster);
+    await cluster.stop();
+    throw e;
+  }
+  const port = cluster.ports.gatewayPg;
+  const directPort = cluster.ports.postgres;
+  return {
+    cluster,
+    dir,
+    port,
+    directPort,
+    password,
+    psql: (args, opts = {}) => psql(port, args, opts.password ?? password, opts.database),
+    client: async (opts = {}) => {
+      const c = new pg.Client({
+        host: "127.0.0.1",
+        port: opts.direct ? directPort : port,
+        user: "postgres",
+        password: opts.password ?? password,
+        database: opts.database ?? "postgres",
+      });
+      await c.connect();
+      return c;
+    },
+    stop: async () => {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.remove(markerPath(offset)).catch(() => {});
+    },
+  };
+}
+
+function markerPath(offset: number): string {
+  return `/tmp/multigres_e2e_offset_${offset}`;
+}
+
+/** Stops a cluster a killed earlier run left on the same offset. */
+async function reapLeftover(offset: number): Promise<void> {
+  let dir: string;
+  try {
+    dir = (await Deno.readTextFile(markerPath(offset))).trim();
+  } catch {
+    return;
+  }
+  try {
+    await LocalCluster.load(dir, () => {}).stop();
+  } catch {
+    // nothing left to stop
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+/** Prints the tail of every component log (on a failed start). */
+export async function dumpLogs(cluster: LocalCluster): Promise<void> {
+  for (const c of ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"] as const) {
+    try {
+      const text = await Deno.readTextFile(cluster.logPath(c));
+      console.error(`--- ${c}.log\n${text.split("\n").slice(-15).join("\n")}`);
+    } catch {
+      // no log
+    }
+  }
+}
+
+export async function psql(
+  port: number,
+  args: string[],
+  password: string,
+  database = "postgres",
+): Promise<PsqlResult> {
+  const out = await new Deno.Command("psql", {
+    args: ["-X", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, ...args],
+    env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: "10" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Polls `fn` until it returns true or `timeoutMs` passes; returns the last result. */
+export async function eventually(
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+  stepMs = 200,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await fn()) return true;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/** Test options for tests that drive real processes and npm clients. */
+export const E2E = { sanitizeOps: false, sanitizeResources: false } as const;
