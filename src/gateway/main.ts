@@ -1,7 +1,7 @@
 import {
   COMMON_FLAGS,
   type FlagSpecs,
-  parseFlags,
+  parseComponentFlags,
   runMain,
   ServerEnv,
 } from "../shared/servenv/mod.ts";
@@ -25,7 +25,7 @@ export const GATEWAY_FLAGS = {
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
-  const cfg = parseFlags(GATEWAY_FLAGS, Deno.args);
+  const cfg = parseComponentFlags("multigateway", GATEWAY_FLAGS);
   const id = cfg.id || `gateway-${crypto.randomUUID().slice(0, 8)}`;
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),

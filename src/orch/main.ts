@@ -1,7 +1,7 @@
 import {
   COMMON_FLAGS,
   type FlagSpecs,
-  parseFlags,
+  parseComponentFlags,
   runMain,
   ServerEnv,
 } from "../shared/servenv/mod.ts";
@@ -26,7 +26,7 @@ export const ORCH_FLAGS = {
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
-  const cfg = parseFlags(ORCH_FLAGS, Deno.args);
+  const cfg = parseComponentFlags("multiorch", ORCH_FLAGS);
   const id = cfg.id || `orch-${crypto.randomUUID().slice(0, 8)}`;
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),

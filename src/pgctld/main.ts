@@ -1,7 +1,7 @@
 import {
   COMMON_FLAGS,
   type FlagSpecs,
-  parseFlags,
+  parseComponentFlags,
   runMain,
   ServerEnv,
 } from "../shared/servenv/mod.ts";
@@ -40,7 +40,7 @@ export const PGCTLD_FLAGS = {
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
-  const cfg = parseFlags(PGCTLD_FLAGS, Deno.args);
+  const cfg = parseComponentFlags("pgctld", PGCTLD_FLAGS);
   if (!cfg["pg-data-dir"]) throw new Error("Missing --pg-data-dir: where Postgres keeps its data");
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),

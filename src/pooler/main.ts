@@ -1,7 +1,7 @@
 import {
   COMMON_FLAGS,
   type FlagSpecs,
-  parseFlags,
+  parseComponentFlags,
   runMain,
   ServerEnv,
 } from "../shared/servenv/mod.ts";
@@ -49,7 +49,7 @@ export const POOLER_FLAGS = {
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
-  const cfg = parseFlags(POOLER_FLAGS, Deno.args);
+  const cfg = parseComponentFlags("multipooler", POOLER_FLAGS);
   if (!cfg.id) throw new Error("Missing --id: every pooler needs an id unique in its cell");
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),

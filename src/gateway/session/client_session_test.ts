@@ -20,6 +20,7 @@ import {
   WireWriter,
   writeCommandComplete,
   writeDataRow,
+  writeFlush,
   writeParameterStatus,
   writeQuery,
   writeRowDescription,
@@ -38,6 +39,8 @@ import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.
 
 const ALICE_VERIFIER = makeScramVerifier("secret");
 const TEXT_OID = 25;
+/** How long a raw client waits for a frame before it declares the server stuck. */
+const READ_BOUND_MS = 10_000;
 
 /** A pooler session stand-in: answers open() and Query frames the way a pooler would. */
 class FakeBackend implements SessionBackend {
@@ -66,22 +69,51 @@ class FakeBackend implements SessionBackend {
     });
   }
 
+  /**
+   * Answers each frame of the payload as Postgres would: a Query with one row and
+   * ReadyForQuery, Parse/Bind/Describe/Execute with their completions, Sync with ReadyForQuery.
+   */
   execute(sessionId: number, payload: Uint8Array): void {
     this.executed.push({ sessionId, payload: payload.slice() });
     if (!this.answer) return;
     const listener = this.#listeners.get(sessionId);
     assert.ok(listener, `execute() on session ${sessionId}, which was never opened`);
     const w = new WireWriter(256);
-    if (payload[0] === FrontendCode.Query) {
-      writeRowDescription(w, [{ name: "greeting", typeOid: TEXT_OID }]);
-      writeDataRow(w, ["hello from the pooler"]);
-      writeCommandComplete(w, "SELECT 1");
+    const r = new FrameReader();
+    r.push(payload);
+    let ready = false;
+    while (r.next()) {
+      switch (r.code) {
+        case FrontendCode.Query:
+          writeRowDescription(w, [{ name: "greeting", typeOid: TEXT_OID }]);
+          writeDataRow(w, ["hello from the pooler"]);
+          writeCommandComplete(w, "SELECT 1");
+          w.raw(READY_IDLE);
+          ready = true;
+          break;
+        case FrontendCode.Parse:
+          w.begin(BackendCode.ParseComplete).end();
+          break;
+        case FrontendCode.Bind:
+          w.begin(BackendCode.BindComplete).end();
+          break;
+        case FrontendCode.Describe:
+          w.begin(BackendCode.NoData).end();
+          break;
+        case FrontendCode.Execute:
+          writeDataRow(w, ["1"]);
+          writeCommandComplete(w, "SELECT 1");
+          break;
+        case FrontendCode.Sync:
+          w.raw(READY_IDLE);
+          ready = true;
+          break;
+      }
     }
-    w.raw(READY_IDLE);
     const frames = w.takeCopy();
     queueMicrotask(() => {
-      listener.onFrames(frames);
-      listener.onDone(128, false);
+      if (frames.length) listener.onFrames(frames);
+      if (ready) listener.onDone(128, false);
     });
   }
 
@@ -162,21 +194,35 @@ class RawClient {
     return n === null ? null : b[0];
   }
 
-  /** The next typed frame (body copied); null when the server closed the connection. */
+  /**
+   * The next typed frame (body copied); null when the server closed the connection. A server
+   * that neither answers nor closes within a generous bound fails the test instead of hanging
+   * it (the bound is a safety net, not something the tests measure).
+   */
   async next(): Promise<Frame | null> {
     const r = this.#reader;
-    while (!r.next()) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(r.writable());
-      } catch (e) {
-        if (e instanceof Deno.errors.ConnectionReset) return null;
-        throw e;
+    let gaveUp = false;
+    const bound = setTimeout(() => {
+      gaveUp = true;
+      this.close();
+    }, READ_BOUND_MS);
+    try {
+      while (!r.next()) {
+        let n: number | null;
+        try {
+          n = await this.#conn.read(r.writable());
+        } catch (e) {
+          if (gaveUp) assert.fail("the server neither answered nor closed the connection");
+          if (e instanceof Deno.errors.ConnectionReset) return null;
+          throw e;
+        }
+        if (n === null) return null;
+        r.commit(n);
       }
-      if (n === null) return null;
-      r.commit(n);
+      return { code: r.code, body: r.body.slice() };
+    } finally {
+      clearTimeout(bound);
     }
-    return { code: r.code, body: r.body.slice() };
   }
 
   /** The next frame, which must exist. */
@@ -416,26 +462,54 @@ Deno.test("ClientSession.run() sends the pooler's ParameterStatus, BackendKeyDat
   });
 });
 
-Deno.test("ClientSession.run() holds extended-protocol frames until Sync and sends them as one request", async () => {
+Deno.test("ClientSession.run() relays extended-protocol frames before their Sync, in order", async () => {
   await withSession(async (gw) => {
     const c = await gw.connect();
     await login(c);
+    // postgres.js sends Parse/Bind/Describe/Execute/Flush and waits for the answers before Sync.
     const w = new WireWriter();
     w.begin(FrontendCode.Parse).cstring("").cstring("SELECT 1").int16(0).end();
     w.begin(FrontendCode.Bind).cstring("").cstring("").int16(0).int16(0).int16(0).end();
+    w.begin(FrontendCode.Describe).int8(0x50).cstring("").end();
     w.begin(FrontendCode.Execute).cstring("").int32(0).end();
+    writeFlush(w);
     const beforeSync = w.takeCopy();
     await c.sendBytes(beforeSync);
-    await c.send(writeSync);
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) answers.push(String.fromCharCode((await c.expectFrame()).code));
+    assert.deepEqual(answers, ["1", "2", "n", "D", "C"]);
+
+    const sync = writeSync(new WireWriter()).takeCopy();
+    await c.sendBytes(sync);
     const ready = await c.expectFrame();
     assert.equal(ready.code, BackendCode.ReadyForQuery);
+    assert.equal(parseReadyForQuery(ready.body), TxStatus.Idle);
+
+    // The pooler saw exactly the client's bytes, in order, all on this session.
     const executed = gw.handler.backend.executed;
-    assert.equal(executed.length, 1);
-    const sync = writeSync(new WireWriter()).takeCopy();
-    const expected = new Uint8Array(beforeSync.length + sync.length);
-    expected.set(beforeSync);
-    expected.set(sync, beforeSync.length);
-    assert.deepEqual(executed[0].payload, expected);
+    assert.ok(executed.every((e) => e.sessionId === 101));
+    const seen = executed.flatMap((e) => [...e.payload]);
+    assert.deepEqual(seen, [...beforeSync, ...sync]);
+    await c.send(writeTerminate);
+    await c.expectClosed();
+  });
+});
+
+Deno.test("ClientSession.run() relays pipelined queries without waiting for each answer", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    gw.handler.backend.answer = false;
+    const w = new WireWriter();
+    writeQuery(w, "SELECT 1");
+    writeQuery(w, "SELECT 2");
+    const sent = w.takeCopy();
+    await c.sendBytes(sent);
+    await eventually(
+      () => gw.handler.backend.executed.reduce((n, e) => n + e.payload.length, 0) === sent.length,
+      "both queries reach the pooler although the first has no answer yet",
+    );
+    assert.deepEqual(gw.handler.backend.executed.flatMap((e) => [...e.payload]), [...sent]);
     await c.send(writeTerminate);
     await c.expectClosed();
   });
@@ -568,5 +642,6 @@ Deno.test("ClientSession.run() on Terminate closes the pooler session and report
     await eventually(gw.ended, "the session ends");
     assert.deepEqual(gw.handler.backend.closed, [101]);
     assert.deepEqual(gw.handler.ended, [{ sessionId: 101, pid: 4001, secret: 0x5eed + 1 }]);
+    assert.deepEqual(gw.handler.backend.executed, [], "Terminate is not relayed to the pooler");
   });
 });

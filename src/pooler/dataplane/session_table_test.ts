@@ -51,6 +51,14 @@ Deno.test("countSyncPoints() counts one per Sync of the extended protocol", () =
   assert.equal(countSyncPoints(w.view()), 2);
 });
 
+Deno.test("countSyncPoints() counts one per FunctionCall", () => {
+  const w = new WireWriter();
+  // FunctionCall(oid 1598 = random(), no arguments, text result).
+  w.begin(FrontendCode.FunctionCall).int32(1598).int16(0).int16(0).int16(0).end();
+  writeQuery(w, "SELECT 1");
+  assert.equal(countSyncPoints(w.view()), 2);
+});
+
 Deno.test("countSyncPoints() counts none for frames that get no ReadyForQuery", () => {
   const w = new WireWriter();
   parse(w, "SELECT 1");

@@ -123,3 +123,18 @@ export function flagHelp(specs: FlagSpecs): string {
     )
     .join("\n");
 }
+
+/**
+ * `parseFlags` for a component's `main`: `--help` prints the flags and exits 0.
+ */
+export function parseComponentFlags<S extends FlagSpecs>(
+  component: string,
+  specs: S,
+  args: string[] = Deno.args,
+): FlagValues<S> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(`Usage: ${component} [flags]\n\nFlags:\n${flagHelp(specs)}`);
+    Deno.exit(0);
+  }
+  return parseFlags(specs, args);
+}

@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { COMMON_FLAGS, envName, flagHelp, parseFlags } from "./flags.ts";
+export { COMMON_FLAGS, envName, flagHelp, parseComponentFlags, parseFlags } from "./flags.ts";
 export type { FlagSpec, FlagSpecs, FlagValues } from "./flags.ts";
 export { Metrics } from "./metrics.ts";
 export { ServerEnv } from "./server_env.ts";

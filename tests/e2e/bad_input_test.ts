@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import {
+  FrameReader,
+  parseErrorFields,
+  WireWriter,
+  writeQuery,
+  writeStartupMessage,
+} from "../../src/shared/wire/mod.ts";
+import type { PgError } from "../../src/shared/errors/mod.ts";
+import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+
+/** Sends raw bytes to the gateway and returns the first ErrorResponse and whether it closed. */
+async function sendRaw(
+  port: number,
+  ...chunks: Uint8Array[]
+): Promise<{ error?: PgError; closed: boolean }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    for (const c of chunks) await conn.write(c);
+    const r = new FrameReader();
+    let error: PgError | undefined;
+    for (;;) {
+      const n = await conn.read(r.writable()).catch(() => null);
+      if (n === null) return { error, closed: true };
+      r.commit(n);
+      while (r.next()) {
+        if (r.code === 0x45 /* E */ && !error) error = parseErrorFields(r.body);
+      }
+    }
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, n);
+  return b;
+}
+
+async function stillServes(c: TestCluster): Promise<void> {
+  const r = await c.psql(["-tAc", "select 'alive'"]);
+  assert.equal(r.stdout.trim(), "alive", r.stderr);
+}
+
+async function poolerStatus(c: TestCluster): Promise<{ backendsInUse: number; sessions: number }> {
+  const res = await fetch(`http://127.0.0.1:${c.cluster.ports.poolerHttp}/status`);
+  return await res.json();
+}
+
+Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) => {
+  const c = await startCluster(1200);
+  const held = await c.client(); // a session that must survive everyone else's mistakes
+  try {
+    await held.query("create table kept (v int)");
+    await held.query("insert into kept values (1)");
+
+    await t.step("wrong password → FATAL 28P01 and no session is opened", async () => {
+      const before = await poolerStatus(c);
+      await assert.rejects(c.client({ password: "wrong" }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "28P01");
+        assert.match(e.message, /password authentication failed for user "postgres"/);
+        return true;
+      });
+      const r = await c.psql(["-c", "select 1"], { password: "nope" });
+      assert.match(r.stderr, /FATAL:\s+password authentication failed for user "postgres"/);
+      const after = await poolerStatus(c);
+      assert.equal(after.sessions, before.sessions);
+    });
+
+    await t.step("unknown user → the same 28P01 (no hint that the role is missing)", async () => {
+      const out = await new Deno.Command("psql", {
+        args: ["-X", "-h", "127.0.0.1", "-p", String(c.port), "-U", "ghost", "-d", "postgres"],
+        env: { PGPASSWORD: "x" },
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+      }).output();
+      assert.match(
+        new TextDecoder().decode(out.stderr),
+        /FATAL:\s+password authentication failed for user "ghost"/,
+      );
+    });
+
+    await t.step("unknown database → FATAL 3D000", async () => {
+      await assert.rejects(
+        c.client({ database: "no_such_db" }),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, "3D000");
+          assert.match(e.message, /database "no_such_db" does not exist/);
+          return true;
+        },
+      );
+    });
+
+    await t.step(
+      "a startup packet with a bad length → FATAL 08P01, connection closed",
+      async () => {
+        const tooShort = await sendRaw(c.port, u32(3), new Uint8Array(4));
+        assert.equal(tooShort.error?.sqlstate, "08P01");
+        assert.equal(tooShort.error?.severity, "FATAL");
+        assert.ok(tooShort.closed);
+        const tooLong = await sendRaw(c.port, u32(20000), new Uint8Array(64));
+        assert.equal(tooLong.error?.sqlstate, "08P01");
+        assert.match(tooLong.error!.message, /invalid length of startup packet/);
+        assert.ok(tooLong.closed);
+        await stillServes(c);
+      },
+    );
+
+    await t.step("a startup packet without its terminator → FATAL 08P01", async () => {
+      const body = new TextEncoder().encode("user\0postgres"); // no NULs at the end
+      const pkt = new Uint8Array(8 + body.length);
+      new DataView(pkt.buffer).setInt32(0, pkt.length);
+      new DataView(pkt.buffer).setInt32(4, 196608);
+      pkt.set(body, 8);
+      const r = await sendRaw(c.port, pkt);
+      assert.equal(r.error?.sqlstate, "08P01");
+      assert.ok(r.closed);
+    });
+
+    await t.step("an oversized or unknown message mid-session → FATAL 08P01", async () => {
+      // Start a real session with npm:pg, then break the protocol on a raw socket of our own.
+      const w = new WireWriter();
+      writeStartupMessage(w, { user: "postgres", database: "postgres" });
+      const hdr = new Uint8Array(5);
+      hdr[0] = 0x51;
+      new DataView(hdr.buffer).setInt32(1, 0x7fff_fff0);
+      // The gateway asks for SASL first; a 'Q' frame that large is refused as it arrives.
+      const r = await sendRaw(c.port, w.view().slice(), hdr);
+      assert.equal(r.error?.sqlstate, "08P01");
+      assert.ok(r.closed);
+      await stillServes(c);
+    });
+
+    await t.step("a message type that does not exist, after login → FATAL 08P01", async () => {
+      const client = await c.client();
+      const result = await new Promise<string>((resolve) => {
+        client.on("error", (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+        // deno-lint-ignore no-explicit-any
+        const stream = (client as any).connection.stream;
+        stream.write(new Uint8Array([0x7a, 0, 0, 0, 4]));
+      });
+      assert.equal(result, "08P01");
+      await client.end().catch(() => {});
+      await stillServes(c);
+    });
+
+    await t.step("a client that disconnects mid-query leaves no busy backend", async () => {
+      const w = new WireWriter();
+      const baseline = (await poolerStatus(c)).backendsInUse; // the held session's backend
+      const client = await c.client();
+      client.on("error", () => {}); // it is about to lose its socket on purpose
+      // deno-lint-ignore no-explicit-any
+      const stream = (client as any).connection.stream;
+      writeQuery(w, "select pg_sleep(60) /* abandoned */");
+      stream.write(w.view().slice());
+      const direct = await c.client({ direct: true });
+      try {
+        const running = await eventually(async () => {
+          const r = await direct.query(
+            "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
+          );
+          return r.rows[0].n === 1;
+        });
+        assert.ok(running, "the sleep never started");
+        stream.destroy(); // the client vanishes without Terminate
+        const gone = await eventually(async () => {
+          const r = await direct.query(
+            "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
+          );
+          const st = await poolerStatus(c);
+          return r.rows[0].n === 0 && st.backendsInUse === baseline;
+        });
+        assert.ok(gone, "the abandoned query kept running or its backend stayed reserved");
+      } finally {
+        await direct.end();
+      }
+    });
+
+    await t.step("the held session saw none of it", async () => {
+      const r = await held.query("select v from kept");
+      assert.deepEqual(r.rows, [{ v: 1 }]);
+    });
+  } finally {
+    await held.end().catch(() => {});
+    await c.stop();
+  }
+});
