@@ -86,7 +86,12 @@ async function main(args: string[]): Promise<number> {
     }
     console.log("Press Ctrl-C to stop the cluster.");
     await new Promise<void>((resolve) => {
-      const stop = () => resolve();
+      // A signal listener alone does not keep Deno's event loop alive: a timer does.
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      const stop = () => {
+        clearInterval(keepAlive);
+        resolve();
+      };
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGTERM", stop);
     });

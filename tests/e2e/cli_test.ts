@@ -16,110 +16,121 @@ function cli(args: string[]): Deno.Command {
   });
 }
 
-Deno.test("the dev cluster: foreground start, status, metrics, Ctrl-C stops it all", E2E, async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "multigres_cli_" });
-  await Deno.chmod(dir, 0o755);
-  const child = cli([
-    "cluster",
-    "start",
-    "--foreground",
-    "--data-dir",
-    dir,
-    "--port-offset",
-    String(OFFSET),
-  ]).spawn();
-  const out: string[] = [];
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const pump = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      out.push(value);
-    }
-  })();
-  child.stderr.cancel();
-  const port = 15432 + OFFSET;
-  try {
-    await t.step("it prints the psql line once a query works", async () => {
-      const up = await eventually(() => out.join("").includes("Press Ctrl-C"), 120_000);
-      assert.ok(up, `never came up: ${out.join("")}`);
-      assert.ok(
-        out.join("").includes(`PGPASSWORD=postgres psql -h 127.0.0.1 -p ${port} -U postgres`),
-      );
-      const r = await psql(port, ["-tAc", "select 1"], "postgres");
-      assert.equal(r.stdout.trim(), "1");
-    });
-
-    await t.step("the orch appointed the primary under term 1, recorded in Postgres", async () => {
-      const r = await psql(port, [
-        "-tA",
-        "-c",
-        "select term, leader_id, cohort from multigres.rule",
-        "-c",
-        "select d.name, t.name, s.name from multigres.database d join multigres.tablegroup t on t.database = d.name join multigres.shard s on s.database = d.name and s.tablegroup = t.name",
-      ], "postgres");
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.stdout.trim().split("\n"), [
-        "1|zone1-pooler-0|{zone1-pooler-0}",
-        "postgres|default|0-inf",
-      ]);
-    });
-
-    await t.step("multigres cluster status shows every component and the primary", async () => {
-      const res = await cli(["cluster", "status", "--data-dir", dir]).output();
-      const text = new TextDecoder().decode(res.stdout);
-      assert.equal(res.code, 0, text);
-      for (const c of ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"]) {
-        assert.match(text, new RegExp(`${c}\\s+running \\(pid \\d+\\)`));
+Deno.test(
+  "the dev cluster: foreground start, status, metrics, Ctrl-C stops it all",
+  E2E,
+  async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "multigres_cli_" });
+    await Deno.chmod(dir, 0o755);
+    const child = cli([
+      "cluster",
+      "start",
+      "--foreground",
+      "--data-dir",
+      dir,
+      "--port-offset",
+      String(OFFSET),
+    ]).spawn();
+    const out: string[] = [];
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const pump = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        out.push(value);
       }
-      assert.match(text, /postgres\/default\/0-inf {2}primary: zone1-pooler-0 \(term 1\)/);
-      assert.match(text, /Gateways: zone1-gateway-0/);
-    });
-
-    await t.step("every component serves /live, /ready and Prometheus /metrics", async () => {
-      for (const http of [15100, 15200, 15300, 15400].map((p) => p + OFFSET)) {
-        assert.equal((await fetch(`http://127.0.0.1:${http}/live`)).status, 200);
-        const ready = await fetch(`http://127.0.0.1:${http}/ready`);
-        await ready.body?.cancel();
-        assert.equal(ready.status, 200, `not ready: ${http}`);
-      }
-      const held = await psql(port, ["-tAc", "select 1"], "postgres");
-      assert.equal(held.code, 0);
-      const metrics = await (await fetch(`http://127.0.0.1:${15100 + OFFSET}/metrics`)).text();
-      assert.match(metrics, /^# TYPE multigateway_sessions gauge$/m);
-    });
-
-    await t.step("kill -9 of Postgres: pgctld notices, the pooler restarts it", async () => {
-      const cluster = LocalCluster.load(dir, () => {});
-      const pm = Number((await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0]);
-      Deno.kill(pm, "SIGKILL");
-      const back = await eventually(async () => {
-        const r = await psql(port, ["-tAc", "select 'back'"], "postgres");
-        return r.stdout.trim() === "back";
-      }, 60_000);
-      assert.ok(back, "queries did not work again after Postgres was killed");
-      const log = await Deno.readTextFile(cluster.logPath("pgctld"));
-      assert.match(log, /Postgres exited unexpectedly/);
-    });
-
-    await t.step("Ctrl-C stops every process", async () => {
-      const cluster = LocalCluster.load(dir, () => {});
-      const pids = Object.values(cluster.running());
-      assert.equal(pids.length, 5);
-      const pm = Number((await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0]);
-      child.kill("SIGINT");
-      const status = await child.status;
-      assert.equal(status.code, 0);
-      for (const pid of [...pids, pm]) assert.ok(!alive(pid), `pid ${pid} still runs`);
-    });
-  } finally {
+    })();
+    const errText = new Response(child.stderr).text();
+    const port = 15432 + OFFSET;
     try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
+      await t.step("it prints the psql line once a query works", async () => {
+        const up = await eventually(() => out.join("").includes("Press Ctrl-C"), 120_000);
+        assert.ok(up, `never came up: ${out.join("")}`);
+        assert.ok(
+          out.join("").includes(`PGPASSWORD=postgres psql -h 127.0.0.1 -p ${port} -U postgres`),
+        );
+        const r = await psql(port, ["-tAc", "select 1"], "postgres");
+        assert.equal(r.stdout.trim(), "1");
+      });
+
+      await t.step(
+        "the orch appointed the primary under term 1, recorded in Postgres",
+        async () => {
+          const r = await psql(port, [
+            "-tA",
+            "-c",
+            "select term, leader_id, cohort from multigres.rule",
+            "-c",
+            "select d.name, t.name, s.name from multigres.database d join multigres.tablegroup t on t.database = d.name join multigres.shard s on s.database = d.name and s.tablegroup = t.name",
+          ], "postgres");
+          assert.equal(r.code, 0, r.stderr);
+          assert.deepEqual(r.stdout.trim().split("\n"), [
+            "1|zone1-pooler-0|{zone1-pooler-0}",
+            "postgres|default|0-inf",
+          ]);
+        },
+      );
+
+      await t.step("multigres cluster status shows every component and the primary", async () => {
+        const res = await cli(["cluster", "status", "--data-dir", dir]).output();
+        const text = new TextDecoder().decode(res.stdout);
+        assert.equal(res.code, 0, text);
+        for (const c of ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"]) {
+          assert.match(text, new RegExp(`${c}\\s+running \\(pid \\d+\\)`));
+        }
+        assert.match(text, /postgres\/default\/0-inf {2}primary: zone1-pooler-0 \(term 1\)/);
+        assert.match(text, /Gateways: zone1-gateway-0/);
+      });
+
+      await t.step("every component serves /live, /ready and Prometheus /metrics", async () => {
+        for (const http of [15100, 15200, 15300, 15400].map((p) => p + OFFSET)) {
+          assert.equal((await fetch(`http://127.0.0.1:${http}/live`)).status, 200);
+          const ready = await fetch(`http://127.0.0.1:${http}/ready`);
+          await ready.body?.cancel();
+          assert.equal(ready.status, 200, `not ready: ${http}`);
+        }
+        const held = await psql(port, ["-tAc", "select 1"], "postgres");
+        assert.equal(held.code, 0);
+        const metrics = await (await fetch(`http://127.0.0.1:${15100 + OFFSET}/metrics`)).text();
+        assert.match(metrics, /^# TYPE multigateway_sessions gauge$/m);
+      });
+
+      await t.step("kill -9 of Postgres: pgctld notices, the pooler restarts it", async () => {
+        const cluster = LocalCluster.load(dir, () => {});
+        const pm = Number(
+          (await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0],
+        );
+        Deno.kill(pm, "SIGKILL");
+        const back = await eventually(async () => {
+          const r = await psql(port, ["-tAc", "select 'back'"], "postgres");
+          return r.stdout.trim() === "back";
+        }, 60_000);
+        assert.ok(back, "queries did not work again after Postgres was killed");
+        const log = await Deno.readTextFile(cluster.logPath("pgctld"));
+        assert.match(log, /Postgres exited unexpectedly/);
+      });
+
+      await t.step("Ctrl-C stops every process", async () => {
+        const cluster = LocalCluster.load(dir, () => {});
+        const pids = Object.values(cluster.running());
+        assert.equal(pids.length, 5);
+        const pm = Number(
+          (await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0],
+        );
+        child.kill("SIGINT");
+        const status = await child.status;
+        assert.equal(status.code, 0, await errText);
+        for (const pid of [...pids, pm]) assert.ok(!alive(pid), `pid ${pid} still runs`);
+      });
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await pump.catch(() => {});
+      await LocalCluster.load(dir, () => {}).stop().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
-    await pump.catch(() => {});
-    await LocalCluster.load(dir, () => {}).stop().catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-});
+  },
+);

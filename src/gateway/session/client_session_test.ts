@@ -74,7 +74,9 @@ class FakeBackend implements SessionBackend {
    * ReadyForQuery, Parse/Bind/Describe/Execute with their completions, Sync with ReadyForQuery.
    */
   execute(sessionId: number, payload: Uint8Array): void {
-    this.executed.push({ sessionId, payload: payload.slice() });
+    // Kept as given, as a gRPC stream that sends later would: the payload must be the
+    // backend's own bytes, not a view the session reuses.
+    this.executed.push({ sessionId, payload });
     if (!this.answer) return;
     const listener = this.#listeners.get(sessionId);
     assert.ok(listener, `execute() on session ${sessionId}, which was never opened`);
@@ -417,6 +419,9 @@ Deno.test("ClientSession.run() lets npm:pg log in with SCRAM and relays the pool
       user: "alice",
       password: "secret",
       database: "db1",
+      // Safety nets so a broken session fails the test instead of hanging it.
+      connectionTimeoutMillis: READ_BOUND_MS,
+      query_timeout: READ_BOUND_MS,
     });
     await client.connect();
     try {
