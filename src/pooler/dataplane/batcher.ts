@@ -8,7 +8,7 @@ import type { ResponseSink } from "./session_table.ts";
  */
 export class Batcher implements ResponseSink {
   readonly #send: (responses: SessionResponse[]) => boolean;
-  #pending: SessionResponse[] = [];
+  #pending: Pending[] = [];
   #scheduled = false;
   #drain: Promise<void> | null = null;
   #resolveDrain?: () => void;
@@ -21,11 +21,13 @@ export class Batcher implements ResponseSink {
   frames(sessionId: number, frames: Uint8Array): void {
     const last = this.#pending[this.#pending.length - 1];
     if (last && last.sessionId === sessionId && !last.done) {
-      last.payload = concat(last.payload, frames);
+      last.chunks.push(frames.slice());
+      last.size += frames.length;
     } else {
       this.#pending.push({
         sessionId,
-        payload: frames.slice(),
+        chunks: [frames.slice()],
+        size: frames.length,
         done: false,
         reserved: 0,
         closed: false,
@@ -41,7 +43,7 @@ export class Batcher implements ResponseSink {
       last.reserved = reserved;
       last.closed = closed;
     } else {
-      this.#pending.push({ sessionId, payload: EMPTY, done: true, reserved, closed });
+      this.#pending.push({ sessionId, chunks: [], size: 0, done: true, reserved, closed });
     }
     this.#schedule();
   }
@@ -67,7 +69,7 @@ export class Batcher implements ResponseSink {
   flush(): void {
     this.#scheduled = false;
     if (!this.#pending.length) return;
-    const batch = this.#pending;
+    const batch = this.#pending.map(toResponse);
     this.#pending = [];
     const ok = this.#send(batch);
     if (!ok && !this.#drain) {
@@ -76,11 +78,33 @@ export class Batcher implements ResponseSink {
   }
 }
 
-const EMPTY = new Uint8Array(0);
+/** A response being gathered: chunks are copied once and joined once, at flush. */
+interface Pending {
+  sessionId: number;
+  chunks: Uint8Array[];
+  size: number;
+  done: boolean;
+  reserved: number;
+  closed: boolean;
+}
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+function toResponse(p: Pending): SessionResponse {
+  let payload: Uint8Array;
+  if (p.chunks.length === 1) {
+    payload = p.chunks[0];
+  } else {
+    payload = new Uint8Array(p.size);
+    let off = 0;
+    for (const c of p.chunks) {
+      payload.set(c, off);
+      off += c.length;
+    }
+  }
+  return {
+    sessionId: p.sessionId,
+    payload,
+    done: p.done,
+    reserved: p.reserved,
+    closed: p.closed,
+  };
 }

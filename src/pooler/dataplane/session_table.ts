@@ -173,8 +173,8 @@ export class SessionTable {
   async #execute(s: Session, payload: Uint8Array): Promise<void> {
     const backend = s.backend;
     if (!backend || s.closing) return;
-    s.expectedReady += countSyncPoints(payload);
     try {
+      s.expectedReady += countSyncPoints(payload);
       await backend.send(payload);
     } catch {
       // The pump sees the loss and ends the session.
@@ -250,11 +250,14 @@ export function countSyncPoints(payload: Uint8Array): number {
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   while (off + 5 <= payload.length) {
     const code = payload[off];
+    const len = dv.getInt32(off + 1);
+    // The gateway cuts frames with a checked reader; anything else is a broken peer.
+    if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
     if (
       code === FrontendCode.Query || code === FrontendCode.Sync ||
       code === FrontendCode.FunctionCall
     ) n++;
-    off += 1 + dv.getInt32(off + 1);
+    off += 1 + len;
   }
   return n;
 }

@@ -114,3 +114,10 @@ Deno.test("countSyncPoints() reads the copy a WireWriter hands out after other f
   writeQuery(w, "SELECT 1");
   assert.equal(countSyncPoints(w.view().subarray(start)), 2);
 });
+
+Deno.test("countSyncPoints() refuses a frame length below 4 instead of looping", () => {
+  assert.throws(
+    () => countSyncPoints(Uint8Array.from([0x51, 0xff, 0xff, 0xff, 0xff, 0, 0, 0])),
+    RangeError,
+  );
+});

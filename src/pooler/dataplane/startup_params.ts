@@ -24,10 +24,13 @@ export function parseOptions(options: string): [string, string][] {
   let inWord = false;
   for (let i = 0; i < options.length; i++) {
     const ch = options[i];
-    if (ch === "\\" && i + 1 < options.length) {
-      cur += options[++i];
+    if (ch === "\\") {
+      // Postgres drops a trailing backslash and keeps the character after any other one.
+      if (i + 1 < options.length) cur += options[++i];
       inWord = true;
-    } else if (/\s/.test(ch)) {
+    } else if (
+      ch === " " || ch === "\t" || ch === "\n" || ch === "\r" || ch === "\f" || ch === "\v"
+    ) {
       if (inWord) words.push(cur);
       cur = "";
       inWord = false;
@@ -40,11 +43,15 @@ export function parseOptions(options: string): [string, string][] {
   const out: [string, string][] = [];
   for (let i = 0; i < words.length; i++) {
     let w = words[i];
+    let shown: string;
     if (w === "-c") {
       w = words[++i] ?? "";
+      shown = `-c ${w}`;
     } else if (w.startsWith("-c")) {
       w = w.slice(2);
+      shown = `-c ${w}`;
     } else if (w.startsWith("--")) {
+      shown = w;
       w = w.slice(2);
     } else {
       throw new PgError(
@@ -57,7 +64,7 @@ export function parseOptions(options: string): [string, string][] {
     if (eq <= 0) {
       throw new PgError(
         SqlState.SYNTAX_ERROR,
-        `-c ${w} requires a value`,
+        `${shown.trimEnd()} requires a value`,
         { severity: "FATAL" },
       );
     }

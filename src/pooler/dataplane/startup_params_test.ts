@@ -120,3 +120,9 @@ Deno.test("settingsSql() doubles single quotes in names and values", () => {
     "SELECT pg_catalog.set_config('x''y', '''); DROP TABLE t; --', false);",
   );
 });
+
+Deno.test("parseOptions() drops a trailing backslash and names the word Postgres would", () => {
+  assert.deepEqual(parseOptions("-ca=b\\"), [["a", "b"]]);
+  assertFatal(() => parseOptions("--work-mem"), "42601", "--work-mem requires a value");
+  assertFatal(() => parseOptions("-c"), "42601", "-c requires a value");
+});

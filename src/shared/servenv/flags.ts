@@ -57,13 +57,26 @@ export function parseFlags<S extends FlagSpecs>(
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = { type: spec.type === "boolean" ? "boolean" : "string" };
   }
+  // parseArgs takes no value for a boolean: pull `--flag=value` and `--no-flag` out first, so the
+  // command line can also turn off what the env or the config file turned on.
+  const explicit: Record<string, string> = {};
+  const rest: string[] = [];
+  for (const arg of args) {
+    const m = /^--(no-)?([^=]+)(?:=(.*))?$/.exec(arg);
+    const spec = m ? specs[m[2]] : undefined;
+    if (m && spec?.type === "boolean" && (m[1] || m[3] !== undefined)) {
+      explicit[m[2]] = m[1] ? "false" : m[3]!;
+    } else {
+      rest.push(arg);
+    }
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: false });
   } catch (e) {
-    throw new Error(`Invalid arguments: ${(e as Error).message}`);
+    throw new Error(`Invalid arguments: ${(e as Error).message.split("\n")[0]}`);
   }
-  const cli = parsed.values as Record<string, string | boolean | undefined>;
+  const cli = { ...parsed.values, ...explicit } as Record<string, string | boolean | undefined>;
   const configPath = (cli["config"] as string | undefined) ?? env[envName("config")] ?? "";
   const file = configPath ? readConfigFile(configPath) : {};
   const out: Record<string, string | number | boolean> = {};

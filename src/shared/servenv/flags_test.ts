@@ -193,3 +193,23 @@ Deno.test("parseFlags() returns a frozen config", () => {
   }, TypeError);
   assert.equal(cfg.cell, "zone2");
 });
+
+Deno.test("parseFlags() lets the command line turn off a boolean the env turned on", () => {
+  const specs = { "stop-on-exit": { type: "boolean", default: false, help: "x" } } as const;
+  const env = { MULTIGRES_STOP_ON_EXIT: "true" };
+  assert.equal(parseFlags(specs, [], env)["stop-on-exit"], true);
+  assert.equal(parseFlags(specs, ["--stop-on-exit=false"], env)["stop-on-exit"], false);
+  assert.equal(parseFlags(specs, ["--no-stop-on-exit"], env)["stop-on-exit"], false);
+  assert.equal(parseFlags(specs, ["--stop-on-exit"], {})["stop-on-exit"], true);
+});
+
+Deno.test("parseFlags() reports a bad command line on one line", () => {
+  const specs = {
+    "name": { type: "string", default: "", help: "x" },
+    "port": { type: "number", default: 1, help: "y" },
+  } as const;
+  assert.throws(() => parseFlags(specs, ["--name", "--port", "3"], {}), (e: Error) => {
+    assert.ok(!e.message.includes("\n"), e.message);
+    return true;
+  });
+});

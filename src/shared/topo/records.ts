@@ -18,17 +18,29 @@ function type(name: RecordType): protobuf.Type {
  */
 export function encodeRecord(name: RecordType, value: object): string {
   const t = type(name);
-  return JSON.stringify(t.toObject(t.fromObject(value), { enums: String, longs: Number }));
+  // proto3 JSON writes 64-bit integers as strings.
+  return JSON.stringify(t.toObject(t.fromObject(value), { enums: String, longs: String }));
 }
 
 /** Parses a stored record, filling in proto defaults for missing fields. */
 export function decodeRecord<T>(name: RecordType, json: string): T {
   const t = type(name);
-  const obj = JSON.parse(json);
+  const obj = camelKeys(JSON.parse(json)) as Record<string, unknown>;
   return t.toObject(t.fromObject(obj), {
     enums: String,
     longs: Number,
     defaults: true,
     arrays: true,
   }) as T;
+}
+
+/** proto3 JSON readers accept the proto field names too: `postgres_addr` as `postgresAddr`. */
+function camelKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(camelKeys);
+  if (v === null || typeof v !== "object") return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v)) {
+    out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = camelKeys(val);
+  }
+  return out;
 }

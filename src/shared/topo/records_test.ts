@@ -21,7 +21,17 @@ Deno.test("encodeRecord() then decodeRecord() gives a Pooler back unchanged", ()
 });
 
 Deno.test("encodeRecord() writes a Pooler as readable proto3 JSON with camelCase keys", () => {
-  assert.deepEqual(JSON.parse(encodeRecord("Pooler", POOLER)), POOLER);
+  // proto3 JSON writes 64-bit integers (the term) as strings.
+  assert.deepEqual(JSON.parse(encodeRecord("Pooler", POOLER)), { ...POOLER, term: "7" });
+});
+
+Deno.test("decodeRecord() accepts the proto field names too (postgres_addr)", () => {
+  const rec = decodeRecord<{ postgresAddr: string; httpAddr: string }>(
+    "Pooler",
+    '{"postgres_addr":"127.0.0.1:25432","http_addr":"127.0.0.1:15200"}',
+  );
+  assert.equal(rec.postgresAddr, "127.0.0.1:25432");
+  assert.equal(rec.httpAddr, "127.0.0.1:15200");
 });
 
 Deno.test('encodeRecord() writes enums by name ("type":"PRIMARY"), also when given a number', () => {
