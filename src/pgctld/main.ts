@@ -70,9 +70,11 @@ async function main(): Promise<void> {
   let lastState = "";
   env.setReadiness(() => lastState === "RUNNING");
   env.setStatus(() => ({ state: lastState }));
-  const poll = setInterval(async () => {
+  const refresh = async () => {
     lastState = (await pg.status().catch(() => ({ state: "UNKNOWN" }))).state;
-  }, 1000);
+  };
+  await refresh();
+  const poll = setInterval(refresh, 1000);
   env.onShutdown(() => clearInterval(poll));
   env.installSignalHandlers();
   logger.info("pgctld serving", {

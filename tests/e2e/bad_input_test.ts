@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import {
   FrameReader,
+  parseAuthentication,
   parseErrorFields,
   WireWriter,
   writeQuery,
+  writeSaslInitialResponse,
+  writeSaslResponse,
   writeStartupMessage,
 } from "../../src/shared/wire/mod.ts";
+import { ScramClient } from "../../src/shared/auth/mod.ts";
 import type { PgError } from "../../src/shared/errors/mod.ts";
 import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
 
@@ -45,6 +49,32 @@ function u32(n: number): Uint8Array {
 async function stillServes(c: TestCluster): Promise<void> {
   const r = await c.psql(["-tAc", "select 'alive'"]);
   assert.equal(r.stdout.trim(), "alive", r.stderr);
+}
+
+/** A logged-in raw connection (SCRAM done by our own client code), ready for queries. */
+async function rawSession(c: TestCluster): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: c.port });
+  const w = new WireWriter();
+  writeStartupMessage(w, { user: "postgres", database: "postgres" });
+  await conn.write(w.view());
+  const r = new FrameReader();
+  const scram = new ScramClient("postgres", c.password);
+  for (;;) {
+    const n = await conn.read(r.writable());
+    if (n === null) throw new Error("closed during login");
+    r.commit(n);
+    while (r.next()) {
+      if (r.code === 0x45) throw parseErrorFields(r.body);
+      if (r.code === 0x5a) return conn;
+      if (r.code !== 0x52) continue;
+      const auth = parseAuthentication(r.body);
+      w.reset();
+      if (auth.code === 10) writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst());
+      else if (auth.code === 11) writeSaslResponse(w, scram.handleServerFirst(auth.data.slice()));
+      else if (auth.code === 12) scram.verifyServerFinal(auth.data.slice());
+      if (w.length) await conn.write(w.view());
+    }
+  }
 }
 
 async function poolerStatus(c: TestCluster): Promise<{ backendsInUse: number; sessions: number }> {
@@ -152,7 +182,9 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
 
     await t.step("a client that disconnects mid-query leaves no busy backend", async () => {
       const w = new WireWriter();
-      const baseline = (await poolerStatus(c)).backendsInUse; // the held session's backend
+      // Only the held session keeps a backend once earlier steps' sessions are released.
+      const baseline = 1;
+      assert.ok(await eventually(async () => (await poolerStatus(c)).backendsInUse === baseline));
       const client = await c.client();
       client.on("error", () => {}); // it is about to lose its socket on purpose
       // deno-lint-ignore no-explicit-any
@@ -169,15 +201,64 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
         });
         assert.ok(running, "the sleep never started");
         stream.destroy(); // the client vanishes without Terminate
+        let seen = "";
         const gone = await eventually(async () => {
           const r = await direct.query(
             "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
           );
           const st = await poolerStatus(c);
+          seen = `active queries ${
+            r.rows[0].n
+          }, backends in use ${st.backendsInUse} (want ${baseline})`;
           return r.rows[0].n === 0 && st.backendsInUse === baseline;
         });
-        assert.ok(gone, "the abandoned query kept running or its backend stayed reserved");
+        assert.ok(gone, `the abandoned query kept running or its backend stayed reserved: ${seen}`);
       } finally {
+        await direct.end();
+      }
+    });
+
+    await t.step("a client that stops reading holds back its own backend, not memory", async () => {
+      const gatewayPid = c.cluster.running().multigateway!;
+      const rss = () =>
+        Number(/VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${gatewayPid}/status`))![1]);
+      const before = rss();
+      const rows = 200_000; // ~200 MB of results
+      const conn = await rawSession(c);
+      const w = new WireWriter();
+      writeQuery(w, `select repeat('x', 1000) /* slow reader */ from generate_series(1, ${rows})`);
+      await conn.write(w.view());
+      const direct = await c.client({ direct: true });
+      try {
+        // Postgres itself reports that the backend waits for its client (the pooler) to read.
+        const blocked = await eventually(async () => {
+          const r = await direct.query(
+            "select wait_event from pg_stat_activity where query like '%slow reader%' and pid <> pg_backend_pid()",
+          );
+          return r.rows[0]?.wait_event === "ClientWrite";
+        });
+        assert.ok(blocked, "the backend never waited on its client");
+        const grown = rss() - before;
+        assert.ok(grown < 100 * 1024, `the gateway grew by ${grown} kB while the client slept`);
+        // Now read everything: every row arrives.
+        const r = new FrameReader();
+        let dataRows = 0;
+        let ready = false;
+        let error = "";
+        while (!ready) {
+          const n = await conn.read(r.writable(65536));
+          if (n === null) break;
+          r.commit(n);
+          while (r.next()) {
+            if (r.code === 0x44 /* D */) dataRows++;
+            if (r.code === 0x45 /* E */) error = parseErrorFields(r.body).message;
+            if (r.code === 0x5a /* Z */) ready = true;
+          }
+        }
+        assert.equal(error, "");
+        assert.equal(dataRows, rows);
+      } finally {
+        conn.close();
         await direct.end();
       }
     });

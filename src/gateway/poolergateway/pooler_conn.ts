@@ -35,6 +35,7 @@ export class PoolerConn {
   #pending: SessionRequest[] = [];
   #scheduled = false;
   #closed = false;
+  #drain: Promise<void> | null = null;
 
   constructor(addr: string, logger?: Logger) {
     this.addr = addr;
@@ -77,6 +78,25 @@ export class PoolerConn {
     this.#queue({ sessionId, op: "EXECUTE", user: "", database: "", startup: {}, payload });
   }
 
+  /** Flow control: `bytes` more of the session's results reached its client. */
+  ack(sessionId: number, bytes: number): void {
+    if (!this.#sessions.has(sessionId)) return;
+    this.#queue({
+      sessionId,
+      op: "ACK",
+      user: "",
+      database: "",
+      startup: {},
+      payload: EMPTY,
+      acked: bytes,
+    });
+  }
+
+  /** A promise while the stream to the pooler is full (callers stop reading their clients). */
+  congested(): Promise<void> | null {
+    return this.#drain;
+  }
+
   /** Ends the session on the pooler (rolls back, returns the backend). */
   close(sessionId: number): void {
     if (!this.#sessions.delete(sessionId)) return;
@@ -97,7 +117,14 @@ export class PoolerConn {
     if (!requests.length) return;
     const stream = this.#stream;
     if (!stream) return;
-    stream.write({ requests });
+    if (!stream.write({ requests }) && !this.#drain) {
+      this.#drain = new Promise((resolve) =>
+        stream.once("drain", () => {
+          this.#drain = null;
+          resolve();
+        })
+      );
+    }
   }
 
   #ensureStream(): void {
@@ -122,6 +149,7 @@ export class PoolerConn {
     const fail = (why: string) => {
       if (this.#stream !== stream) return;
       this.#stream = undefined;
+      stream.emit("drain"); // release anyone waiting on the dead stream
       const err = connectionFailure(`connection to the pooler was lost: ${why}`);
       const lost = [...this.#sessions.values()];
       this.#sessions.clear();

@@ -24,6 +24,7 @@ import {
 } from "../../shared/wire/mod.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+import { FLOW_ACK_BYTES } from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
 import { writeAll } from "./_io.ts";
 
@@ -72,6 +73,8 @@ export class ClientSession implements SessionListener {
   #backend?: SessionBackend;
   #ended = false;
   #out: Promise<void> = Promise.resolve();
+  /** Result bytes written to the client and not yet acknowledged to the pooler. */
+  #ackable = 0;
   #opening?: {
     frames: Uint8Array[];
     resolve: (closed: boolean) => void;
@@ -215,7 +218,7 @@ export class ClientSession implements SessionListener {
       }, this);
     });
     this.#opening = undefined;
-    for (const f of frames) this.#send(f);
+    for (const f of frames) this.#sendResults(f);
     if (closed) {
       // The pooler refused the session with a FATAL error, already in `frames`.
       this.#backend = undefined;
@@ -237,6 +240,11 @@ export class ClientSession implements SessionListener {
     for (;;) {
       this.#forwardBuffered();
       if (this.#ended) return;
+      const full = this.#backend?.congested();
+      if (full) {
+        await full;
+        continue;
+      }
       let n: number | null;
       try {
         n = await this.#conn.read(r.writable());
@@ -297,7 +305,19 @@ export class ClientSession implements SessionListener {
 
   onFrames(frames: Uint8Array): void {
     if (this.#opening) this.#opening.frames.push(frames);
-    else this.#send(frames);
+    else this.#sendResults(frames);
+  }
+
+  /** Writes results to the client and acknowledges them to the pooler once written. */
+  #sendResults(frames: Uint8Array): void {
+    this.#send(frames);
+    this.#out = this.#out.then(() => {
+      this.#ackable += frames.length;
+      if (this.#ackable >= FLOW_ACK_BYTES && this.#backend && this.#id) {
+        this.#backend.ack(this.#id.sessionId, this.#ackable);
+        this.#ackable = 0;
+      }
+    });
   }
 
   onDone(_reserved: number, closed: boolean): void {

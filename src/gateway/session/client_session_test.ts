@@ -50,6 +50,8 @@ class FakeBackend implements SessionBackend {
   }[] = [];
   readonly executed: { sessionId: number; payload: Uint8Array }[] = [];
   readonly closed: number[] = [];
+  /** Bytes acknowledged per session (flow control). */
+  readonly acked = new Map<number, number>();
   /** When false, execute() records the request and never answers (a query that hangs). */
   answer = true;
   readonly #listeners = new Map<number, SessionListener>();
@@ -67,6 +69,14 @@ class FakeBackend implements SessionBackend {
       );
       listener.onDone(128, false);
     });
+  }
+
+  ack(sessionId: number, bytes: number): void {
+    this.acked.set(sessionId, (this.acked.get(sessionId) ?? 0) + bytes);
+  }
+
+  congested(): Promise<void> | null {
+    return null;
   }
 
   /**

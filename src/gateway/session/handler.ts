@@ -10,6 +10,10 @@ export interface SessionBackend {
   ): void;
   execute(sessionId: number, payload: Uint8Array): void;
   close(sessionId: number): void;
+  /** Flow control: `bytes` more of the session's results were written to its client. */
+  ack(sessionId: number, bytes: number): void;
+  /** A promise while the link to the pooler is full; null when requests may flow. */
+  congested(): Promise<void> | null;
 }
 
 /** Identity the gateway mints for a client session (the virtual backend key). */

@@ -104,6 +104,11 @@ export class BackendConn {
     return this.#broken;
   }
 
+  /** Bytes read from Postgres and not yet handled (a clean, idle connection has none). */
+  get unread(): number {
+    return this.#reader.buffered();
+  }
+
   get busy(): boolean {
     return this.#busy;
   }

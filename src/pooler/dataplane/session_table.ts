@@ -11,7 +11,11 @@ import {
   writeParameterStatus,
   writeSync,
 } from "../../shared/wire/mod.ts";
-import { ReservationReason, type SessionRequest } from "../../shared/grpc/types.ts";
+import {
+  FLOW_WINDOW_BYTES,
+  ReservationReason,
+  type SessionRequest,
+} from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import type { BackendConn } from "../backend/backend_conn.ts";
 import type { Pool } from "../pool/pool.ts";
@@ -38,6 +42,10 @@ class Session {
   expectedReady = 0;
   /** The running read pump (while the backend is pinned). */
   pump?: Promise<void>;
+  /** Result bytes sent and not yet acknowledged by the gateway. */
+  unacked = 0;
+  /** Resolves the pump's wait once acknowledgements bring `unacked` under the window. */
+  resumePump?: () => void;
 
   constructor(id: number, user: string, database: string) {
     this.id = id;
@@ -103,6 +111,13 @@ export class SessionTable {
         if (s) this.#close(s);
         return;
       }
+      case "ACK": {
+        const s = this.#sessions.get(req.sessionId);
+        if (!s) return;
+        s.unacked = Math.max(0, s.unacked - (req.acked ?? 0));
+        if (s.unacked <= FLOW_WINDOW_BYTES) this.#resume(s);
+        return;
+      }
       default:
         this.#logger?.warn("unknown session op", { op: req.op });
     }
@@ -138,6 +153,7 @@ export class SessionTable {
     const w = this.#writer;
     w.reset();
     for (const [k, v] of backend.params) writeParameterStatus(w, k, v);
+    s.unacked += w.length;
     this.#sink.frames(s.id, w.view());
     this.#sink.done(s.id, this.#reserved(s));
     s.pump = this.#runPump(s, backend);
@@ -149,8 +165,14 @@ export class SessionTable {
       await backend.pump({
         frames: (frames) => {
           if (s.closing) return;
+          s.unacked += frames.length;
           this.#sink.frames(s.id, frames);
-          return this.#sink.congested() ?? undefined;
+          const stream = this.#sink.congested();
+          const window = s.unacked > FLOW_WINDOW_BYTES
+            ? new Promise<void>((r) => (s.resumePump = r))
+            : null;
+          if (stream && window) return Promise.all([stream, window]).then(() => {});
+          return stream ?? window ?? undefined;
         },
         ready: () => {
           if (s.expectedReady > 0) s.expectedReady--;
@@ -202,9 +224,16 @@ export class SessionTable {
     this.#sink.done(sessionId, 0, closed);
   }
 
+  #resume(s: Session): void {
+    const r = s.resumePump;
+    s.resumePump = undefined;
+    r?.();
+  }
+
   #close(s: Session): void {
     if (s.closing) return;
     s.closing = true;
+    this.#resume(s); // results are dropped from now on: let the pump run to its end
     this.#sessions.delete(s.id);
     s.chain = s.chain.then(() => this.#stopPump(s));
   }
@@ -217,13 +246,18 @@ export class SessionTable {
   async #stopPump(s: Session): Promise<void> {
     const b = s.backend;
     if (!b || !s.pump) return;
-    if (s.expectedReady > 0) await b.cancel();
+    // Count the Sync first: the pump must not stop on the ReadyForQuery of a cancelled query
+    // that arrives while we are still cancelling, or the Sync's reply would reach the backend's
+    // next user.
+    const running = s.expectedReady > 0;
+    s.expectedReady++;
+    const copyIn = b.copyIn;
+    if (running) await b.cancel();
     const w = new WireWriter(64);
-    if (b.copyIn) {
+    if (copyIn) {
       w.begin(FrontendCode.CopyFail).cstring("client disconnected").end();
     }
     writeSync(w);
-    s.expectedReady++;
     try {
       await b.send(w.view());
     } catch {

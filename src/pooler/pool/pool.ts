@@ -118,6 +118,8 @@ export class Pool {
       try {
         if (conn.txStatus !== TxStatus.Idle) await conn.query("ROLLBACK");
         await conn.query("DISCARD ALL");
+        // Anything still unread belongs to the previous user: never hand it to the next one.
+        if (conn.unread > 0) throw new Error(`${conn.unread} unread bytes after reset`);
       } catch (e) {
         this.#opts.logger?.debug("backend reset failed; closing it", { error: e });
         conn.close();

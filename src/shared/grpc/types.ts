@@ -81,7 +81,7 @@ export interface DatabaseLayout {
 
 // ---- multipooler ----
 
-export type SessionOp = "SESSION_OP_UNSPECIFIED" | "OPEN" | "EXECUTE" | "CLOSE";
+export type SessionOp = "SESSION_OP_UNSPECIFIED" | "OPEN" | "EXECUTE" | "CLOSE" | "ACK";
 
 export interface SessionRequest {
   sessionId: number;
@@ -90,7 +90,14 @@ export interface SessionRequest {
   database: string;
   startup: Record<string, string>;
   payload: Uint8Array;
+  /** With ACK: bytes of results the gateway wrote to its client since its last ACK. */
+  acked?: number;
 }
+
+/** Unacknowledged result bytes per session above which the pooler pauses that backend. */
+export const FLOW_WINDOW_BYTES = 2 * 1024 * 1024;
+/** The gateway acknowledges once this many bytes were written to the client. */
+export const FLOW_ACK_BYTES = 512 * 1024;
 
 export interface SessionResponse {
   sessionId: number;
