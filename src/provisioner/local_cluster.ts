@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import type { CellRecord, DatabaseRecord, PoolerRecord } from "../shared/grpc/types.ts";
 import { encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
+import { envName } from "../shared/servenv/mod.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
 import { alive, type ProcessSpec, readPid, sleep, spawnDetached, stopPid } from "./processes.ts";
 
@@ -122,9 +123,11 @@ export class LocalCluster {
   async start(): Promise<void> {
     const pre = await ensurePrereqs(this.#log);
     this.#prepareDirs();
+    // Everything but the password: stop and status do not need it.
+    const { password: _, ...saved } = this.cfg;
     Deno.writeTextFileSync(
       `${this.cfg.dataDir}/cluster.json`,
-      JSON.stringify({ ...this.cfg }, null, 2) + "\n",
+      JSON.stringify(saved, null, 2) + "\n",
     );
     const running = this.running();
     for (const c of COMPONENTS) {
@@ -181,7 +184,6 @@ export class LocalCluster {
         `--grpc-port=${p.pgctldGrpc}`,
         `--pg-data-dir=${this.pgDataDir}`,
         `--pg-port=${p.postgres}`,
-        `--pg-superuser-password=${this.cfg.password}`,
         `--pg-bin-dir=${pre.pgBinDir}`,
         "--stop-postgres-on-exit",
       ],
@@ -205,12 +207,17 @@ export class LocalCluster {
       ],
     };
     const flags = [...common, ...args[c]];
-    if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/${c}`, args: flags };
+    // The password goes through the environment, not the command line, which `ps` shows.
+    const env = c === "pgctld"
+      ? { [envName("pg-superuser-password")]: this.cfg.password }
+      : undefined;
+    if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/${c}`, args: flags, env };
     return {
       name: c,
       cmd: Deno.execPath(),
       args: ["run", "-A", "--quiet", `${REPO_ROOT}${SOURCES[c]}`, ...flags],
       cwd: REPO_ROOT,
+      env,
     };
   }
 
