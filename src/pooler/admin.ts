@@ -33,7 +33,8 @@ export class AdminConn {
         address: this.#address(),
         user: this.#user,
         database: this.#database,
-        params: { application_name: "multipooler" },
+        // Our SQL quotes literals the standard way: make sure the server reads them so.
+        params: { application_name: "multipooler", standard_conforming_strings: "on" },
       });
       this.#logger?.debug("admin connection opened");
     }

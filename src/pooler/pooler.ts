@@ -258,16 +258,19 @@ export class Pooler {
 
   async getAuthCredentials(user: string): Promise<GetAuthCredentialsResponse> {
     const r = await this.#admin.query(
-      `SELECT rolpassword, rolcanlogin, rolvaliduntil FROM pg_catalog.pg_authid
-        WHERE rolname = ${literal(user)}`,
+      `SELECT rolpassword, rolcanlogin, rolvaliduntil, coalesce(rolvaliduntil < now(), false)
+         FROM pg_catalog.pg_authid WHERE rolname = ${literal(user)}`,
     );
-    if (!r.rows.length) return { exists: false, verifier: "", canLogin: false, validUntil: "" };
-    const [pw, canLogin, validUntil] = r.rows[0];
+    if (!r.rows.length) {
+      return { exists: false, verifier: "", canLogin: false, validUntil: "", expired: false };
+    }
+    const [pw, canLogin, validUntil, expired] = r.rows[0];
     return {
       exists: true,
       verifier: pw ?? "",
       canLogin: canLogin === "t",
       validUntil: validUntil ?? "",
+      expired: expired === "t",
     };
   }
 

@@ -263,9 +263,74 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
       }
     });
 
+    await t.step("Terminate right after a write: the write still happens", async () => {
+      const conn = await rawSession(c);
+      const w = new WireWriter();
+      writeQuery(w, "select pg_sleep(0.5); insert into kept values (42)");
+      w.begin(0x58 /* Terminate */).end();
+      await conn.write(w.view());
+      conn.close();
+      const landed = await eventually(async () => {
+        const r = await held.query("select count(*)::int as n from kept where v = 42");
+        return r.rows[0].n === 1;
+      });
+      assert.ok(landed, "the statement sent before Terminate was lost");
+    });
+
+    await t.step("a client that vanishes mid-COPY leaves a clean backend", async () => {
+      const conn = await rawSession(c);
+      const w = new WireWriter();
+      writeQuery(w, "copy kept from stdin");
+      await conn.write(w.view());
+      const r = new FrameReader();
+      let copyIn = false;
+      while (!copyIn) {
+        const n = await conn.read(r.writable());
+        if (n === null) break;
+        r.commit(n);
+        while (r.next()) if (r.code === 0x47 /* G */) copyIn = true;
+      }
+      assert.ok(copyIn);
+      w.reset();
+      w.begin(0x64 /* CopyData */).string("7\n").end();
+      await conn.write(w.view());
+      conn.close(); // gone without CopyDone
+      const settled = await eventually(async () => (await poolerStatus(c)).backendsInUse === 1 // the held session's
+      );
+      assert.ok(settled, "the backend stayed reserved after the COPY was abandoned");
+      // The half-done COPY was rolled back, and every pooled backend still answers plainly.
+      const rows = await held.query("select count(*)::int as n from kept where v = 7");
+      assert.equal(rows.rows[0].n, 0);
+      for (let i = 0; i < 4; i++) await stillServes(c);
+    });
+
+    await t.step("pg_terminate_backend: the client sees exactly what Postgres sends", async () => {
+      // The same scenario directly against Postgres and through the gateway.
+      const codes = async (direct: boolean) => {
+        const victim = await c.client({ direct });
+        const errors: string[] = [];
+        victim.on("error", (e: Error & { code?: string }) => errors.push(e.code ?? e.message));
+        const pid = (await victim.query("select pg_backend_pid() as pid")).rows[0].pid;
+        const admin = await c.client({ direct: true });
+        try {
+          await admin.query("select pg_terminate_backend($1)", [pid]);
+        } finally {
+          await admin.end();
+        }
+        assert.ok(await eventually(() => errors.length > 0));
+        await new Promise((r) => setTimeout(r, 500)); // anything more would arrive by now
+        await victim.end().catch(() => {});
+        return errors;
+      };
+      const direct = await codes(true);
+      assert.equal(direct[0], "57P01");
+      assert.deepEqual(await codes(false), direct);
+      await stillServes(c);
+    });
+
     await t.step("the held session saw none of it", async () => {
-      const r = await held.query("select v from kept");
-      assert.deepEqual(r.rows, [{ v: 1 }]);
+      const r = await held.query("select v from kept order by v");
+      assert.deepEqual(r.rows, [{ v: 1 }, { v: 42 }]); // 42: the write sent before Terminate
     });
   } finally {
     await held.end().catch(() => {});

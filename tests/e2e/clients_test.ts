@@ -56,6 +56,26 @@ Deno.test("npm:pg and npm:postgres work through the gateway", E2E, async (t) => 
       }
     });
 
+    await t.step("npm:pg: a 70 MB value (bigger than one gRPC message) arrives whole", async () => {
+      const db = await c.client();
+      const other = await c.client();
+      try {
+        const big = 70 * 1024 * 1024;
+        const [r, o] = await Promise.all([
+          db.query(`select repeat('ab', ${big / 2}) as v`),
+          other.query("select 'unaffected' as v"),
+        ]);
+        assert.equal(r.rows[0].v.length, big);
+        assert.equal(r.rows[0].v.slice(-4), "abab");
+        assert.equal(o.rows[0].v, "unaffected");
+        const echo = await db.query("select length($1::text) as n", ["é".repeat(3_000_000)]);
+        assert.equal(echo.rows[0].n, 3_000_000);
+      } finally {
+        await db.end();
+        await other.end();
+      }
+    });
+
     await t.step("npm:pg: an error keeps the session usable, with Postgres's fields", async () => {
       const db = await c.client();
       try {

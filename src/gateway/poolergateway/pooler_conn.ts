@@ -9,6 +9,7 @@ import {
   type SessionRequest,
 } from "../../shared/grpc/mod.ts";
 import { connectionFailure, type PgError } from "../../shared/errors/mod.ts";
+import { MAX_BATCH_BYTES, MAX_PAYLOAD_PIECE } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 
 /** Receives one session's results from the data-plane stream. */
@@ -17,6 +18,8 @@ export interface SessionListener {
   onFrames(frames: Uint8Array): void;
   /** The current request is complete. `closed`: the pooler ended the session. */
   onDone(reserved: number, closed: boolean): void;
+  /** Flow control: `bytes` more of the session's requests reached Postgres. */
+  onRequestsAcked(bytes: number): void;
   /** The stream to the pooler broke: the session is gone. */
   onLost(err: PgError): void;
 }
@@ -34,6 +37,7 @@ export class PoolerConn {
   readonly #sessions = new Map<number, SessionListener>();
   #pending: SessionRequest[] = [];
   #scheduled = false;
+  #batchBytes = 0;
   #closed = false;
   #drain: Promise<void> | null = null;
 
@@ -62,6 +66,12 @@ export class PoolerConn {
     listener: SessionListener,
   ): void {
     this.#ensureStream();
+    if (!this.#stream) {
+      queueMicrotask(() =>
+        listener.onLost(connectionFailure("the gateway is shutting down its link to the pooler"))
+      );
+      return;
+    }
     this.#sessions.set(sessionId, listener);
     this.#queue({
       sessionId,
@@ -73,9 +83,21 @@ export class PoolerConn {
     });
   }
 
-  /** Sends raw frontend frames for the session (copied by the caller). */
+  /** Sends raw frontend frames for the session (copied by the caller), in pieces if large. */
   execute(sessionId: number, payload: Uint8Array): void {
-    this.#queue({ sessionId, op: "EXECUTE", user: "", database: "", startup: {}, payload });
+    for (let off = 0; off < payload.length; off += MAX_PAYLOAD_PIECE) {
+      const piece = payload.subarray(off, off + MAX_PAYLOAD_PIECE);
+      this.#queue({
+        sessionId,
+        op: "EXECUTE",
+        user: "",
+        database: "",
+        startup: {},
+        payload: piece,
+      });
+      this.#batchBytes += piece.length;
+      if (this.#batchBytes >= MAX_BATCH_BYTES) this.#flush();
+    }
   }
 
   /** Flow control: `bytes` more of the session's results reached its client. */
@@ -97,10 +119,21 @@ export class PoolerConn {
     return this.#drain;
   }
 
-  /** Ends the session on the pooler (rolls back, returns the backend). */
-  close(sessionId: number): void {
+  /**
+   * Ends the session on the pooler (rolls back, returns the backend). `graceful`: the client said
+   * goodbye, so what it sent last runs to its end rather than being cancelled.
+   */
+  close(sessionId: number, graceful = false): void {
     if (!this.#sessions.delete(sessionId)) return;
-    this.#queue({ sessionId, op: "CLOSE", user: "", database: "", startup: {}, payload: EMPTY });
+    this.#queue({
+      sessionId,
+      op: "CLOSE",
+      user: "",
+      database: "",
+      startup: {},
+      payload: EMPTY,
+      graceful,
+    });
   }
 
   #queue(req: SessionRequest): void {
@@ -114,6 +147,7 @@ export class PoolerConn {
     this.#scheduled = false;
     const requests = this.#pending;
     this.#pending = [];
+    this.#batchBytes = 0;
     if (!requests.length) return;
     const stream = this.#stream;
     if (!stream) return;
@@ -140,6 +174,7 @@ export class PoolerConn {
         const l = this.#sessions.get(r.sessionId);
         if (!l) continue;
         if (r.payload.length) l.onFrames(r.payload);
+        if (r.acked) l.onRequestsAcked(r.acked);
         if (r.done) {
           if (r.closed) this.#sessions.delete(r.sessionId);
           l.onDone(r.reserved, r.closed);

@@ -39,6 +39,14 @@ export class Router {
   start(): void {
     this.#watch = this.#topo.watchPoolers((poolers) => {
       this.#poolers = poolers;
+      // Links to poolers that left the topo go, once no session uses them.
+      const live = new Set(poolers.map((p) => p.addr));
+      for (const [addr, c] of this.#conns) {
+        if (!live.has(addr) && c.sessionCount === 0) {
+          c.shutdown();
+          this.#conns.delete(addr);
+        }
+      }
       this.#logger.debug("pooler view changed", { poolers: poolers.map((p) => p.id) });
       this.#resolveFirstView();
     });

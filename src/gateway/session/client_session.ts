@@ -24,7 +24,7 @@ import {
 } from "../../shared/wire/mod.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
-import { FLOW_ACK_BYTES } from "../../shared/grpc/types.ts";
+import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES } from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
 import { writeAll } from "./_io.ts";
 
@@ -75,6 +75,11 @@ export class ClientSession implements SessionListener {
   #out: Promise<void> = Promise.resolve();
   /** Result bytes written to the client and not yet acknowledged to the pooler. */
   #ackable = 0;
+  /** Request bytes sent to the pooler and not yet acknowledged as written to Postgres. */
+  #unackedRequests = 0;
+  #requestsAcked?: () => void;
+  /** The client said goodbye with Terminate. */
+  #terminated = false;
   #opening?: {
     frames: Uint8Array[];
     resolve: (closed: boolean) => void;
@@ -96,7 +101,7 @@ export class ClientSession implements SessionListener {
   async run(): Promise<void> {
     const timer = setTimeout(() => {
       this.#fatal(
-        new PgError(SqlState.CANNOT_CONNECT_NOW, "canceling authentication due to timeout", {
+        new PgError(SqlState.QUERY_CANCELED, "canceling authentication due to timeout", {
           severity: "FATAL",
         }),
       );
@@ -182,9 +187,7 @@ export class ClientSession implements SessionListener {
       }
       throw e;
     }
-    if (creds.validUntil && Date.parse(creds.validUntil) < Date.now()) {
-      throw invalidPassword(this.#user);
-    }
+    if (creds.expired) throw invalidPassword(this.#user);
     if (!creds.canLogin) {
       throw new PgError(
         SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
@@ -245,6 +248,12 @@ export class ClientSession implements SessionListener {
         await full;
         continue;
       }
+      if (this.#unackedRequests > FLOW_WINDOW_BYTES) {
+        // Postgres is not taking this client's requests (it waits on its own results, say):
+        // stop reading the client rather than buffer what it sends.
+        await new Promise<void>((resolve) => (this.#requestsAcked = resolve));
+        continue;
+      }
       let n: number | null;
       try {
         n = await this.#conn.read(r.writable());
@@ -273,6 +282,7 @@ export class ClientSession implements SessionListener {
       while (!this.#ended && r.next()) {
         const code = r.code;
         if (code === FrontendCode.Terminate) {
+          this.#terminated = true;
           this.#ended = true;
           break;
         }
@@ -298,6 +308,7 @@ export class ClientSession implements SessionListener {
     if (start < 0 || !base || !this.#backend || !this.#id) return;
     // Copy: the receive buffer is reused, and gRPC sends asynchronously.
     const payload = new Uint8Array(base.buffer, start, end - start).slice();
+    this.#unackedRequests += payload.length;
     this.#backend.execute(this.#id.sessionId, payload);
   }
 
@@ -332,6 +343,17 @@ export class ClientSession implements SessionListener {
     }
   }
 
+  onRequestsAcked(bytes: number): void {
+    this.#unackedRequests = Math.max(0, this.#unackedRequests - bytes);
+    if (this.#unackedRequests <= FLOW_WINDOW_BYTES) this.#wakeReader();
+  }
+
+  #wakeReader(): void {
+    const r = this.#requestsAcked;
+    this.#requestsAcked = undefined;
+    r?.();
+  }
+
   onLost(err: PgError): void {
     this.#backend = undefined;
     if (this.#opening) {
@@ -342,6 +364,7 @@ export class ClientSession implements SessionListener {
   }
 
   #wake(): void {
+    this.#wakeReader();
     if (this.#ended) {
       // Unblock a read that waits for client bytes that no longer matter, once the output
       // (e.g. the FATAL error) is written.
@@ -382,7 +405,7 @@ export class ClientSession implements SessionListener {
 
   async #finish(): Promise<void> {
     this.#ended = true;
-    if (this.#backend && this.#id) this.#backend.close(this.#id.sessionId);
+    if (this.#backend && this.#id) this.#backend.close(this.#id.sessionId, this.#terminated);
     this.#backend = undefined;
     await this.#out;
     this.#closeConn();

@@ -148,9 +148,16 @@ class FakeHandler implements GatewayHandler {
         verifier: ALICE_VERIFIER,
         canLogin: true,
         validUntil: "",
+        expired: false,
       });
     }
-    return Promise.resolve({ exists: false, verifier: "", canLogin: false, validUntil: "" });
+    return Promise.resolve({
+      exists: false,
+      verifier: "",
+      canLogin: false,
+      validUntil: "",
+      expired: false,
+    });
   }
 
   route(database: string): Promise<SessionBackend> {

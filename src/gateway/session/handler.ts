@@ -9,7 +9,8 @@ export interface SessionBackend {
     listener: SessionListener,
   ): void;
   execute(sessionId: number, payload: Uint8Array): void;
-  close(sessionId: number): void;
+  /** `graceful`: the client sent Terminate, so its last statements run to their end. */
+  close(sessionId: number, graceful?: boolean): void;
   /** Flow control: `bytes` more of the session's results were written to its client. */
   ack(sessionId: number, bytes: number): void;
   /** A promise while the link to the pooler is full; null when requests may flow. */

@@ -38,6 +38,27 @@ export interface PumpHandler {
 }
 
 const decoder = new TextDecoder();
+const CANCEL_TIMEOUT_MS = 5000;
+
+/** Whether an ErrorResponse body says FATAL or PANIC (V field, else S). */
+function isFatal(body: Uint8Array): boolean {
+  let off = 0;
+  let severity = "";
+  while (off < body.length && body[off] !== 0) {
+    const field = body[off];
+    const [value, next] = readCString(body, off + 1);
+    if (field === 0x56 /* V */) return value === "FATAL" || value === "PANIC";
+    if (field === 0x53 /* S */) severity = value;
+    off = next;
+  }
+  return severity === "FATAL" || severity === "PANIC";
+}
+
+/** The name of the first column of a RowDescription, or "" when it has none. */
+function firstFieldName(body: Uint8Array): string {
+  if (body.length < 3 || ((body[0] << 8) | body[1]) === 0) return "";
+  return readCString(body, 2)[0];
+}
 
 /**
  * One connection from the pooler to Postgres, speaking the wire protocol with our codec. It passes
@@ -48,7 +69,8 @@ export class BackendConn {
   readonly user: string;
   readonly database: string;
   readonly #conn: Deno.Conn;
-  readonly #reader = new FrameReader();
+  /** Postgres's own limit on a message is 1 GiB. */
+  readonly #reader = new FrameReader({ maxFrameSize: 1024 * 1024 * 1024 });
   readonly #writer = new WireWriter();
   readonly #address: PgAddress;
   /** Every ParameterStatus the backend reported, latest value. */
@@ -58,6 +80,10 @@ export class BackendConn {
   txStatus: number = TxStatus.Idle;
   /** The backend waits for COPY data (CopyInResponse seen, no ReadyForQuery yet). */
   copyIn = false;
+  /** Postgres sent a FATAL error: the connection is about to end. */
+  sawFatal = false;
+  #closeMarker: string | null = null;
+  #markerSeen = false;
   #broken = false;
   #busy = false;
   /** When this connection was last returned to its pool (for idle timeouts). */
@@ -219,7 +245,9 @@ export class BackendConn {
 
   /**
    * Reads the backend continuously and passes every frame on raw, one contiguous view per socket
-   * read, until `handler.ready()` returns false. The views handed to `frames` are valid only until
+   * read (cut after each ReadyForQuery, so `ready()` runs only once the frames before it were
+   * handed over), until `handler.ready()` returns false or the ReadyForQuery after the close
+   * marker (see `expectCloseMarker`) arrives. The views handed to `frames` are valid only until
    * it returns (or its promise settles). Throws a PgError when the connection is lost.
    */
   async pump(handler: PumpHandler): Promise<void> {
@@ -232,9 +260,8 @@ export class BackendConn {
         let start = -1;
         let end = 0;
         let base: Uint8Array | undefined;
-        let more = true;
         let cut = false;
-        while (more && r.next()) {
+        while (r.next()) {
           cut = true;
           const f = r.frame;
           if (start < 0) {
@@ -242,12 +269,23 @@ export class BackendConn {
             base = f;
           }
           end = f.byteOffset + f.length;
-          switch (r.code) {
-            case BackendCode.ReadyForQuery:
+          const code = r.code;
+          if (code === BackendCode.DataRow || code === BackendCode.CopyData) continue;
+          switch (code) {
+            case BackendCode.ReadyForQuery: {
               this.txStatus = parseReadyForQuery(r.body);
               this.copyIn = false;
-              more = handler.ready(this.txStatus);
+              const p = handler.frames(new Uint8Array(base!.buffer, start, end - start));
+              if (p) await p;
+              start = -1;
+              const markerDone = this.#markerSeen;
+              if (!handler.ready(this.txStatus) || markerDone) {
+                this.#closeMarker = null;
+                this.#markerSeen = false;
+                return;
+              }
               break;
+            }
             case BackendCode.CopyInResponse:
               this.copyIn = true;
               break;
@@ -256,18 +294,36 @@ export class BackendConn {
               this.params.set(k, v);
               break;
             }
+            case BackendCode.ErrorResponse:
+              if (isFatal(r.body)) this.sawFatal = true;
+              break;
+            case BackendCode.RowDescription:
+              if (this.#closeMarker && firstFieldName(r.body) === this.#closeMarker) {
+                this.#markerSeen = true;
+              }
+              break;
           }
         }
         if (start >= 0 && base) {
           const p = handler.frames(new Uint8Array(base.buffer, start, end - start));
           if (p) await p;
         }
-        if (!more) return;
         if (!cut) await this.#fill();
       }
     } finally {
       this.#busy = false;
     }
+  }
+
+  /**
+   * Makes the running pump stop after the ReadyForQuery that follows a RowDescription whose first
+   * column is named `token` (a `SELECT 1 AS "<token>"` the caller sends): a way to settle a
+   * session that does not rely on counting ReadyForQuery frames, which COPY and extended-protocol
+   * errors make unreliable.
+   */
+  expectCloseMarker(token: string): void {
+    this.#closeMarker = token;
+    this.#markerSeen = false;
   }
 
   /** Runs one administrative simple query and returns all rows as text. Throws Postgres's error. */
@@ -322,13 +378,31 @@ export class BackendConn {
       const w = new WireWriter(16);
       writeCancelRequest(w, this.pid, this.secret);
       await c.write(w.view());
-      // Postgres closes the socket once it has read the request.
+      // Postgres closes the socket once it has read the request; do not wait on a hung one.
+      const conn = c;
+      const timer = setTimeout(() => {
+        try {
+          conn.close();
+        } catch {
+          // closed
+        }
+      }, CANCEL_TIMEOUT_MS);
       await c.read(new Uint8Array(1)).catch(() => null);
+      clearTimeout(timer);
     } catch {
       // Best effort: a backend we cannot cancel is closed by the caller.
     } finally {
-      c?.close();
+      try {
+        c?.close();
+      } catch {
+        // closed by the timeout
+      }
     }
+  }
+
+  /** Gives back a receive buffer that grew for a large frame. */
+  shrink(): void {
+    this.#reader.shrink();
   }
 
   /** Sends Terminate (when healthy) and closes the socket. */

@@ -1,4 +1,8 @@
-import type { SessionResponse } from "../../shared/grpc/types.ts";
+import {
+  MAX_BATCH_BYTES,
+  MAX_PAYLOAD_PIECE,
+  type SessionResponse,
+} from "../../shared/grpc/types.ts";
 import type { ResponseSink } from "./session_table.ts";
 
 /**
@@ -10,6 +14,7 @@ export class Batcher implements ResponseSink {
   readonly #send: (responses: SessionResponse[]) => boolean;
   #pending: Pending[] = [];
   #scheduled = false;
+  #batchBytes = 0;
   #drain: Promise<void> | null = null;
   #resolveDrain?: () => void;
 
@@ -19,18 +24,47 @@ export class Batcher implements ResponseSink {
   }
 
   frames(sessionId: number, frames: Uint8Array): void {
+    // Big results go out in pieces, and a full batch goes out at once, so no message comes near
+    // gRPC's size limit however large a row is.
+    for (let off = 0; off < frames.length; off += MAX_PAYLOAD_PIECE) {
+      const piece = frames.subarray(off, off + MAX_PAYLOAD_PIECE);
+      const last = this.#pending[this.#pending.length - 1];
+      if (
+        last && last.sessionId === sessionId && !last.done &&
+        last.size + piece.length <= MAX_PAYLOAD_PIECE
+      ) {
+        last.chunks.push(piece.slice());
+        last.size += piece.length;
+      } else {
+        this.#pending.push({
+          sessionId,
+          chunks: [piece.slice()],
+          size: piece.length,
+          done: false,
+          reserved: 0,
+          closed: false,
+          acked: 0,
+        });
+      }
+      this.#batchBytes += piece.length;
+      if (this.#batchBytes >= MAX_BATCH_BYTES) this.flush();
+    }
+    this.#schedule();
+  }
+
+  ackRequests(sessionId: number, bytes: number): void {
     const last = this.#pending[this.#pending.length - 1];
     if (last && last.sessionId === sessionId && !last.done) {
-      last.chunks.push(frames.slice());
-      last.size += frames.length;
+      last.acked += bytes;
     } else {
       this.#pending.push({
         sessionId,
-        chunks: [frames.slice()],
-        size: frames.length,
+        chunks: [],
+        size: 0,
         done: false,
         reserved: 0,
         closed: false,
+        acked: bytes,
       });
     }
     this.#schedule();
@@ -43,7 +77,15 @@ export class Batcher implements ResponseSink {
       last.reserved = reserved;
       last.closed = closed;
     } else {
-      this.#pending.push({ sessionId, chunks: [], size: 0, done: true, reserved, closed });
+      this.#pending.push({
+        sessionId,
+        chunks: [],
+        size: 0,
+        done: true,
+        reserved,
+        closed,
+        acked: 0,
+      });
     }
     this.#schedule();
   }
@@ -71,6 +113,7 @@ export class Batcher implements ResponseSink {
     if (!this.#pending.length) return;
     const batch = this.#pending.map(toResponse);
     this.#pending = [];
+    this.#batchBytes = 0;
     const ok = this.#send(batch);
     if (!ok && !this.#drain) {
       this.#drain = new Promise((r) => (this.#resolveDrain = r));
@@ -86,6 +129,7 @@ interface Pending {
   done: boolean;
   reserved: number;
   closed: boolean;
+  acked: number;
 }
 
 function toResponse(p: Pending): SessionResponse {
@@ -100,11 +144,13 @@ function toResponse(p: Pending): SessionResponse {
       off += c.length;
     }
   }
-  return {
+  const res: SessionResponse = {
     sessionId: p.sessionId,
     payload,
     done: p.done,
     reserved: p.reserved,
     closed: p.closed,
   };
+  if (p.acked) res.acked = p.acked;
+  return res;
 }

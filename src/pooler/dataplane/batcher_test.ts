@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import type { SessionResponse } from "../../shared/grpc/types.ts";
+import {
+  MAX_BATCH_BYTES,
+  MAX_PAYLOAD_PIECE,
+  type SessionResponse,
+} from "../../shared/grpc/types.ts";
 import { Batcher } from "./batcher.ts";
 
 /** A send function that records every call (deep copies) and answers `ok()`. */
@@ -185,4 +189,31 @@ Deno.test("Batcher.drained() without congestion does nothing", () => {
   const b = new Batcher(send);
   b.drained();
   assert.equal(b.congested(), null);
+});
+
+Deno.test("Batcher.frames() splits a result larger than a piece and never exceeds a batch", async () => {
+  const sent: SessionResponse[][] = [];
+  const b = new Batcher((r) => {
+    sent.push(r);
+    return true;
+  });
+  const big = new Uint8Array(MAX_BATCH_BYTES + 3 * MAX_PAYLOAD_PIECE + 17).map((_, i) => i & 0xff);
+  b.frames(7, big);
+  b.done(7, 0);
+  await Promise.resolve();
+  const all = sent.flat();
+  for (const r of all) assert.ok(r.payload.length <= MAX_PAYLOAD_PIECE);
+  for (const batch of sent) {
+    const bytes = batch.reduce((n, r) => n + r.payload.length, 0);
+    assert.ok(bytes <= MAX_BATCH_BYTES, `a batch of ${bytes} bytes`);
+  }
+  const joined = new Uint8Array(all.reduce((n, r) => n + r.payload.length, 0));
+  let off = 0;
+  for (const r of all) {
+    joined.set(r.payload, off);
+    off += r.payload.length;
+  }
+  assert.deepEqual(joined, big);
+  assert.equal(all.filter((r) => r.done).length, 1);
+  assert.ok(all[all.length - 1].done);
 });

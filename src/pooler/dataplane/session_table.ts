@@ -9,6 +9,7 @@ import {
   WireWriter,
   writeErrorResponse,
   writeParameterStatus,
+  writeQuery,
   writeSync,
 } from "../../shared/wire/mod.ts";
 import {
@@ -20,6 +21,14 @@ import type { Logger } from "../../shared/log/mod.ts";
 import type { BackendConn } from "../backend/backend_conn.ts";
 import type { Pool } from "../pool/pool.ts";
 import { settingsSql, startupSettings } from "./startup_params.ts";
+import { SyncCounter } from "./sync_counter.ts";
+
+export { countSyncPoints } from "./sync_counter.ts";
+
+/** How long closing a session may take before its backend is closed instead of reused. */
+const CLOSE_TIMEOUT_MS = 10_000;
+/** Request bytes written to Postgres are acknowledged to the gateway in steps of this size. */
+const REQUEST_ACK_BYTES = 256 * 1024;
 
 /** Where a session's responses go (the data-plane stream, batched). */
 export interface ResponseSink {
@@ -29,6 +38,8 @@ export interface ResponseSink {
   done(sessionId: number, reserved: number, closed?: boolean): void;
   /** A promise while the stream is congested (callers wait before producing more). */
   congested(): Promise<void> | null;
+  /** Flow control: `bytes` more of the session's requests were written to Postgres. */
+  ackRequests(sessionId: number, bytes: number): void;
 }
 
 class Session {
@@ -46,6 +57,10 @@ class Session {
   unacked = 0;
   /** Resolves the pump's wait once acknowledgements bring `unacked` under the window. */
   resumePump?: () => void;
+  /** Finds the sync points in the request stream (frames may span payloads). */
+  readonly counter = new SyncCounter();
+  /** Request bytes written to Postgres and not yet acknowledged to the gateway. */
+  requestAckable = 0;
 
   constructor(id: number, user: string, database: string) {
     this.id = id;
@@ -108,7 +123,7 @@ export class SessionTable {
       }
       case "CLOSE": {
         const s = this.#sessions.get(req.sessionId);
-        if (s) this.#close(s);
+        if (s) this.#close(s, req.graceful ?? false);
         return;
       }
       case "ACK": {
@@ -133,7 +148,8 @@ export class SessionTable {
     try {
       backend = await this.#pool.acquire(s.user, s.database);
     } catch (e) {
-      this.#end(s, toPgError(e));
+      // Whatever stops a session from starting ends it, as in Postgres: FATAL.
+      this.#end(s, withSeverity(toPgError(e), "FATAL"));
       return;
     }
     s.backend = backend;
@@ -176,8 +192,8 @@ export class SessionTable {
         },
         ready: () => {
           if (s.expectedReady > 0) s.expectedReady--;
-          if (s.closing) return s.expectedReady > 0;
-          if (s.expectedReady === 0) this.#sink.done(s.id, this.#reserved(s));
+          // A closing session's pump ends at its close marker (see #stopPump).
+          if (!s.closing && s.expectedReady === 0) this.#sink.done(s.id, this.#reserved(s));
           return true;
         },
       });
@@ -185,8 +201,14 @@ export class SessionTable {
       this.#pool.discard(backend);
       s.backend = undefined;
       if (s.closing) return;
-      this.#logger?.warn("backend connection lost", { session: s.id, error: e });
-      this.#end(s, withSeverity(toPgError(e), "FATAL"));
+      this.#sessions.delete(s.id);
+      if (backend.sawFatal) {
+        // Postgres already told the client why (e.g. terminated by an administrator).
+        this.#sink.done(s.id, 0, true);
+      } else {
+        this.#logger?.warn("backend connection lost", { session: s.id, error: e });
+        this.#fail(s.id, withSeverity(toPgError(e), "FATAL"), true);
+      }
       return;
     }
     await this.#release(s);
@@ -196,10 +218,21 @@ export class SessionTable {
     const backend = s.backend;
     if (!backend || s.closing) return;
     try {
-      s.expectedReady += countSyncPoints(payload);
+      s.expectedReady += s.counter.feed(payload);
+    } catch (e) {
+      this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
+      this.#close(s, false);
+      return;
+    }
+    try {
       await backend.send(payload);
     } catch {
-      // The pump sees the loss and ends the session.
+      return; // the pump sees the loss and ends the session
+    }
+    s.requestAckable += payload.length;
+    if (s.requestAckable >= REQUEST_ACK_BYTES && !s.closing) {
+      this.#sink.ackRequests(s.id, s.requestAckable);
+      s.requestAckable = 0;
     }
   }
 
@@ -230,38 +263,44 @@ export class SessionTable {
     r?.();
   }
 
-  #close(s: Session): void {
+  #close(s: Session, graceful: boolean): void {
     if (s.closing) return;
     s.closing = true;
-    this.#resume(s); // results are dropped from now on: let the pump run to its end
     this.#sessions.delete(s.id);
-    s.chain = s.chain.then(() => this.#stopPump(s));
+    this.#resume(s); // results are dropped from now on: let the pump run to its end
+    s.chain = s.chain.then(() => this.#stopPump(s, graceful));
   }
 
   /**
-   * Ends the pinned backend's pump: a query still running for a client that went away is
-   * cancelled, an open COPY is failed, and a Sync makes the backend answer one last
-   * ReadyForQuery, after which the pump stops and the backend is cleaned and released.
+   * Settles the pinned backend so it can be reused: a statement still running for a client that
+   * vanished is cancelled (one that said goodbye with Terminate runs to its end, as in Postgres),
+   * an open COPY is failed, a Sync ends any extended-protocol error state, ROLLBACK ends any
+   * transaction, and a marker query tells the pump where the session's output ends. A backend
+   * that does not settle in time is closed instead of reused.
    */
-  async #stopPump(s: Session): Promise<void> {
+  async #stopPump(s: Session, graceful: boolean): Promise<void> {
     const b = s.backend;
     if (!b || !s.pump) return;
-    // Count the Sync first: the pump must not stop on the ReadyForQuery of a cancelled query
-    // that arrives while we are still cancelling, or the Sync's reply would reach the backend's
-    // next user.
-    const running = s.expectedReady > 0;
-    s.expectedReady++;
+    const token = `multigres_close_${crypto.randomUUID().replaceAll("-", "")}`;
+    b.expectCloseMarker(token);
     const copyIn = b.copyIn;
-    if (running) await b.cancel();
-    const w = new WireWriter(64);
-    if (copyIn) {
-      w.begin(FrontendCode.CopyFail).cstring("client disconnected").end();
-    }
+    const timer = setTimeout(() => {
+      this.#logger?.warn("backend did not settle after the session closed; closing it", {
+        session: s.id,
+      });
+      b.close();
+    }, CLOSE_TIMEOUT_MS);
+    s.pump.finally(() => clearTimeout(timer));
+    if (!graceful && s.expectedReady > 0) await b.cancel();
+    const w = new WireWriter(128);
+    if (copyIn) w.begin(FrontendCode.CopyFail).cstring("client disconnected").end();
     writeSync(w);
+    writeQuery(w, "ROLLBACK");
+    writeQuery(w, `SELECT 1 AS "${token}"`);
     try {
       await b.send(w.view());
     } catch {
-      // lost: the pump ends with an error and discards it
+      // lost: the pump ends with an error and the backend is discarded
     }
   }
 
@@ -273,25 +312,6 @@ export class SessionTable {
 
   /** Closes every session (the stream ended: the gateway went away). */
   closeAll(): void {
-    for (const s of [...this.#sessions.values()]) this.#close(s);
+    for (const s of [...this.#sessions.values()]) this.#close(s, false);
   }
-}
-
-/** How many ReadyForQuery frames the payload will produce: one per Query, Sync and FunctionCall. */
-export function countSyncPoints(payload: Uint8Array): number {
-  let n = 0;
-  let off = 0;
-  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  while (off + 5 <= payload.length) {
-    const code = payload[off];
-    const len = dv.getInt32(off + 1);
-    // The gateway cuts frames with a checked reader; anything else is a broken peer.
-    if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
-    if (
-      code === FrontendCode.Query || code === FrontendCode.Sync ||
-      code === FrontendCode.FunctionCall
-    ) n++;
-    off += 1 + len;
-  }
-  return n;
 }

@@ -7,6 +7,7 @@ import {
   writeSync,
 } from "../../shared/wire/mod.ts";
 import { countSyncPoints } from "./session_table.ts";
+import { SyncCounter } from "./sync_counter.ts";
 
 /** Parse(name, sql, no parameter types). */
 function parse(w: WireWriter, sql: string): WireWriter {
@@ -120,4 +121,22 @@ Deno.test("countSyncPoints() refuses a frame length below 4 instead of looping",
     () => countSyncPoints(Uint8Array.from([0x51, 0xff, 0xff, 0xff, 0xff, 0, 0, 0])),
     RangeError,
   );
+});
+
+Deno.test("SyncCounter.feed() counts sync points in frames split at any byte", () => {
+  const w = new WireWriter();
+  writeQuery(w, "select 1");
+  w.begin(FrontendCode.Parse).cstring("").cstring("select $1").int16(0).end();
+  writeSync(w);
+  writeQuery(w, "select 2");
+  const all = w.view().slice();
+  for (let cut = 0; cut <= all.length; cut++) {
+    const c = new SyncCounter();
+    const n = c.feed(all.subarray(0, cut)) + c.feed(all.subarray(cut));
+    assert.equal(n, 3, `split at ${cut}`);
+  }
+  const bytes = new SyncCounter();
+  let n = 0;
+  for (const b of all) n += bytes.feed(Uint8Array.of(b));
+  assert.equal(n, 3);
 });

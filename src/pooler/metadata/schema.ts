@@ -168,7 +168,11 @@ INSERT INTO multigres.rule_history (database, tablegroup, shard, term, leader_id
 COMMIT;`;
 }
 
-/** A SQL string literal (standard_conforming_strings on). */
+/**
+ * A SQL string literal that reads the same whatever `standard_conforming_strings` says: a string
+ * with a backslash is written in the escape form (E'…') with the backslash doubled.
+ */
 export function literal(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
+  const quoted = s.replaceAll("'", "''");
+  return s.includes("\\") ? `E'${quoted.replaceAll("\\", "\\\\")}'` : `'${quoted}'`;
 }

@@ -68,11 +68,16 @@ export class Pool {
     const idle = this.#idle.get(key);
     while (idle && idle.length) {
       const c = idle.pop()!;
+      this.#inUse++;
+      // Nothing reads an idle backend: one that sat a while may have been terminated
+      // (pg_terminate_backend, idle_session_timeout, a restart). Check before handing it out.
+      if (!c.broken && Date.now() - c.idleSince > PROBE_IDLE_MS) {
+        await c.query("").catch(() => c.close());
+      }
       if (c.broken) {
-        this.#open--;
+        this.discard(c);
         continue;
       }
-      this.#inUse++;
       return c;
     }
     if (this.#open >= this.#opts.capacity) this.#evictOneIdle();
@@ -120,6 +125,7 @@ export class Pool {
         await conn.query("DISCARD ALL");
         // Anything still unread belongs to the previous user: never hand it to the next one.
         if (conn.unread > 0) throw new Error(`${conn.unread} unread bytes after reset`);
+        conn.shrink();
       } catch (e) {
         this.#opts.logger?.debug("backend reset failed; closing it", { error: e });
         conn.close();
@@ -219,6 +225,9 @@ export class Pool {
     }
   }
 }
+
+/** An idle backend older than this is probed before reuse. */
+const PROBE_IDLE_MS = 5_000;
 
 function poolKey(user: string, database: string): string {
   return `${user}\u0000${database}`;

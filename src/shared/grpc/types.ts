@@ -92,7 +92,14 @@ export interface SessionRequest {
   payload: Uint8Array;
   /** With ACK: bytes of results the gateway wrote to its client since its last ACK. */
   acked?: number;
+  /** With CLOSE: the client sent Terminate; let its last statements finish. */
+  graceful?: boolean;
 }
+
+/** Largest piece of payload in one data-plane request or response; bigger ones are split. */
+export const MAX_PAYLOAD_PIECE = 1024 * 1024;
+/** A batch is sent as soon as it holds this many payload bytes. */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** Unacknowledged result bytes per session above which the pooler pauses that backend. */
 export const FLOW_WINDOW_BYTES = 2 * 1024 * 1024;
@@ -105,6 +112,8 @@ export interface SessionResponse {
   done: boolean;
   reserved: number;
   closed: boolean;
+  /** Request bytes of this session written to Postgres since the last acknowledgement. */
+  acked?: number;
 }
 
 export interface DataPlaneRequest {
@@ -145,6 +154,7 @@ export interface GetAuthCredentialsResponse {
   verifier: string;
   canLogin: boolean;
   validUntil: string;
+  expired: boolean;
 }
 
 export interface GetMetadataResponse {

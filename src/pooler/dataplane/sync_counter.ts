@@ -1,0 +1,47 @@
+import { FrontendCode } from "../../shared/wire/mod.ts";
+
+/**
+ * Counts the frames that make Postgres answer with ReadyForQuery (Query, Sync, FunctionCall) in a
+ * stream of frontend bytes that may split frames anywhere: only the 5-byte headers are read.
+ */
+export class SyncCounter {
+  readonly #header = new Uint8Array(5);
+  readonly #view = new DataView(this.#header.buffer);
+  #headerLen = 0;
+  #skip = 0;
+
+  /** Returns how many sync points start in `payload`. Throws on a length below 4. */
+  feed(payload: Uint8Array): number {
+    let n = 0;
+    let off = 0;
+    while (off < payload.length) {
+      if (this.#skip > 0) {
+        const k = Math.min(this.#skip, payload.length - off);
+        off += k;
+        this.#skip -= k;
+        continue;
+      }
+      const take = Math.min(5 - this.#headerLen, payload.length - off);
+      this.#header.set(payload.subarray(off, off + take), this.#headerLen);
+      this.#headerLen += take;
+      off += take;
+      if (this.#headerLen < 5) break;
+      this.#headerLen = 0;
+      const code = this.#header[0];
+      const len = this.#view.getInt32(1);
+      // The gateway cuts frames with a checked reader; anything else is a broken peer.
+      if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
+      if (
+        code === FrontendCode.Query || code === FrontendCode.Sync ||
+        code === FrontendCode.FunctionCall
+      ) n++;
+      this.#skip = len - 4;
+    }
+    return n;
+  }
+}
+
+/** How many ReadyForQuery frames a payload of whole frames will produce. */
+export function countSyncPoints(payload: Uint8Array): number {
+  return new SyncCounter().feed(payload);
+}
