@@ -6,6 +6,12 @@ import { ClientSession } from "./session/client_session.ts";
 
 /** Bits of a virtual PID below the gateway's prefix. */
 const LOCAL_ID_BITS = 20;
+const LOCAL_ID_MASK = (1 << LOCAL_ID_BITS) - 1;
+
+function localId(sessionId: number): number {
+  return sessionId & LOCAL_ID_MASK;
+}
+
 /** Largest prefix that keeps virtual PIDs positive int32s. */
 export const MAX_PID_PREFIX = (1 << (31 - LOCAL_ID_BITS)) - 1;
 
@@ -18,16 +24,27 @@ export class Gateway implements GatewayHandler {
   readonly #router: Router;
   readonly #logger: Logger;
   #nextId = 0;
-  readonly #live = new Set<number>();
+  /** Live sessions by the local part of their virtual PID. */
+  readonly #live = new Map<number, { id: SessionIdentity; onCancel: () => void }>();
+  readonly #forwardCancel?: (pid: number, secret: number) => Promise<void>;
   #listener?: Deno.Listener;
 
-  constructor(router: Router, opts: { pidPrefix: number; logger: Logger }) {
+  constructor(
+    router: Router,
+    opts: {
+      pidPrefix: number;
+      logger: Logger;
+      /** Sends a CancelRequest for another gateway's session to that gateway. */
+      forwardCancel?: (pid: number, secret: number) => Promise<void>;
+    },
+  ) {
     if (opts.pidPrefix < 1 || opts.pidPrefix > MAX_PID_PREFIX) {
       throw new Error(`Invalid PID prefix ${opts.pidPrefix}: want 1 to ${MAX_PID_PREFIX}`);
     }
     this.#router = router;
     this.pidPrefix = opts.pidPrefix;
     this.#logger = opts.logger;
+    this.#forwardCancel = opts.forwardCancel;
   }
 
   get sessions(): number {
@@ -42,16 +59,35 @@ export class Gateway implements GatewayHandler {
     return this.#router.route(database);
   }
 
-  newSession(): SessionIdentity {
-    const sessionId = ++this.#nextId;
-    const local = sessionId & ((1 << LOCAL_ID_BITS) - 1);
+  newSession(onCancel: () => void): SessionIdentity {
+    let sessionId: number;
+    do sessionId = ++this.#nextId; while (this.#live.has(localId(sessionId)));
     const secret = crypto.getRandomValues(new Int32Array(1))[0];
-    this.#live.add(sessionId);
-    return { sessionId, pid: (this.pidPrefix << LOCAL_ID_BITS) | local, secret };
+    const id = { sessionId, pid: (this.pidPrefix << LOCAL_ID_BITS) | localId(sessionId), secret };
+    this.#live.set(localId(sessionId), { id, onCancel });
+    return id;
   }
 
   sessionEnded(id: SessionIdentity): void {
-    this.#live.delete(id.sessionId);
+    const entry = this.#live.get(localId(id.sessionId));
+    if (entry?.id.sessionId === id.sessionId) this.#live.delete(localId(id.sessionId));
+  }
+
+  /** A CancelRequest: ours is acted on when the secret matches; another gateway's is forwarded. */
+  async cancelRequest(pid: number, secret: number): Promise<void> {
+    if (pid >>> LOCAL_ID_BITS === this.pidPrefix) {
+      this.cancelLocal(pid, secret);
+    } else if (this.#forwardCancel) {
+      await this.#forwardCancel(pid, secret);
+    }
+  }
+
+  /** Cancels the local session with this virtual PID if the secret matches (else nothing). */
+  cancelLocal(pid: number, secret: number): void {
+    const entry = this.#live.get(pid & LOCAL_ID_MASK);
+    if (!entry || entry.id.pid !== pid || entry.id.secret !== secret) return;
+    this.#logger.debug("cancel request", { session: entry.id.sessionId });
+    entry.onCancel();
   }
 
   /** Listens for PostgreSQL clients; resolves with the bound address. */

@@ -6,7 +6,14 @@ import {
   ServerEnv,
 } from "../shared/servenv/mod.ts";
 import { Logger, parseLogLevel } from "../shared/log/mod.ts";
-import { startGrpcServer, stopGrpcServer, unary } from "../shared/grpc/mod.ts";
+import {
+  callUnary,
+  type grpc,
+  makeClient,
+  startGrpcServer,
+  stopGrpcServer,
+  unary,
+} from "../shared/grpc/mod.ts";
 import { Topo } from "../shared/topo/mod.ts";
 import { Gateway, MAX_PID_PREFIX } from "./gateway.ts";
 import { Router } from "./router/router.ts";
@@ -42,8 +49,21 @@ async function main(): Promise<void> {
   const router = new Router(topo, logger);
   router.start();
   env.onShutdown(() => router.stop());
-  const pidPrefix = cfg["pid-prefix"] || 1 + Math.floor(Math.random() * MAX_PID_PREFIX);
-  const gateway = new Gateway(router, { pidPrefix, logger });
+  const pidPrefix = cfg["pid-prefix"] || await unusedPidPrefix(topo);
+  const gatewayClients = new Map<string, grpc.Client>();
+  env.onShutdown(() => gatewayClients.forEach((c) => c.close()));
+  const gateway = new Gateway(router, {
+    pidPrefix,
+    logger,
+    // A CancelRequest may reach any gateway: send it to the one whose prefix the PID carries.
+    forwardCancel: async (pid, secret) => {
+      const owner = (await topo.listGateways()).find((g) => g.pidPrefix === pid >>> 20);
+      if (!owner) return;
+      let c = gatewayClients.get(owner.grpcAddr);
+      if (!c) gatewayClients.set(owner.grpcAddr, c = makeClient("MultiGateway", owner.grpcAddr));
+      await callUnary(c, "CancelRequest", { pid, secret }, { deadlineMs: 2000 });
+    },
+  });
   const host = cfg["bind-address"];
 
   const sessions = env.metrics.meter.createObservableGauge("multigateway_sessions", {
@@ -58,7 +78,13 @@ async function main(): Promise<void> {
     primaries: router.primaries(),
   });
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {
-    MultiGateway: { Status: unary(() => Promise.resolve(status())) },
+    MultiGateway: {
+      Status: unary(() => Promise.resolve(status())),
+      CancelRequest: unary((req: { pid: number; secret: number }) => {
+        gateway.cancelLocal(req.pid, req.secret);
+        return Promise.resolve({});
+      }),
+    },
   });
   env.onShutdown(() => stopGrpcServer(server));
   await env.serveHttp(host, cfg["http-port"]);
@@ -80,6 +106,15 @@ async function main(): Promise<void> {
   env.installSignalHandlers();
   await registration.ready();
   logger.info("multigateway serving", { pg: `${host}:${cfg["pg-port"]}` });
+}
+
+/** A PID prefix no other gateway of the cell has registered. */
+async function unusedPidPrefix(topo: Topo): Promise<number> {
+  const used = new Set((await topo.listGateways().catch(() => [])).map((g) => g.pidPrefix));
+  for (;;) {
+    const p = 1 + Math.floor(Math.random() * MAX_PID_PREFIX);
+    if (!used.has(p)) return p;
+  }
 }
 
 if (import.meta.main) runMain(main);

@@ -114,6 +114,12 @@ export class PoolerConn {
     });
   }
 
+  /** Asks the pooler to cancel what the session's backend runs now. */
+  cancel(sessionId: number): void {
+    if (!this.#sessions.has(sessionId)) return;
+    this.#queue({ sessionId, op: "CANCEL", user: "", database: "", startup: {}, payload: EMPTY });
+  }
+
   /** A promise while the stream to the pooler is full (callers stop reading their clients). */
   congested(): Promise<void> | null {
     return this.#drain;

@@ -133,7 +133,10 @@ export class ClientSession implements SessionListener {
         continue;
       }
       if (pkt.kind === "cancel") {
-        // Cancel routing comes with the extended protocol work; close like Postgres does.
+        // As Postgres: act on it if the key matches, answer nothing, close.
+        await this.#handler.cancelRequest(pkt.pid, pkt.secret).catch((e) =>
+          this.#logger?.debug("cancel request failed", { error: e })
+        );
         return false;
       }
       this.#user = pkt.params.get("user")!;
@@ -208,7 +211,7 @@ export class ClientSession implements SessionListener {
 
   async #openSession(): Promise<boolean> {
     const backend = await this.#handler.route(this.#database);
-    const id = this.#handler.newSession();
+    const id = this.#handler.newSession(() => backend.cancel(id.sessionId));
     this.#id = id;
     this.#backend = backend;
     const frames: Uint8Array[] = [];

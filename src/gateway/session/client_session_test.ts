@@ -18,6 +18,7 @@ import {
   READY_IDLE,
   TxStatus,
   WireWriter,
+  writeCancelRequest,
   writeCommandComplete,
   writeDataRow,
   writeFlush,
@@ -69,6 +70,12 @@ class FakeBackend implements SessionBackend {
       );
       listener.onDone(128, false);
     });
+  }
+
+  readonly cancelled: number[] = [];
+
+  cancel(sessionId: number): void {
+    this.cancelled.push(sessionId);
   }
 
   ack(sessionId: number, bytes: number): void {
@@ -165,11 +172,22 @@ class FakeHandler implements GatewayHandler {
     return Promise.reject(unknownDatabase(database));
   }
 
-  newSession(): SessionIdentity {
+  readonly cancelHooks = new Map<number, () => void>();
+  readonly cancelRequests: { pid: number; secret: number }[] = [];
+
+  newSession(onCancel: () => void): SessionIdentity {
     const n = this.sessions.length + 1;
     const id = { sessionId: 100 + n, pid: 4000 + n, secret: 0x5eed + n };
     this.sessions.push(id);
+    this.cancelHooks.set(id.pid, onCancel);
     return id;
+  }
+
+  cancelRequest(pid: number, secret: number): Promise<void> {
+    this.cancelRequests.push({ pid, secret });
+    const id = this.sessions.find((s) => s.pid === pid);
+    if (id && id.secret === secret) this.cancelHooks.get(pid)?.();
+    return Promise.resolve();
   }
 
   sessionEnded(id: SessionIdentity): void {
@@ -666,4 +684,48 @@ Deno.test("ClientSession.run() on Terminate closes the pooler session and report
     assert.deepEqual(gw.handler.ended, [{ sessionId: 101, pid: 4001, secret: 0x5eed + 1 }]);
     assert.deepEqual(gw.handler.backend.executed, [], "Terminate is not relayed to the pooler");
   });
+});
+
+Deno.test("ClientSession: a CancelRequest with the session's key cancels it; a wrong key does not", async () => {
+  const handler = new FakeHandler();
+  handler.backend.answer = false; // the query hangs until cancelled
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const runs: Promise<void>[] = [];
+  const accepting = (async () => {
+    for (;;) {
+      const conn = await listener.accept().catch(() => null);
+      if (!conn) return;
+      runs.push(new ClientSession(conn, handler).run());
+    }
+  })();
+  const port = listener.addr.port;
+  const client = new pg.Client({
+    host: "127.0.0.1",
+    port,
+    user: "alice",
+    password: "secret",
+    database: "db1",
+  });
+  try {
+    await client.connect();
+    client.query("select pg_sleep(10)").catch(() => {});
+    await eventually(() => handler.backend.executed.length > 0, "the query reached the backend");
+    const id = handler.sessions[0];
+    for (const secret of [id.secret + 1, id.secret]) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      const w = new WireWriter();
+      writeCancelRequest(w, id.pid, secret);
+      await c.write(w.view());
+      // The gateway answers nothing and closes, as Postgres does.
+      assert.equal(await c.read(new Uint8Array(8)), null);
+      c.close();
+    }
+    assert.deepEqual(handler.cancelRequests.map((r) => r.secret), [id.secret + 1, id.secret]);
+    assert.deepEqual(handler.backend.cancelled, [id.sessionId]);
+  } finally {
+    await client.end().catch(() => {});
+    listener.close();
+    await accepting;
+    await Promise.all(runs);
+  }
 });

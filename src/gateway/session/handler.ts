@@ -15,6 +15,8 @@ export interface SessionBackend {
   ack(sessionId: number, bytes: number): void;
   /** A promise while the link to the pooler is full; null when requests may flow. */
   congested(): Promise<void> | null;
+  /** Cancels what the session's backend runs now (a client's CancelRequest). */
+  cancel(sessionId: number): void;
 }
 
 /** Identity the gateway mints for a client session (the virtual backend key). */
@@ -33,8 +35,10 @@ export interface GatewayHandler {
   credentials(user: string): Promise<GetAuthCredentialsResponse>;
   /** The backend for a session on `database`; throws FATAL 3D000 for an unknown database. */
   route(database: string): Promise<SessionBackend>;
-  /** A new session id with its virtual PID and secret. */
-  newSession(): SessionIdentity;
+  /** A new session id with its virtual PID and secret; `onCancel` runs for a matching CancelRequest. */
+  newSession(onCancel: () => void): SessionIdentity;
+  /** A client's CancelRequest (any gateway's PID): routes it to the session, or ignores it. */
+  cancelRequest(pid: number, secret: number): Promise<void>;
   /** Called once when the session ends. */
   sessionEnded(id: SessionIdentity): void;
 }

@@ -126,6 +126,12 @@ export class SessionTable {
         if (s) this.#close(s, req.graceful ?? false);
         return;
       }
+      case "CANCEL": {
+        const s = this.#sessions.get(req.sessionId);
+        // Like Postgres, cancel only what runs now; an idle session has nothing to cancel.
+        if (s?.backend && s.expectedReady > 0 && !s.closing) s.backend.cancel();
+        return;
+      }
       case "ACK": {
         const s = this.#sessions.get(req.sessionId);
         if (!s) return;

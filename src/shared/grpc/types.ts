@@ -81,7 +81,13 @@ export interface DatabaseLayout {
 
 // ---- multipooler ----
 
-export type SessionOp = "SESSION_OP_UNSPECIFIED" | "OPEN" | "EXECUTE" | "CLOSE" | "ACK";
+export type SessionOp =
+  | "SESSION_OP_UNSPECIFIED"
+  | "OPEN"
+  | "EXECUTE"
+  | "CLOSE"
+  | "ACK"
+  | "CANCEL";
 
 export interface SessionRequest {
   sessionId: number;
