@@ -3,6 +3,9 @@ import type { GetAuthCredentialsResponse } from "../shared/grpc/types.ts";
 import type { Router } from "./router/router.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./session/handler.ts";
 import { ClientSession } from "./session/client_session.ts";
+import { NodeSocketTransport } from "./session/transport.ts";
+import net from "node:net";
+import type tls from "node:tls";
 
 /** Bits of a virtual PID below the gateway's prefix. */
 const LOCAL_ID_BITS = 20;
@@ -28,6 +31,7 @@ export class Gateway implements GatewayHandler {
   readonly #live = new Map<number, { id: SessionIdentity; onCancel: () => void }>();
   readonly #forwardCancel?: (pid: number, secret: number) => Promise<void>;
   #listener?: Deno.Listener;
+  #nodeServer?: net.Server;
 
   constructor(
     router: Router,
@@ -90,15 +94,33 @@ export class Gateway implements GatewayHandler {
     entry.onCancel();
   }
 
-  /** Listens for PostgreSQL clients; resolves with the bound address. */
-  listen(hostname: string, port: number): Deno.NetAddr {
+  /**
+   * Listens for PostgreSQL clients. With a TLS context, connections are accepted through node:net
+   * so that SSLRequest can upgrade them (Deno cannot upgrade an accepted connection to TLS).
+   */
+  async listen(hostname: string, port: number, tlsContext?: tls.SecureContext): Promise<void> {
+    if (tlsContext) {
+      const server = net.createServer((sock) => {
+        new ClientSession(new NodeSocketTransport(sock, tlsContext), this, {
+          logger: this.#logger,
+        }).run();
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once(
+          "error",
+          (e) => reject(new Error(`Cannot listen on ${hostname}:${port}: ${e.message}`)),
+        );
+        server.listen(port, hostname, () => resolve());
+      });
+      this.#nodeServer = server;
+      return;
+    }
     try {
       this.#listener = Deno.listen({ hostname, port });
     } catch (e) {
       throw new Error(`Cannot listen on ${hostname}:${port}: ${(e as Error).message}`);
     }
     this.#accept(this.#listener);
-    return this.#listener.addr as Deno.NetAddr;
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -120,6 +142,7 @@ export class Gateway implements GatewayHandler {
 
   /** Stops accepting new clients. */
   stopListening(): void {
+    this.#nodeServer?.close();
     try {
       this.#listener?.close();
     } catch {

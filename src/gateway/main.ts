@@ -17,6 +17,7 @@ import {
 import { Topo } from "../shared/topo/mod.ts";
 import { Gateway, MAX_PID_PREFIX } from "./gateway.ts";
 import { Router } from "./router/router.ts";
+import { loadTlsContext } from "./session/transport.ts";
 
 export const GATEWAY_FLAGS = {
   ...COMMON_FLAGS,
@@ -29,6 +30,12 @@ export const GATEWAY_FLAGS = {
     default: 0,
     help: `High bits of the virtual backend PIDs (1-${MAX_PID_PREFIX}; default: random)`,
   },
+  "tls-cert-file": {
+    type: "string",
+    default: "",
+    help: "PEM certificate for TLS (SSLRequest); without it clients are told TLS is off",
+  },
+  "tls-key-file": { type: "string", default: "", help: "PEM private key of --tls-cert-file" },
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
@@ -91,8 +98,14 @@ async function main(): Promise<void> {
   env.setStatus(status);
   env.setReadiness(() => Object.keys(router.primaries()).length > 0);
 
+  const certFile = cfg["tls-cert-file"];
+  const keyFile = cfg["tls-key-file"];
+  if (!certFile !== !keyFile) {
+    throw new Error("Give both --tls-cert-file and --tls-key-file, or neither");
+  }
+  const tlsContext = certFile ? loadTlsContext(certFile, keyFile) : undefined;
   await router.ready();
-  gateway.listen(host, cfg["pg-port"]);
+  await gateway.listen(host, cfg["pg-port"], tlsContext);
   env.onShutdown(() => gateway.stopListening());
   const registration = topo.registerGateway({
     id,

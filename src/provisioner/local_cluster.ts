@@ -204,6 +204,7 @@ export class LocalCluster {
         `--http-port=${p.gatewayHttp}`,
         `--grpc-port=${p.gatewayGrpc}`,
         `--bind-address=${this.cfg.gatewayListenAddress}`,
+        ...this.#tlsFlags(),
       ],
     };
     const flags = [...common, ...args[c]];
@@ -219,6 +220,50 @@ export class LocalCluster {
       cwd: REPO_ROOT,
       env,
     };
+  }
+
+  /**
+   * The gateway's TLS flags: a self-signed certificate made once under `<data-dir>/tls` with
+   * openssl (none when openssl is missing: clients are then told TLS is off).
+   */
+  #tlsFlags(): string[] {
+    const dir = `${this.cfg.dataDir}/tls`;
+    const cert = `${dir}/server.crt`;
+    const key = `${dir}/server.key`;
+    try {
+      Deno.statSync(cert);
+      Deno.statSync(key);
+    } catch {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      try {
+        const out = new Deno.Command("openssl", {
+          args: [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+          ],
+          stdout: "null",
+          stderr: "piped",
+        }).outputSync();
+        if (!out.success) return [];
+        Deno.chmodSync(key, 0o600);
+      } catch {
+        return [];
+      }
+    }
+    return [`--tls-cert-file=${cert}`, `--tls-key-file=${key}`];
   }
 
   /** Waits for etcd, then writes the global topo: the cell and the default database. */

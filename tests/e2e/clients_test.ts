@@ -146,6 +146,102 @@ Deno.test("npm:pg and npm:postgres work through the gateway", E2E, async (t) => 
       }
     });
 
+    await t.step("TLS: psql sslmode=require and verify-full use TLS", async () => {
+      const cert = `${c.dir}/tls/server.crt`;
+      const modes: Record<string, string>[] = [
+        { PGSSLMODE: "require" },
+        { PGSSLMODE: "verify-full", PGSSLROOTCERT: cert },
+      ];
+      for (const env of modes) {
+        const out = await new Deno.Command("psql", {
+          args: [
+            "-X",
+            "-h",
+            "localhost",
+            "-p",
+            String(c.port),
+            "-U",
+            "postgres",
+            "-c",
+            "\\conninfo",
+          ],
+          env: { PGPASSWORD: c.password, ...env },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, text);
+        assert.match(text, /SSL connection \(protocol: TLSv1\.[23]/);
+      }
+    });
+
+    await t.step("TLS: npm:pg and npm:postgres with ssl", async () => {
+      const ca = await Deno.readTextFile(`${c.dir}/tls/server.crt`);
+      const pg = (await import("pg")).default;
+      const db = new pg.Client({
+        host: "localhost",
+        port: c.port,
+        user: "postgres",
+        password: c.password,
+        database: "postgres",
+        ssl: { ca },
+      });
+      await db.connect();
+      try {
+        const r = await db.query("select $1::text as v", ["über TLS"]);
+        assert.equal(r.rows[0].v, "über TLS");
+      } finally {
+        await db.end();
+      }
+      const sql = postgres({
+        host: "127.0.0.1",
+        port: c.port,
+        user: "postgres",
+        pass: c.password,
+        database: "postgres",
+        ssl: "require",
+        max: 1,
+      });
+      try {
+        const [r] = await sql`select ${"tls"}::text as v`;
+        assert.equal(r.v, "tls");
+      } finally {
+        await sql.end();
+      }
+    });
+
+    await t.step(
+      "TLS: bytes sent after SSLRequest before the handshake → FATAL 08P01",
+      async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: c.port });
+        try {
+          const ssl = new Uint8Array(8);
+          new DataView(ssl.buffer).setInt32(0, 8);
+          new DataView(ssl.buffer).setInt32(4, 80877103);
+          const junk = new TextEncoder().encode("junk");
+          const both = new Uint8Array(12);
+          both.set(ssl);
+          both.set(junk, 8);
+          await conn.write(both);
+          const buf = new Uint8Array(512);
+          let text = "";
+          for (;;) {
+            const n = await conn.read(buf).catch(() => null);
+            if (n === null) break;
+            text += new TextDecoder().decode(buf.subarray(0, n));
+          }
+          assert.match(text, /08P01/);
+          assert.match(text, /received unencrypted data after SSL request/);
+        } finally {
+          try {
+            conn.close();
+          } catch {
+            // closed by the gateway
+          }
+        }
+      },
+    );
+
     await t.step("npm:postgres: its default (extended, prepared) queries work", async () => {
       const sql = postgres({
         host: "127.0.0.1",

@@ -27,6 +27,7 @@ import type { SessionListener } from "../poolergateway/pooler_conn.ts";
 import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES } from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
 import { writeAll } from "./_io.ts";
+import type { ClientTransport } from "./transport.ts";
 
 export interface ClientSessionOptions {
   logger?: Logger;
@@ -52,15 +53,17 @@ const FORWARDED: Record<number, true> = {
   [FrontendCode.CopyFail]: true,
 };
 const SSL_NOT_SUPPORTED = new Uint8Array([0x4e]); // 'N'
+const SSL_ACCEPTED = new Uint8Array([0x53]); // 'S'
 
 /**
- * One client connection: startup (SSLRequest answered 'N' for now), SCRAM-SHA-256 against the
+ * One client connection: startup (SSLRequest upgrades to TLS when the transport can, else 'N'),
+ * SCRAM-SHA-256 against the
  * role's verifier, then every frame relayed raw to the session's pooler (simple and extended
  * query protocol, COPY, function calls). Postgres's answers come back untouched; errors we make
  * use Postgres's wording.
  */
 export class ClientSession implements SessionListener {
-  readonly #conn: Deno.Conn;
+  #conn: ClientTransport;
   readonly #handler: GatewayHandler;
   readonly #logger?: Logger;
   readonly #opts: Required<Omit<ClientSessionOptions, "logger">>;
@@ -80,13 +83,15 @@ export class ClientSession implements SessionListener {
   #requestsAcked?: () => void;
   /** The client said goodbye with Terminate. */
   #terminated = false;
+  /** The connection was upgraded to TLS. */
+  #tls = false;
   #opening?: {
     frames: Uint8Array[];
     resolve: (closed: boolean) => void;
     reject: (e: PgError) => void;
   };
 
-  constructor(conn: Deno.Conn, handler: GatewayHandler, opts: ClientSessionOptions = {}) {
+  constructor(conn: ClientTransport, handler: GatewayHandler, opts: ClientSessionOptions = {}) {
     this.#conn = conn;
     this.#handler = handler;
     this.#logger = opts.logger;
@@ -128,6 +133,17 @@ export class ClientSession implements SessionListener {
     for (;;) {
       if (!(await this.#readUntil(() => r.nextStartup()))) return false;
       const pkt = parseStartupPacket(r.body);
+      if (pkt.kind === "ssl" && this.#conn.startTls && !this.#tls) {
+        // Bytes after SSLRequest and before the handshake would be trusted as if encrypted
+        // (CVE-2021-23214): Postgres refuses them, and so do we.
+        if (r.buffered() > 0) {
+          throw protocolViolation("received unencrypted data after SSL request");
+        }
+        await writeAll(this.#conn, SSL_ACCEPTED);
+        this.#conn = await this.#conn.startTls();
+        this.#tls = true;
+        continue;
+      }
       if (pkt.kind === "ssl" || pkt.kind === "gssenc") {
         await writeAll(this.#conn, SSL_NOT_SUPPORTED);
         continue;
