@@ -667,7 +667,7 @@ function parseResults(output: string): TestResult[] {
 function parseDiffs(text: string): Map<string, string[]> {
   const diffs = new Map<string, string[]>();
   let lines: string[] | undefined;
-  for (const line of text.split("\n")) {
+  for (const line of text.replace(/\n$/, "").split("\n")) {
     const m = /^diff .*\/results\/([^/\s]+)\.out$/.exec(line);
     if (m) {
       lines = [];
@@ -679,15 +679,30 @@ function parseDiffs(text: string): Map<string, string[]> {
   return diffs;
 }
 
-/** The first hunk's header and its first changed lines. */
-function reason(diff: string[] | undefined): string[] {
-  if (!diff) return ["(no diff in regression.diffs)"];
-  const start = diff.findIndex((l) => l.startsWith("@@"));
-  if (start < 0) return ["(empty diff)"];
-  const out = [diff[start]];
-  for (let i = start + 1; i < diff.length && !diff[i].startsWith("@@"); i++) {
-    if (diff[i].startsWith("+") || diff[i].startsWith("-")) out.push(diff[i]);
+/** The hunks of a test's diff, each from its `@@` line on. */
+function hunks(diff: string[]): string[][] {
+  const out: string[][] = [];
+  for (const line of diff) {
+    if (line.startsWith("@@")) out.push([line]);
+    else out.at(-1)?.push(line);
+  }
+  return out;
+}
+
+/** The first hunk of `diff` whose changes `other` does not have too (line numbers aside). */
+function firstNewHunk(diff: string[], other: string[] | undefined): string[] | undefined {
+  const key = (h: string[]) => h.slice(1).join("\n");
+  const seen = new Set(hunks(other ?? []).map(key));
+  return hunks(diff).find((h) => !seen.has(key(h)));
+}
+
+/** A hunk's header and its first changed lines. */
+function reason(hunk: string[] | undefined): string[] {
+  if (!hunk) return ["(no diff in regression.diffs)"];
+  const out = [hunk[0]];
+  for (const line of hunk.slice(1)) {
     if (out.length > REASON_LINES) break;
+    if (line.startsWith("+") || line.startsWith("-")) out.push(line);
   }
   return out.map((l) => (l.length > 120 ? `${l.slice(0, 117)}...` : l));
 }
@@ -708,6 +723,10 @@ function report(
   const onlyGateway = names.filter((n) => okDirect.get(n) === true && okGateway.get(n) !== true);
   const onlyDirect = names.filter((n) => okGateway.get(n) === true && okDirect.get(n) !== true);
   const both = names.filter((n) => okDirect.get(n) === false && okGateway.get(n) === false);
+  // Failing in both runs but with changes of its own through the gateway.
+  const bothWorse = both.filter((n) =>
+    firstNewHunk(gateway.diffs.get(n) ?? [], direct.diffs.get(n)) !== undefined
+  );
   const count = (o: RunOutcome, ok: boolean) => o.results.filter((r) => r.ok === ok).length;
 
   const row = (label: string, a: string | number, b: string | number) =>
@@ -733,10 +752,21 @@ function report(
   for (const name of onlyGateway) {
     const detail = byName.get(name)?.detail;
     console.log(`  ${name}${detail ? ` ${detail}` : ""}`);
-    for (const line of reason(gateway.diffs.get(name))) console.log(`      ${line}`);
+    const hunk = hunks(gateway.diffs.get(name) ?? [])[0];
+    for (const line of reason(hunk)) console.log(`      ${line}`);
   }
   console.log("");
   console.log(`Fail in both (${both.length}): ${both.join(", ") || "-"}`);
+  if (bothWorse.length > 0) {
+    console.log(`  of which with other differences through the gateway (${bothWorse.length}):`);
+    for (const name of bothWorse) {
+      console.log(`  ${name}`);
+      const hunk = firstNewHunk(gateway.diffs.get(name) ?? [], direct.diffs.get(name));
+      for (const line of reason(hunk)) console.log(`      ${line}`);
+    }
+  } else if (both.length > 0) {
+    console.log("  (with the same differences in both runs)");
+  }
   console.log(`Fail only directly (${onlyDirect.length}): ${onlyDirect.join(", ") || "-"}`);
   console.log("");
   console.log(

@@ -22,7 +22,8 @@ Options for start:
   --cell NAME         cell name (default zone1)
   --log-level LEVEL   debug, info, warn or error (default info)
   --bin-dir DIR       run compiled executables from DIR instead of the sources
-  --listen ADDR       address the gateway listens on (default 127.0.0.1; 0.0.0.0 in a container)`;
+  --listen ADDR       address the gateway listens on (default 127.0.0.1; 0.0.0.0 in a container)
+  --pool-mode MODE    transaction (backends shared between transactions, the default) or session`;
 
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -39,6 +40,7 @@ async function main(args: string[]): Promise<number> {
       "log-level": { type: "string", default: DEFAULT_CONFIG.logLevel },
       "bin-dir": { type: "string", default: "" },
       "listen": { type: "string", default: DEFAULT_CONFIG.gatewayListenAddress },
+      "pool-mode": { type: "string", default: DEFAULT_CONFIG.poolMode },
       "help": { type: "boolean", short: "h", default: false },
     },
   });
@@ -70,6 +72,7 @@ async function main(args: string[]): Promise<number> {
       logLevel: values["log-level"]!,
       binDir: values["bin-dir"]!,
       gatewayListenAddress: values.listen!,
+      poolMode: values["pool-mode"]!,
     });
     console.error(`Starting the Multigres cluster in ${cluster.cfg.dataDir} ...`);
     try {

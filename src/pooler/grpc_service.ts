@@ -7,11 +7,15 @@ import {
 } from "../shared/grpc/mod.ts";
 import type { Logger } from "../shared/log/mod.ts";
 import { Batcher } from "./dataplane/batcher.ts";
-import { SessionTable } from "./dataplane/session_table.ts";
+import { type PoolMode, SessionTable } from "./dataplane/session_table.ts";
 import type { Pooler } from "./pooler.ts";
 
 /** The MultiPooler gRPC service: decodes requests, calls the Pooler, maps errors. */
-export function poolerService(pooler: Pooler, logger: Logger): grpc.UntypedServiceImplementation {
+export function poolerService(
+  pooler: Pooler,
+  logger: Logger,
+  mode: PoolMode = "transaction",
+): grpc.UntypedServiceImplementation {
   const tables = new Set<SessionTable>();
   pooler.sessionCount = () => {
     let n = 0;
@@ -27,6 +31,7 @@ export function poolerService(pooler: Pooler, logger: Logger): grpc.UntypedServi
         sink: batcher,
         canServe: () => pooler.canServe(),
         logger,
+        mode,
       });
       tables.add(table);
       call.on("data", (msg: DataPlaneRequest) => {

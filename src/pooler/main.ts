@@ -42,15 +42,25 @@ export const POOLER_FLAGS = {
   },
   "pool-capacity": {
     type: "number",
-    default: 100,
+    default: 50,
     help: "Most backend connections open at once, over all users",
   },
   "health-interval-ms": { type: "number", default: 1000, help: "How often Postgres is probed" },
+  "pool-mode": {
+    type: "string",
+    default: "transaction",
+    help:
+      "session: a client session keeps one backend; transaction: backends are shared between transactions, session state replayed",
+  },
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
   const cfg = parseComponentFlags("multipooler", POOLER_FLAGS);
   if (!cfg.id) throw new Error("Missing --id: every pooler needs an id unique in its cell");
+  const mode = cfg["pool-mode"];
+  if (mode !== "session" && mode !== "transaction") {
+    throw new Error(`Invalid --pool-mode: ${mode} (want session or transaction)`);
+  }
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),
     fields: { component: "multipooler", id: cfg.id, cell: cfg.cell },
@@ -91,7 +101,7 @@ async function main(): Promise<void> {
   }, { topo, pgctld, logger });
 
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {
-    MultiPooler: poolerService(pooler, logger),
+    MultiPooler: poolerService(pooler, logger, mode),
   });
   env.onShutdown(() => stopGrpcServer(server));
   await env.serveHttp(host, cfg["http-port"]);

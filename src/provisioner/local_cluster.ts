@@ -20,6 +20,8 @@ export interface LocalClusterConfig {
   binDir: string;
   /** Address the gateway's PostgreSQL port listens on (0.0.0.0 in a container). */
   gatewayListenAddress: string;
+  /** The pooler's pooling mode: session or transaction. */
+  poolMode: string;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -31,6 +33,7 @@ export const DEFAULT_CONFIG: LocalClusterConfig = {
   logLevel: "info",
   binDir: "",
   gatewayListenAddress: "127.0.0.1",
+  poolMode: "transaction",
 };
 
 /** The ports of a cluster with the given offset (DESIGN.md's defaults at offset 0). */
@@ -192,6 +195,7 @@ export class LocalCluster {
         `--http-port=${p.poolerHttp}`,
         `--grpc-port=${p.poolerGrpc}`,
         `--pgctld-addr=127.0.0.1:${p.pgctldGrpc}`,
+        `--pool-mode=${this.cfg.poolMode}`,
       ],
       multiorch: [
         `--id=${this.cfg.cell}-orch-0`,

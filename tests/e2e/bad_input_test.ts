@@ -182,8 +182,8 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
 
     await t.step("a client that disconnects mid-query leaves no busy backend", async () => {
       const w = new WireWriter();
-      // Only the held session keeps a backend once earlier steps' sessions are released.
-      const baseline = 1;
+      // Under transaction pooling an idle session (the held one) keeps no backend.
+      const baseline = 0;
       assert.ok(await eventually(async () => (await poolerStatus(c)).backendsInUse === baseline));
       const client = await c.client();
       client.on("error", () => {}); // it is about to lose its socket on purpose
@@ -295,7 +295,7 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
       w.begin(0x64 /* CopyData */).string("7\n").end();
       await conn.write(w.view());
       conn.close(); // gone without CopyDone
-      const settled = await eventually(async () => (await poolerStatus(c)).backendsInUse === 1 // the held session's
+      const settled = await eventually(async () => (await poolerStatus(c)).backendsInUse === 0 // an idle session holds none
       );
       assert.ok(settled, "the backend stayed reserved after the COPY was abandoned");
       // The half-done COPY was rolled back, and every pooled backend still answers plainly.
@@ -310,6 +310,9 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
         const victim = await c.client({ direct });
         const errors: string[] = [];
         victim.on("error", (e: Error & { code?: string }) => errors.push(e.code ?? e.message));
+        // In a transaction the session holds its backend (between transactions it holds none,
+        // and terminating an idle pooled backend is nothing the client can see).
+        await victim.query("begin");
         const pid = (await victim.query("select pg_backend_pid() as pid")).rows[0].pid;
         const admin = await c.client({ direct: true });
         try {

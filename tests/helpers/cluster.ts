@@ -28,7 +28,10 @@ export interface PsqlResult {
 }
 
 /** Starts a cluster; `offset` must be unique per test file (1000, 1100, …). */
-export async function startCluster(offset: number): Promise<TestCluster> {
+export async function startCluster(
+  offset: number,
+  opts: { poolMode?: "session" | "transaction" } = {},
+): Promise<TestCluster> {
   await reapLeftover(offset);
   const dir = await Deno.makeTempDir({ prefix: "multigres_e2e_" });
   await Deno.writeTextFile(markerPath(offset), dir);
@@ -43,6 +46,7 @@ export async function startCluster(offset: number): Promise<TestCluster> {
     logLevel: "info",
     binDir: "",
     gatewayListenAddress: "127.0.0.1",
+    poolMode: opts.poolMode ?? "transaction",
   }, () => {});
   try {
     await cluster.start();

@@ -35,6 +35,11 @@ export interface PumpHandler {
   frames(frames: Uint8Array): void | Promise<void>;
   /** A ReadyForQuery was read (after `frames` got it); return false to stop pumping. */
   ready(txStatus: number): boolean;
+  /**
+   * Sees every frame but DataRow and CopyData before it is passed on; returning false drops it
+   * (e.g. the ParseComplete of a statement the pooler re-prepared on its own).
+   */
+  inspect?(code: number, body: Uint8Array): boolean;
 }
 
 const decoder = new TextDecoder();
@@ -82,6 +87,10 @@ export class BackendConn {
   copyIn = false;
   /** Postgres sent a FATAL error: the connection is about to end. */
   sawFatal = false;
+  /** Names of the prepared statements the pooler created on this connection. */
+  readonly statements = new Set<string>();
+  /** The session settings last applied here (transaction pooling replays on change). */
+  settingsKey = "";
   #closeMarker: string | null = null;
   #markerSeen = false;
   #broken = false;
@@ -271,6 +280,16 @@ export class BackendConn {
           end = f.byteOffset + f.length;
           const code = r.code;
           if (code === BackendCode.DataRow || code === BackendCode.CopyData) continue;
+          if (handler.inspect && !handler.inspect(code, r.body)) {
+            // Drop this frame: pass on what came before it, start again after it.
+            const before = f.byteOffset - start;
+            if (before > 0) {
+              const p = handler.frames(new Uint8Array(base!.buffer, start, before));
+              if (p) await p;
+            }
+            start = -1;
+            continue;
+          }
           switch (code) {
             case BackendCode.ReadyForQuery: {
               this.txStatus = parseReadyForQuery(r.body);

@@ -5,6 +5,7 @@ import {
   withSeverity,
 } from "../../shared/errors/mod.ts";
 import {
+  FrameReader,
   FrontendCode,
   WireWriter,
   writeErrorResponse,
@@ -22,6 +23,13 @@ import type { BackendConn } from "../backend/backend_conn.ts";
 import type { Pool } from "../pool/pool.ts";
 import { settingsSql, startupSettings } from "./startup_params.ts";
 import { SyncCounter } from "./sync_counter.ts";
+import { SessionState } from "./session_state.ts";
+
+/** `session`: a session keeps one backend while it lives; `transaction`: between transactions. */
+export type PoolMode = "session" | "transaction";
+
+/** Statements a shared backend may accumulate before it is cleared on checkout. */
+const MAX_BACKEND_STATEMENTS = 500;
 
 export { countSyncPoints } from "./sync_counter.ts";
 
@@ -61,6 +69,15 @@ class Session {
   readonly counter = new SyncCounter();
   /** Request bytes written to Postgres and not yet acknowledged to the gateway. */
   requestAckable = 0;
+  /** Transaction pooling: what the session needs replayed on whichever backend serves it. */
+  state?: SessionState;
+  /** Transaction pooling: whole frames cut from the request pieces (frames are rewritten). */
+  requests?: FrameReader;
+  /** Requests received and not yet sent (the backend must not be given back meanwhile). */
+  inFlight = 0;
+  /** Set while the backend goes back to the pool between transactions. */
+  detaching?: Promise<void>;
+  finishDetach?: () => void;
 
   constructor(id: number, user: string, database: string) {
     this.id = id;
@@ -77,6 +94,7 @@ class Session {
  * goes back to the pool.
  */
 export class SessionTable {
+  readonly #mode: PoolMode;
   readonly #pool: Pool;
   readonly #sink: ResponseSink;
   readonly #logger?: Logger;
@@ -89,7 +107,9 @@ export class SessionTable {
     sink: ResponseSink;
     canServe: () => PgError | null;
     logger?: Logger;
+    mode?: PoolMode;
   }) {
+    this.#mode = opts.mode ?? "transaction";
     this.#pool = opts.pool;
     this.#sink = opts.sink;
     this.#canServe = opts.canServe;
@@ -118,7 +138,12 @@ export class SessionTable {
           this.#fail(req.sessionId, connectionFailure("session is not open on this pooler"), true);
           return;
         }
-        s.chain = s.chain.then(() => this.#execute(s, req.payload));
+        s.inFlight++;
+        s.chain = s.chain.then(() =>
+          this.#mode === "transaction"
+            ? this.#executeTx(s, req.payload)
+            : this.#execute(s, req.payload)
+        );
         return;
       }
       case "CLOSE": {
@@ -165,7 +190,13 @@ export class SessionTable {
     }
     try {
       const settings = startupSettings(startup);
-      if (settings.length) await backend.query(settingsSql(settings));
+      if (this.#mode === "transaction") {
+        s.state = new SessionState(s.id, settings);
+        s.requests = new FrameReader({ maxFrameSize: 1024 * 1024 * 1024 });
+        await this.#applySettings(s.state, backend);
+      } else if (settings.length) {
+        await backend.query(settingsSql(settings));
+      }
     } catch (e) {
       // Postgres refuses bad startup settings with a FATAL error; so do we.
       await this.#release(s);
@@ -178,7 +209,102 @@ export class SessionTable {
     s.unacked += w.length;
     this.#sink.frames(s.id, w.view());
     this.#sink.done(s.id, this.#reserved(s));
+    if (this.#mode === "transaction") {
+      // The session holds no backend until it sends something.
+      s.backend = undefined;
+      await this.#pool.release(backend, { clean: true });
+      return;
+    }
     s.pump = this.#runPump(s, backend);
+  }
+
+  /** Puts a backend in the session's settings, unless it carries them already. */
+  async #applySettings(state: SessionState, backend: BackendConn): Promise<void> {
+    const sql = state.settingsSql();
+    if (backend.settingsKey === sql) return;
+    backend.settingsKey = "";
+    await backend.query(sql);
+    backend.settingsKey = sql;
+    if (backend.statements.size > MAX_BACKEND_STATEMENTS) {
+      // Statements of sessions long gone pile up on shared backends: start afresh.
+      await backend.query("DEALLOCATE ALL");
+      backend.statements.clear();
+    }
+  }
+
+  /** Transaction pooling: takes a backend for the session and starts passing its output on. */
+  async #attach(s: Session): Promise<BackendConn> {
+    const backend = await this.#pool.acquire(s.user, s.database);
+    try {
+      await this.#applySettings(s.state!, backend);
+    } catch (e) {
+      await this.#pool.release(backend);
+      throw e;
+    }
+    s.backend = backend;
+    s.pump = this.#runPump(s, backend);
+    return backend;
+  }
+
+  /** Transaction pooling: rewrites and sends a request, taking a backend first if needed. */
+  async #executeTx(s: Session, payload: Uint8Array): Promise<void> {
+    let counted = false;
+    try {
+      if (s.closing) return;
+      const r = s.requests!;
+      r.push(payload);
+      let start = -1;
+      let end = 0;
+      let base: Uint8Array | undefined;
+      while (r.next()) {
+        const f = r.frame;
+        if (start < 0) {
+          start = f.byteOffset;
+          base = f;
+        }
+        end = f.byteOffset + f.length;
+      }
+      if (start < 0 || !base) return; // only part of a frame so far
+      const frames = new Uint8Array(base.buffer, start, end - start).slice();
+      if (s.detaching) await s.detaching;
+      let backend = s.backend;
+      if (!backend) {
+        try {
+          backend = await this.#attach(s);
+        } catch (e) {
+          this.#end(s, withSeverity(toPgError(e), "FATAL"));
+          return;
+        }
+      }
+      const t = s.state!.translate(frames, backend.statements);
+      s.expectedReady += t.syncPoints;
+      s.inFlight--;
+      counted = true;
+      try {
+        await backend.send(t.out);
+      } catch {
+        return; // the pump sees the loss and ends the session
+      }
+      s.requestAckable += payload.length;
+      if (s.requestAckable >= REQUEST_ACK_BYTES && !s.closing) {
+        this.#sink.ackRequests(s.id, s.requestAckable);
+        s.requestAckable = 0;
+      }
+    } catch (e) {
+      this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
+      this.#close(s, false);
+    } finally {
+      if (!counted) s.inFlight--;
+    }
+  }
+
+  /**
+   * Transaction pooling: whether the backend can go back to the pool now: nothing owed, nothing
+   * queued, no transaction open, nothing pinned.
+   */
+  #canDetach(s: Session, txStatus: number): boolean {
+    return this.#mode === "transaction" && !s.closing && s.expectedReady === 0 &&
+      s.inFlight === 0 && txStatus === 0x49 && s.state!.pins === 0 && !s.backend?.copyIn;
   }
 
   /** Passes everything the pinned backend sends to the session until the session closes. */
@@ -196,12 +322,19 @@ export class SessionTable {
           if (stream && window) return Promise.all([stream, window]).then(() => {});
           return stream ?? window ?? undefined;
         },
-        ready: () => {
+        ready: (txStatus) => {
           if (s.expectedReady > 0) s.expectedReady--;
           // A closing session's pump ends at its close marker (see #stopPump).
           if (!s.closing && s.expectedReady === 0) this.#sink.done(s.id, this.#reserved(s));
+          if (this.#canDetach(s, txStatus)) {
+            s.detaching = new Promise((r) => (s.finishDetach = r));
+            return false;
+          }
           return true;
         },
+        inspect: s.state
+          ? (code, body) => s.state!.inspect(code, body, backend.statements)
+          : undefined,
       });
     } catch (e) {
       this.#pool.discard(backend);
@@ -217,10 +350,22 @@ export class SessionTable {
       }
       return;
     }
+    if (s.detaching && !s.closing) {
+      // Between transactions: the backend goes back as it is (settings kept for reuse).
+      s.backend = undefined;
+      s.pump = undefined;
+      await this.#pool.release(backend, { clean: true });
+      const done = s.finishDetach;
+      s.detaching = undefined;
+      s.finishDetach = undefined;
+      done?.();
+      return;
+    }
     await this.#release(s);
   }
 
   async #execute(s: Session, payload: Uint8Array): Promise<void> {
+    s.inFlight--;
     const backend = s.backend;
     if (!backend || s.closing) return;
     try {
@@ -244,7 +389,7 @@ export class SessionTable {
 
   #reserved(s: Session): number {
     if (!s.backend) return 0;
-    let mask = ReservationReason.SESSION;
+    let mask = s.state ? s.state.pins : ReservationReason.SESSION;
     if (s.backend.txStatus !== 0x49) mask |= ReservationReason.TRANSACTION;
     return mask;
   }
@@ -285,6 +430,7 @@ export class SessionTable {
    * that does not settle in time is closed instead of reused.
    */
   async #stopPump(s: Session, graceful: boolean): Promise<void> {
+    if (s.detaching) await s.detaching;
     const b = s.backend;
     if (!b || !s.pump) return;
     const token = `multigres_close_${crypto.randomUUID().replaceAll("-", "")}`;

@@ -114,15 +114,18 @@ export class Pool {
 
   /**
    * Gives a connection back. It is cleaned first (ROLLBACK if a transaction is open, then
-   * DISCARD ALL) so the next user sees a fresh session; a connection that cannot be cleaned is
-   * closed.
+   * DISCARD ALL) so the next user sees a fresh session, unless `clean` says it is already fit to
+   * share (transaction pooling between transactions: the next session replays its own settings).
+   * A connection that cannot be cleaned is closed.
    */
-  async release(conn: BackendConn): Promise<void> {
+  async release(conn: BackendConn, opts: { clean?: boolean } = {}): Promise<void> {
     this.#inUse--;
-    if (!conn.broken && !this.#closed) {
+    if (!conn.broken && !this.#closed && !opts.clean) {
       try {
         if (conn.txStatus !== TxStatus.Idle) await conn.query("ROLLBACK");
+        conn.settingsKey = "";
         await conn.query("DISCARD ALL");
+        conn.statements.clear();
         // Anything still unread belongs to the previous user: never hand it to the next one.
         if (conn.unread > 0) throw new Error(`${conn.unread} unread bytes after reset`);
         conn.shrink();

@@ -1,0 +1,319 @@
+import { BackendCode, FrontendCode, readCString, WireWriter } from "../../shared/wire/mod.ts";
+import { ReservationReason } from "../../shared/grpc/types.ts";
+import { literal } from "../metadata/schema.ts";
+
+/** A named protocol-level prepared statement of a session, under the name the pooler gave it. */
+interface Statement {
+  serverName: string;
+  /** The Parse body after the statement name: query, parameter count and types. */
+  rest: Uint8Array;
+}
+
+/** A ParseComplete the backend owes: the client's own, or one the pooler injected. */
+interface PendingParse {
+  injected: boolean;
+  clientName: string;
+  serverName: string;
+  segment: number;
+}
+
+/** What the backend needs to be told before a request, and what the request changes. */
+export interface Translation {
+  /** Frames to send to the backend, in order. */
+  out: Uint8Array;
+  /** How many ReadyForQuery frames they will produce. */
+  syncPoints: number;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+// Statements that leave state on the backend that a replay cannot rebuild: the session keeps its
+// backend (conservative: a false positive only costs pooling, a miss would leak state).
+const TEMP_RE = /\bcreate\b[\s\S]*\b(temp|temporary)\b/i;
+const ADVISORY_RE = /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i;
+const HOLD_RE = /\bwith\s+hold\b/i;
+const SET_CONFIG_RE = /\bset_config\s*\(/i;
+// One plain session-level SET or RESET: tracked and replayed on the next backend. (SET LOCAL,
+// SET ROLE and SET SESSION AUTHORIZATION do not match: LOCAL ends with the transaction, the
+// others pin the session when their tag arrives untracked.)
+const SET_RE =
+  /^\s*set\s+(?:session\s+)?(?!local\b|role\b|session\b)([a-z_][a-z0-9_.]*)\s*(?:=|\s\bto\b)\s*[^;]*?\s*;?\s*$/i;
+const SET_TIME_ZONE_RE = /^\s*set\s+(?:session\s+)?time\s+zone\s+[^;]+?\s*;?\s*$/i;
+const RESET_RE = /^\s*reset\s+(all|time\s+zone|[a-z_][a-z0-9_.]*)\s*;?\s*$/i;
+
+/** The setting a SET or RESET names, as one key (`TIME ZONE` is `timezone`). */
+function settingKey(name: string): string {
+  const k = name.toLowerCase();
+  return /^time\s+zone$/.test(k) ? "timezone" : k;
+}
+
+/**
+ * A session's state under transaction pooling, kept by the pooler so any backend can serve the
+ * session's next transaction: its settings (startup and tracked SETs, replayed on a backend that
+ * carries other settings), its named prepared statements (renamed per session and re-prepared
+ * where missing, their injected ParseComplete dropped), and the reasons it must keep its backend.
+ *
+ * `translate()` rewrites a request for the backend at hand; `inspect()` and `ready()` follow the
+ * backend's answers. It does no I/O.
+ */
+export class SessionState {
+  readonly #id: number;
+  readonly #startup: [string, string][];
+  /** Tracked SET statements by setting name, in the order they were made. */
+  #sets = new Map<string, string>();
+  readonly #statements = new Map<string, Statement>();
+  #nextStatement = 0;
+  /** Why the session must keep its backend (ReservationReason bits). */
+  pins = 0;
+  #pendingParses: PendingParse[] = [];
+  /** Segments end at each sync point; a ReadyForQuery closes the oldest open one. */
+  #sentSegment = 0;
+  #doneSegment = 0;
+  /** SET statements sent and awaiting their ReadyForQuery, by segment. */
+  #pendingSets: { segment: number; key: string; sql: string | null; failed: boolean }[] = [];
+  #expectSetTags = 0;
+  #errorInSegment = false;
+
+  constructor(id: number, startup: [string, string][]) {
+    this.#id = id;
+    this.#startup = startup;
+  }
+
+  /** The settings as SQL that puts a backend in this session's state (from RESET ALL). */
+  settingsSql(): string {
+    const parts = ["RESET ALL;"];
+    for (const [k, v] of this.#startup) {
+      parts.push(`SELECT pg_catalog.set_config(${literal(k)}, ${literal(v)}, false);`);
+    }
+    for (const sql of this.#sets.values()) parts.push(sql + ";");
+    return parts.join("\n");
+  }
+
+  /** Rewrites whole frontend frames for `backendStatements` (the backend's statement names). */
+  translate(frames: Uint8Array, backendStatements: Set<string>): Translation {
+    const w = new WireWriter(frames.length + 64);
+    const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+    let syncPoints = 0;
+    let off = 0;
+    while (off + 5 <= frames.length) {
+      const code = frames[off];
+      const len = dv.getInt32(off + 1);
+      if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
+      const frame = frames.subarray(off, off + 1 + len);
+      const body = frame.subarray(5);
+      off += 1 + len;
+      switch (code) {
+        case FrontendCode.Query:
+          this.#query(decoder.decode(body.subarray(0, body.length - 1)));
+          w.raw(frame);
+          syncPoints++;
+          this.#sentSegment++;
+          break;
+        case FrontendCode.Sync:
+        case FrontendCode.FunctionCall:
+          w.raw(frame);
+          syncPoints++;
+          this.#sentSegment++;
+          break;
+        case FrontendCode.Parse:
+          this.#parse(body, w, backendStatements);
+          break;
+        case FrontendCode.Bind:
+          this.#withStatement(code, body, 0, w, backendStatements);
+          break;
+        case FrontendCode.Describe:
+        case FrontendCode.Close:
+          if (body[0] === 0x53 /* S */) this.#withStatement(code, body, 1, w, backendStatements);
+          else w.raw(frame);
+          break;
+        default:
+          w.raw(frame);
+      }
+    }
+    return { out: w.view().slice(), syncPoints };
+  }
+
+  #query(sql: string): void {
+    this.#pinFor(sql);
+    const set = SET_RE.exec(sql);
+    const key = set ? settingKey(set[1]) : SET_TIME_ZONE_RE.test(sql) ? "timezone" : null;
+    if (key !== null) {
+      this.#pendingSets.push({
+        segment: this.#sentSegment,
+        key,
+        sql: sql.trim().replace(/;\s*$/, ""),
+        failed: false,
+      });
+      this.#expectSetTags++;
+      return;
+    }
+    const reset = RESET_RE.exec(sql);
+    if (reset) {
+      this.#pendingSets.push({
+        segment: this.#sentSegment,
+        key: settingKey(reset[1]),
+        sql: null,
+        failed: false,
+      });
+      this.#expectSetTags++;
+    }
+  }
+
+  #pinFor(sql: string): void {
+    if (TEMP_RE.test(sql)) this.pins |= ReservationReason.TEMP_TABLE;
+    if (ADVISORY_RE.test(sql)) this.pins |= ReservationReason.ADVISORY_LOCK;
+    if (HOLD_RE.test(sql)) this.pins |= ReservationReason.PORTAL;
+    if (SET_CONFIG_RE.test(sql)) this.pins |= ReservationReason.SESSION;
+  }
+
+  #parse(body: Uint8Array, w: WireWriter, backendStatements: Set<string>): void {
+    const [name, after] = readCString(body, 0);
+    const rest = body.subarray(after);
+    this.#pinFor(readCString(rest, 0)[0]);
+    if (name === "") {
+      w.begin(FrontendCode.Parse).bytes(body).end();
+      return;
+    }
+    const known = this.#statements.get(name);
+    const serverName = known?.serverName ?? `mgs_${this.#id}_${++this.#nextStatement}`;
+    if (!known) this.#statements.set(name, { serverName, rest: rest.slice() });
+    // A name the session already uses makes Postgres answer with its own error where the
+    // backend still has it; elsewhere the new definition simply takes its place.
+    else known.rest = rest.slice();
+    w.begin(FrontendCode.Parse).cstring(serverName).bytes(rest).end();
+    backendStatements.add(serverName);
+    this.#pendingParses.push({
+      injected: false,
+      clientName: name,
+      serverName,
+      segment: this.#sentSegment,
+    });
+  }
+
+  /** Bind, Describe 'S' or Close 'S': the statement name at `nameAt` is rewritten. */
+  #withStatement(
+    code: number,
+    body: Uint8Array,
+    nameAt: number,
+    w: WireWriter,
+    backendStatements: Set<string>,
+  ): void {
+    // Bind starts with the portal name; Describe and Close with the 'S' byte.
+    let start = nameAt;
+    if (code === FrontendCode.Bind) start = readCString(body, 0)[1];
+    const [name, after] = readCString(body, start);
+    const st = name === "" ? undefined : this.#statements.get(name);
+    if (!st) {
+      // Unnamed, or unknown: Postgres answers as it would.
+      w.begin(code).bytes(body).end();
+      return;
+    }
+    if (code === FrontendCode.Close) {
+      this.#statements.delete(name);
+      backendStatements.delete(st.serverName);
+    } else if (!backendStatements.has(st.serverName)) {
+      // Prepared on another backend: prepare it here first, and drop its ParseComplete.
+      w.begin(FrontendCode.Parse).cstring(st.serverName).bytes(st.rest).end();
+      backendStatements.add(st.serverName);
+      this.#pendingParses.push({
+        injected: true,
+        clientName: name,
+        serverName: st.serverName,
+        segment: this.#sentSegment,
+      });
+    }
+    w.begin(code).bytes(body.subarray(0, start)).cstring(st.serverName).bytes(body.subarray(after))
+      .end();
+  }
+
+  /**
+   * Follows one backend frame (not DataRow or CopyData); returns false when the frame must not
+   * reach the client. `backendStatements` is updated for statements that failed to prepare.
+   */
+  inspect(code: number, body: Uint8Array, backendStatements: Set<string>): boolean {
+    switch (code) {
+      case BackendCode.ParseComplete: {
+        const p = this.#pendingParses.shift();
+        return !p?.injected;
+      }
+      case BackendCode.ErrorResponse:
+        this.#errorInSegment = true;
+        return true;
+      case BackendCode.CommandComplete:
+        this.#commandTag(decoder.decode(body.subarray(0, body.length - 1)), backendStatements);
+        return true;
+      case BackendCode.ReadyForQuery:
+        this.#segmentDone(backendStatements, body[0]);
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  #commandTag(tag: string, backendStatements: Set<string>): void {
+    switch (tag) {
+      case "SET":
+      case "RESET":
+        if (this.#expectSetTags > 0) this.#expectSetTags--;
+        else this.pins |= ReservationReason.SESSION; // a SET we could not follow
+        return;
+      case "LISTEN":
+        this.pins |= ReservationReason.LISTEN;
+        return;
+      case "PREPARE":
+        this.pins |= ReservationReason.PREPARED_STATE;
+        return;
+      case "DEALLOCATE ALL":
+        this.#statements.clear();
+        backendStatements.clear();
+        return;
+      case "DISCARD ALL":
+        // The backend is as new: so is the session (back to its startup settings).
+        this.#statements.clear();
+        backendStatements.clear();
+        this.#sets.clear();
+        this.pins = 0;
+        return;
+    }
+  }
+
+  #segmentDone(backendStatements: Set<string>, txStatus: number): void {
+    const seg = this.#doneSegment++;
+    // Parses of this segment that never completed failed: they do not exist on the backend.
+    while (this.#pendingParses.length && this.#pendingParses[0].segment <= seg) {
+      const p = this.#pendingParses.shift()!;
+      backendStatements.delete(p.serverName);
+      if (!p.injected && this.#statements.get(p.clientName)?.serverName === p.serverName) {
+        this.#statements.delete(p.clientName);
+      }
+    }
+    const failed = this.#errorInSegment;
+    this.#errorInSegment = false;
+    while (this.#pendingSets.length && this.#pendingSets[0].segment <= seg) {
+      const s = this.#pendingSets.shift()!;
+      if (failed) continue;
+      if (txStatus !== 0x49 /* I */) {
+        // Inside a transaction block a SET may still roll back: keep the backend instead.
+        this.pins |= ReservationReason.SESSION;
+      } else if (s.sql === null) {
+        if (s.key === "all") this.#sets.clear();
+        else this.#sets.delete(s.key);
+      } else {
+        this.#sets.delete(s.key);
+        this.#sets.set(s.key, s.sql);
+      }
+    }
+    if (failed) this.#expectSetTags = 0;
+  }
+
+  /** Statements of this session, by client name (for tests and status). */
+  get statementNames(): string[] {
+    return [...this.#statements.keys()];
+  }
+}
+
+/** UTF-8 bytes of a string (for tests building frames). */
+export function utf8(s: string): Uint8Array {
+  return encoder.encode(s);
+}

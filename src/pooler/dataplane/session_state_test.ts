@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import {
+  BackendCode,
+  FrameReader,
+  FrontendCode,
+  WireWriter,
+  writeQuery,
+  writeSync,
+} from "../../shared/wire/mod.ts";
+import { ReservationReason } from "../../shared/grpc/types.ts";
+import { SessionState } from "./session_state.ts";
+
+/** The frames of a translation, as [letter, statement-or-query name] pairs. */
+function frames(out: Uint8Array): [string, string][] {
+  const r = new FrameReader();
+  r.push(out);
+  const list: [string, string][] = [];
+  const dec = new TextDecoder();
+  while (r.next()) {
+    const b = r.body;
+    let name = "";
+    if (r.code === FrontendCode.Parse) name = dec.decode(b.subarray(0, b.indexOf(0)));
+    if (r.code === FrontendCode.Bind) {
+      const p = b.indexOf(0);
+      name = dec.decode(b.subarray(p + 1, b.indexOf(0, p + 1)));
+    }
+    list.push([String.fromCharCode(r.code), name]);
+  }
+  return list;
+}
+
+function parseBindSync(name: string, sql: string): Uint8Array {
+  const w = new WireWriter();
+  w.begin(FrontendCode.Parse).cstring(name).cstring(sql).int16(0).end();
+  w.begin(FrontendCode.Bind).cstring("").cstring(name).int16(0).int16(0).int16(0).end();
+  writeSync(w);
+  return w.view().slice();
+}
+
+function bindSync(name: string): Uint8Array {
+  const w = new WireWriter();
+  w.begin(FrontendCode.Bind).cstring("").cstring(name).int16(0).int16(0).int16(0).end();
+  writeSync(w);
+  return w.view().slice();
+}
+
+function query(sql: string): Uint8Array {
+  const w = new WireWriter();
+  writeQuery(w, sql);
+  return w.view().slice();
+}
+
+const EMPTY = new Uint8Array(0);
+const IDLE = Uint8Array.of(0x49);
+const IN_TX = Uint8Array.of(0x54);
+const tag = (t: string) => new TextEncoder().encode(t + "\0");
+
+Deno.test("SessionState.translate() renames a named statement for the session", () => {
+  const st = new SessionState(7, []);
+  const backend = new Set<string>();
+  const t = st.translate(parseBindSync("q1", "select 1"), backend);
+  assert.deepEqual(frames(t.out), [["P", "mgs_7_1"], ["B", "mgs_7_1"], ["S", ""]]);
+  assert.equal(t.syncPoints, 1);
+  assert.ok(backend.has("mgs_7_1"));
+  assert.ok(st.inspect(BackendCode.ParseComplete, EMPTY, backend)); // the client's own: kept
+});
+
+Deno.test("SessionState.translate() re-prepares on a backend that lacks the statement", () => {
+  const st = new SessionState(7, []);
+  const first = new Set<string>();
+  st.translate(parseBindSync("q1", "select 1"), first);
+  st.inspect(BackendCode.ParseComplete, EMPTY, first);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, first);
+  const second = new Set<string>();
+  const t = st.translate(bindSync("q1"), second);
+  assert.deepEqual(frames(t.out), [["P", "mgs_7_1"], ["B", "mgs_7_1"], ["S", ""]]);
+  // The injected Parse's ParseComplete is dropped; the client never asked for it.
+  assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, second), false);
+  // On the first backend it exists: the Bind goes alone.
+  assert.deepEqual(frames(st.translate(bindSync("q1"), first).out), [["B", "mgs_7_1"], ["S", ""]]);
+});
+
+Deno.test("SessionState: a Parse that fails leaves no statement behind", () => {
+  const st = new SessionState(3, []);
+  const backend = new Set<string>();
+  st.translate(parseBindSync("bad", "selec 1"), backend);
+  st.inspect(BackendCode.ErrorResponse, EMPTY, backend);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, backend);
+  assert.deepEqual(st.statementNames, []);
+  assert.equal(backend.size, 0);
+});
+
+Deno.test("SessionState tracks a plain SET and replays it; SET LOCAL and failed SETs are not kept", () => {
+  const st = new SessionState(1, [["application_name", "app"]]);
+  const b = new Set<string>();
+  st.translate(query("SET work_mem TO '8MB'"), b);
+  st.inspect(BackendCode.CommandComplete, tag("SET"), b);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+  st.translate(query("set local statement_timeout = 5"), b);
+  st.inspect(BackendCode.CommandComplete, tag("SET"), b);
+  st.inspect(BackendCode.ReadyForQuery, IN_TX, b);
+  st.translate(query("set search_path = nope_bad"), b);
+  st.inspect(BackendCode.ErrorResponse, EMPTY, b);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+  const sql = st.settingsSql();
+  assert.match(sql, /^RESET ALL;/);
+  assert.match(sql, /set_config\('application_name', 'app', false\)/);
+  assert.match(sql, /SET work_mem TO '8MB';/);
+  assert.doesNotMatch(sql, /statement_timeout|search_path/);
+  // SET LOCAL is not tracked, and its untracked tag pins the session (conservative).
+  assert.equal(st.pins & ReservationReason.SESSION, ReservationReason.SESSION);
+});
+
+Deno.test("SessionState pins for temp tables, LISTEN, SQL PREPARE and advisory locks; DISCARD ALL unpins", () => {
+  const cases: [string, string, number][] = [
+    ["create temporary table t (x int)", "CREATE TABLE", ReservationReason.TEMP_TABLE],
+    ["listen ch", "LISTEN", ReservationReason.LISTEN],
+    ["prepare p as select 1", "PREPARE", ReservationReason.PREPARED_STATE],
+    ["select pg_advisory_lock(1)", "SELECT 1", ReservationReason.ADVISORY_LOCK],
+    ["declare c cursor with hold for select 1", "DECLARE CURSOR", ReservationReason.PORTAL],
+  ];
+  for (const [sql, t, reason] of cases) {
+    const st = new SessionState(1, []);
+    const b = new Set<string>();
+    st.translate(query(sql), b);
+    st.inspect(BackendCode.CommandComplete, tag(t), b);
+    st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+    assert.equal(st.pins, reason, sql);
+    st.translate(query("discard all"), b);
+    st.inspect(BackendCode.CommandComplete, tag("DISCARD ALL"), b);
+    st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+    assert.equal(st.pins, 0, `${sql}, then DISCARD ALL`);
+  }
+  const plain = new SessionState(1, []);
+  plain.translate(query("select pg_advisory_xact_lock(1); update t set x = 1"), new Set());
+  assert.equal(plain.pins, 0);
+});
