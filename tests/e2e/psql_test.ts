@@ -88,6 +88,24 @@ Deno.test("psql works through the gateway as it does against Postgres", E2E, asy
       assert.equal(second.length, 100000);
     });
 
+    await t.step("CREATE DATABASE, then connect to it through the gateway", async () => {
+      const r = await c.psql(["-c", "create database shop"]);
+      assert.equal(r.code, 0, r.stderr);
+      const inShop = await c.psql([
+        "-tA",
+        "-c",
+        "create table cart (id int)",
+        "-c",
+        "select current_database()",
+      ], {
+        database: "shop",
+      });
+      assert.equal(inShop.code, 0, inShop.stderr);
+      assert.match(inShop.stdout, /^shop$/m);
+      const missing = await c.psql(["-c", "select 1"], { database: "shop2" });
+      assert.match(missing.stderr, /FATAL:\s+database "shop2" does not exist/);
+    });
+
     await t.step("startup options reach the session", async () => {
       const out = await new Deno.Command("psql", {
         args: [

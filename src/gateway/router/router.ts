@@ -103,7 +103,9 @@ export class Router {
       if (!this.#metadata) throw asFatal(noPooler());
       throw unknownDatabase(database);
     }
-    const rec = this.#primaryRecord(database);
+    // A database without a pooler of its own lives on the default database's server.
+    const rec = this.#primaryRecord(database) ??
+      this.#primaryRecord(this.#metadata?.defaultDatabase ?? "");
     if (!rec) {
       throw new PgError(
         SqlState.CANNOT_CONNECT_NOW,

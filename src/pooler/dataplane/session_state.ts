@@ -66,6 +66,11 @@ export class SessionState {
   #nextStatement = 0;
   /** Why the session must keep its backend (ReservationReason bits). */
   pins = 0;
+  /** Bumped each time the session takes a (possibly other) backend. */
+  attachGeneration = 0;
+  #unnamed: { rest: Uint8Array; generation: number } | null = null;
+  /** ParameterStatus values reported in the current segment (the effective value of a SET). */
+  #reported = new Map<string, string>();
   #pendingParses: PendingParse[] = [];
   /** Segments end at each sync point; a ReadyForQuery closes the oldest open one. */
   #sentSegment = 0;
@@ -172,7 +177,16 @@ export class SessionState {
     const rest = body.subarray(after);
     this.#pinFor(readCString(rest, 0)[0]);
     if (name === "") {
+      // The unnamed statement lives on the backend until the next unnamed Parse; kept here so
+      // that a Bind or Describe of it after the session moved backends still finds it.
+      this.#unnamed = { rest: rest.slice(), generation: this.attachGeneration };
       w.begin(FrontendCode.Parse).bytes(body).end();
+      this.#pendingParses.push({
+        injected: false,
+        clientName: "",
+        serverName: "",
+        segment: this.#sentSegment,
+      });
       return;
     }
     const known = this.#statements.get(name);
@@ -203,7 +217,24 @@ export class SessionState {
     let start = nameAt;
     if (code === FrontendCode.Bind) start = readCString(body, 0)[1];
     const [name, after] = readCString(body, start);
-    const st = name === "" ? undefined : this.#statements.get(name);
+    if (name === "") {
+      const u = this.#unnamed;
+      if (code === FrontendCode.Close) {
+        this.#unnamed = null;
+      } else if (u && u.generation !== this.attachGeneration) {
+        w.begin(FrontendCode.Parse).cstring("").bytes(u.rest).end();
+        u.generation = this.attachGeneration;
+        this.#pendingParses.push({
+          injected: true,
+          clientName: "",
+          serverName: "",
+          segment: this.#sentSegment,
+        });
+      }
+      w.begin(code).bytes(body).end();
+      return;
+    }
+    const st = this.#statements.get(name);
     if (!st) {
       // Unnamed, or unknown: Postgres answers as it would.
       w.begin(code).bytes(body).end();
@@ -246,6 +277,11 @@ export class SessionState {
       case BackendCode.ReadyForQuery:
         this.#segmentDone(backendStatements, body[0]);
         return true;
+      case BackendCode.ParameterStatus: {
+        const [name, next] = readCString(body, 0);
+        this.#reported.set(name.toLowerCase(), readCString(body, next)[0]);
+        return true;
+      }
       default:
         return true;
     }
@@ -283,11 +319,17 @@ export class SessionState {
     // Parses of this segment that never completed failed: they do not exist on the backend.
     while (this.#pendingParses.length && this.#pendingParses[0].segment <= seg) {
       const p = this.#pendingParses.shift()!;
+      if (p.clientName === "") {
+        this.#unnamed = null;
+        continue;
+      }
       backendStatements.delete(p.serverName);
       if (!p.injected && this.#statements.get(p.clientName)?.serverName === p.serverName) {
         this.#statements.delete(p.clientName);
       }
     }
+    const reported = this.#reported;
+    this.#reported = new Map();
     const failed = this.#errorInSegment;
     this.#errorInSegment = false;
     while (this.#pendingSets.length && this.#pendingSets[0].segment <= seg) {
@@ -300,8 +342,11 @@ export class SessionState {
         if (s.key === "all") this.#sets.clear();
         else this.#sets.delete(s.key);
       } else {
+        // A reported setting (DateStyle, TimeZone…) is kept as the value Postgres reports: a SET
+        // may change only part of it (SET datestyle TO dmy keeps the output style).
+        const value = reported.get(s.key);
         this.#sets.delete(s.key);
-        this.#sets.set(s.key, s.sql);
+        this.#sets.set(s.key, value === undefined ? s.sql : `SET ${s.key} TO ${literal(value)}`);
       }
     }
     if (failed) this.#expectSetTags = 0;

@@ -135,3 +135,64 @@ Deno.test("SessionState pins for temp tables, LISTEN, SQL PREPARE and advisory l
   plain.translate(query("select pg_advisory_xact_lock(1); update t set x = 1"), new Set());
   assert.equal(plain.pins, 0);
 });
+
+Deno.test("SessionState keeps a reported setting as Postgres reports it (SET datestyle in parts)", () => {
+  const st = new SessionState(1, []);
+  const b = new Set<string>();
+  const ps = (name: string, value: string) => new TextEncoder().encode(`${name}\0${value}\0`);
+  for (
+    const [sql, value] of [["SET datestyle TO sql", "SQL, MDY"], [
+      "SET datestyle TO dmy",
+      "SQL, DMY",
+    ]]
+  ) {
+    st.translate(query(sql), b);
+    st.inspect(BackendCode.ParameterStatus, ps("DateStyle", value), b);
+    st.inspect(BackendCode.CommandComplete, tag("SET"), b);
+    st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+  }
+  assert.match(st.settingsSql(), /SET datestyle TO 'SQL, DMY';/);
+  assert.doesNotMatch(st.settingsSql(), /TO dmy/);
+});
+
+Deno.test("SessionState re-prepares the unnamed statement after the session moved backends", () => {
+  const st = new SessionState(1, []);
+  const b = new Set<string>();
+  st.attachGeneration = 1;
+  const w = new WireWriter();
+  w.begin(FrontendCode.Parse).cstring("").cstring("select 1").int16(0).end();
+  writeSync(w);
+  st.translate(w.view().slice(), b);
+  assert.ok(st.inspect(BackendCode.ParseComplete, EMPTY, b));
+  st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+  const describe = new WireWriter();
+  describe.begin(FrontendCode.Describe).int8(0x53).cstring("").end();
+  writeSync(describe);
+  // Same backend: the Describe goes alone.
+  assert.deepEqual(frames(st.translate(describe.view().slice(), b).out), [["D", ""], ["S", ""]]);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+  // Another backend: the statement is parsed there first and its ParseComplete dropped.
+  st.attachGeneration = 2;
+  assert.deepEqual(frames(st.translate(describe.view().slice(), b).out), [["P", ""], ["D", ""], [
+    "S",
+    "",
+  ]]);
+  assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, b), false);
+});
+
+Deno.test("SessionState drops only the injected ParseComplete when the client parses too", () => {
+  const st = new SessionState(5, []);
+  const first = new Set<string>();
+  st.translate(parseBindSync("q", "select 1"), first);
+  st.inspect(BackendCode.ParseComplete, EMPTY, first);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, first);
+  // On a new backend: the client's own unnamed Parse, then a Bind of "q" (injected Parse).
+  const w = new WireWriter();
+  w.begin(FrontendCode.Parse).cstring("").cstring("select 2").int16(0).end();
+  w.begin(FrontendCode.Bind).cstring("").cstring("q").int16(0).int16(0).int16(0).end();
+  writeSync(w);
+  const t = st.translate(w.view().slice(), new Set());
+  assert.deepEqual(frames(t.out), [["P", ""], ["P", "mgs_5_1"], ["B", "mgs_5_1"], ["S", ""]]);
+  assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, first), true); // the client's
+  assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, first), false); // injected
+});

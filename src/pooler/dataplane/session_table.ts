@@ -242,6 +242,7 @@ export class SessionTable {
       throw e;
     }
     s.backend = backend;
+    s.state!.attachGeneration++;
     s.pump = this.#runPump(s, backend);
     return backend;
   }

@@ -118,6 +118,21 @@ export async function readLayout(
       group.shards.push({ name: shard, keyRange: { start: start ?? "", end: end ?? "" } });
     }
   }
+  // Databases made with CREATE DATABASE and not (yet) recorded live on this server, in the
+  // default tablegroup's only shard, like the default database.
+  const pg = await conn.query(
+    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+  );
+  for (const [name] of pg.rows) {
+    if (!name || byName.has(name)) continue;
+    byName.set(name, {
+      name,
+      tablegroups: [{
+        name: DEFAULT_TABLEGROUP,
+        shards: [{ name: UNSHARDED, keyRange: { start: "0", end: "" } }],
+      }],
+    });
+  }
   return { databases: [...byName.values()], defaultDatabase };
 }
 
