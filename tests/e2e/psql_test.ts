@@ -106,17 +106,59 @@ Deno.test("psql works through the gateway as it does against Postgres", E2E, asy
       assert.match(missing.stderr, /FATAL:\s+database "shop2" does not exist/);
     });
 
-    await t.step("startup options reach the session", async () => {
-      const out = await new Deno.Command("psql", {
-        args: [
-          `postgresql://postgres:${c.password}@127.0.0.1:${c.port}/postgres?application_name=e2e_app&options=-c%20search_path%3Dpg_catalog`,
-          "-tAc",
-          "select current_setting('application_name') || ',' || current_setting('search_path')",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(new TextDecoder().decode(out.stdout).trim(), "e2e_app,pg_catalog");
+    await t.step("startup options reach the session; RESET returns to them", async () => {
+      const run = async (port: number, env: Record<string, string>, sql: string[]) => {
+        const out = await new Deno.Command("psql", {
+          args: [
+            "-X",
+            "-tA",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            String(port),
+            "-U",
+            "postgres",
+            ...sql.flatMap((q) => ["-c", q]),
+          ],
+          env: { PGPASSWORD: c.password, ...env },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const dec = new TextDecoder();
+        return { out: dec.decode(out.stdout).trim(), err: dec.decode(out.stderr).trim() };
+      };
+      const env = {
+        PGAPPNAME: "e2e_app",
+        PGDATESTYLE: "Postgres, MDY",
+        PGOPTIONS: "-c search_path=pg_catalog -c intervalstyle=postgres_verbose",
+      };
+      const sql = [
+        "select current_setting('application_name') || ',' || current_setting('search_path')",
+        "set datestyle to iso",
+        "reset datestyle",
+        "show datestyle",
+        "set intervalstyle to iso_8601",
+        "reset all",
+        "show intervalstyle",
+        "select source from pg_settings where name = 'DateStyle'",
+      ];
+      const direct = await run(c.directPort, env, sql);
+      const through = await run(c.port, env, sql);
+      assert.equal(
+        through.out,
+        "e2e_app,pg_catalog\nSET\nRESET\nPostgres, MDY\nSET\nRESET\npostgres_verbose\nclient",
+        through.err,
+      );
+      assert.equal(through.out, direct.out);
+      // A bad startup setting: Postgres's own FATAL, word for word.
+      const bad = { PGOPTIONS: "-c work_mem=lots" };
+      const badDirect = await run(c.directPort, bad, ["select 1"]);
+      const badThrough = await run(c.port, bad, ["select 1"]);
+      assert.match(badDirect.err, /FATAL:\s+invalid value for parameter "work_mem": "lots"/);
+      assert.equal(
+        badThrough.err.replace(/port \d+/, "port N"),
+        badDirect.err.replace(/port \d+/, "port N"),
+      );
     });
   } finally {
     await c.stop();

@@ -91,6 +91,8 @@ export class BackendConn {
   readonly statements = new Set<string>();
   /** The session settings last applied here (transaction pooling replays on change). */
   settingsKey = "";
+  /** Which pool this connection belongs to (user, database, startup parameters). */
+  poolKey = "";
   #closeMarker: string | null = null;
   #markerSeen = false;
   #broken = false;

@@ -21,7 +21,7 @@ import {
 import type { Logger } from "../../shared/log/mod.ts";
 import type { BackendConn } from "../backend/backend_conn.ts";
 import type { Pool } from "../pool/pool.ts";
-import { settingsSql, startupSettings } from "./startup_params.ts";
+import { backendStartupParams } from "./startup_params.ts";
 import { SyncCounter } from "./sync_counter.ts";
 import { SessionState } from "./session_state.ts";
 
@@ -75,6 +75,8 @@ class Session {
   requests?: FrameReader;
   /** Requests received and not yet sent (the backend must not be given back meanwhile). */
   inFlight = 0;
+  /** The startup parameters backends of this session are opened with. */
+  params: Record<string, string> = {};
   /** Set while the backend goes back to the pool between transactions. */
   detaching?: Promise<void>;
   finishDetach?: () => void;
@@ -176,8 +178,9 @@ export class SessionTable {
       return;
     }
     let backend: BackendConn;
+    s.params = backendStartupParams(startup);
     try {
-      backend = await this.#pool.acquire(s.user, s.database);
+      backend = await this.#pool.acquire(s.user, s.database, s.params);
     } catch (e) {
       // Whatever stops a session from starting ends it, as in Postgres: FATAL.
       this.#end(s, withSeverity(toPgError(e), "FATAL"));
@@ -189,13 +192,11 @@ export class SessionTable {
       return;
     }
     try {
-      const settings = startupSettings(startup);
       if (this.#mode === "transaction") {
-        s.state = new SessionState(s.id, settings);
+        // The startup parameters are the backend's own: only SETs are replayed.
+        s.state = new SessionState(s.id, []);
         s.requests = new FrameReader({ maxFrameSize: 1024 * 1024 * 1024 });
         await this.#applySettings(s.state, backend);
-      } else if (settings.length) {
-        await backend.query(settingsSql(settings));
       }
     } catch (e) {
       // Postgres refuses bad startup settings with a FATAL error; so do we.
@@ -234,7 +235,7 @@ export class SessionTable {
 
   /** Transaction pooling: takes a backend for the session and starts passing its output on. */
   async #attach(s: Session): Promise<BackendConn> {
-    const backend = await this.#pool.acquire(s.user, s.database);
+    const backend = await this.#pool.acquire(s.user, s.database, s.params);
     try {
       await this.#applySettings(s.state!, backend);
     } catch (e) {

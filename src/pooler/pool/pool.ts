@@ -7,6 +7,7 @@ interface Waiter {
   key: string;
   user: string;
   database: string;
+  params: Record<string, string>;
   resolve: (c: BackendConn) => void;
   reject: (e: unknown) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -62,9 +63,18 @@ export class Pool {
   }
 
   /** A connection for `user` on `database`: an idle one, a new one, or the next one released. */
-  async acquire(user: string, database: string): Promise<BackendConn> {
+  /**
+   * A connection for `user` on `database`, opened with the client's startup `params` (so they are
+   * the connection's own defaults, as in Postgres: RESET returns to them): an idle one of the
+   * same kind, a new one, or the next one released.
+   */
+  async acquire(
+    user: string,
+    database: string,
+    params: Record<string, string> = {},
+  ): Promise<BackendConn> {
     if (this.#closed) throw new PgError(SqlState.ADMIN_SHUTDOWN, "pooler is shutting down");
-    const key = poolKey(user, database);
+    const key = poolKey(user, database, params);
     const idle = this.#idle.get(key);
     while (idle && idle.length) {
       const c = idle.pop()!;
@@ -81,7 +91,7 @@ export class Pool {
       return c;
     }
     if (this.#open >= this.#opts.capacity) this.#evictOneIdle();
-    if (this.#open < this.#opts.capacity) return await this.#openNew(user, database);
+    if (this.#open < this.#opts.capacity) return await this.#openNew(user, database, params);
     return await new Promise<BackendConn>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.#waiters.indexOf(w);
@@ -94,16 +104,27 @@ export class Pool {
           ),
         );
       }, this.#opts.acquireTimeoutMs);
-      const w: Waiter = { key, user, database, resolve, reject, timer };
+      const w: Waiter = { key, user, database, params, resolve, reject, timer };
       this.#waiters.push(w);
     });
   }
 
-  async #openNew(user: string, database: string): Promise<BackendConn> {
+  async #openNew(
+    user: string,
+    database: string,
+    params: Record<string, string>,
+  ): Promise<BackendConn> {
     this.#open++;
     this.#inUse++;
     try {
-      return await BackendConn.connect({ address: this.#opts.address, user, database });
+      const conn = await BackendConn.connect({
+        address: this.#opts.address,
+        user,
+        database,
+        params,
+      });
+      conn.poolKey = poolKey(user, database, params);
+      return conn;
     } catch (e) {
       this.#open--;
       this.#inUse--;
@@ -141,7 +162,7 @@ export class Pool {
       return;
     }
     // Hand it straight to a waiter for the same pool, if any.
-    const key = poolKey(conn.user, conn.database);
+    const key = conn.poolKey;
     const i = this.#waiters.findIndex((w) => w.key === key);
     if (i >= 0) {
       const [w] = this.#waiters.splice(i, 1);
@@ -173,7 +194,7 @@ export class Pool {
       if (this.#open >= this.#opts.capacity && !this.#evictOneIdle()) return;
       const w = this.#waiters.shift()!;
       clearTimeout(w.timer);
-      this.#openNew(w.user, w.database).then(w.resolve, w.reject);
+      this.#openNew(w.user, w.database, w.params).then(w.resolve, w.reject);
     }
   }
 
@@ -232,6 +253,7 @@ export class Pool {
 /** An idle backend older than this is probed before reuse. */
 const PROBE_IDLE_MS = 5_000;
 
-function poolKey(user: string, database: string): string {
-  return `${user}\u0000${database}`;
+function poolKey(user: string, database: string, params: Record<string, string>): string {
+  const sorted = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join("\u0000");
+  return `${user}\u0000${database}\u0000${sorted}`;
 }
