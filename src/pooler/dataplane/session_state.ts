@@ -34,6 +34,9 @@ const TEMP_RE = /\bcreate\b[\s\S]*\b(temp|temporary)\b/i;
 const ADVISORY_RE = /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i;
 const HOLD_RE = /\bwith\s+hold\b/i;
 const SET_CONFIG_RE = /\bset_config\s*\(/i;
+// What ends a pin: the session gave the state up itself.
+const UNLISTEN_ALL_RE = /^\s*unlisten\s+\*\s*;?\s*$/i;
+const UNLOCK_ALL_RE = /^\s*select\s+pg_advisory_unlock_all\s*\(\s*\)\s*;?\s*$/i;
 // One plain session-level SET or RESET: tracked and replayed on the next backend. (SET LOCAL,
 // SET ROLE and SET SESSION AUTHORIZATION do not match: LOCAL ends with the transaction, the
 // others pin the session when their tag arrives untracked.)
@@ -71,6 +74,8 @@ export class SessionState {
   #unnamed: { rest: Uint8Array; generation: number } | null = null;
   /** ParameterStatus values reported in the current segment (the effective value of a SET). */
   #reported = new Map<string, string>();
+  /** Pins the current statement gives up if it succeeds. */
+  #unpinOnSuccess = 0;
   #pendingParses: PendingParse[] = [];
   /** Segments end at each sync point; a ReadyForQuery closes the oldest open one. */
   #sentSegment = 0;
@@ -141,6 +146,8 @@ export class SessionState {
 
   #query(sql: string): void {
     this.#pinFor(sql);
+    if (UNLISTEN_ALL_RE.test(sql)) this.#unpinOnSuccess |= ReservationReason.LISTEN;
+    if (UNLOCK_ALL_RE.test(sql)) this.#unpinOnSuccess |= ReservationReason.ADVISORY_LOCK;
     const set = SET_RE.exec(sql);
     const key = set ? settingKey(set[1]) : SET_TIME_ZONE_RE.test(sql) ? "timezone" : null;
     if (key !== null) {
@@ -303,6 +310,19 @@ export class SessionState {
       case "DEALLOCATE ALL":
         this.#statements.clear();
         backendStatements.clear();
+        this.pins &= ~ReservationReason.PREPARED_STATE;
+        return;
+      case "DISCARD TEMP":
+        this.pins &= ~ReservationReason.TEMP_TABLE;
+        return;
+      case "CLOSE CURSOR ALL":
+        this.pins &= ~ReservationReason.PORTAL;
+        return;
+      case "UNLISTEN":
+      case "SELECT 1":
+        // UNLISTEN * and SELECT pg_advisory_unlock_all(), recognised by their text.
+        this.pins &= ~this.#unpinOnSuccess;
+        this.#unpinOnSuccess = 0;
         return;
       case "DISCARD ALL":
         // The backend is as new: so is the session (back to its startup settings).
@@ -332,6 +352,7 @@ export class SessionState {
     this.#reported = new Map();
     const failed = this.#errorInSegment;
     this.#errorInSegment = false;
+    this.#unpinOnSuccess = 0;
     while (this.#pendingSets.length && this.#pendingSets[0].segment <= seg) {
       const s = this.#pendingSets.shift()!;
       if (failed) continue;

@@ -196,3 +196,57 @@ Deno.test("SessionState drops only the injected ParseComplete when the client pa
   assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, first), true); // the client's
   assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, first), false); // injected
 });
+
+Deno.test("SessionState releases a pin when its reason ends", () => {
+  const cases: [string, string, string, string, number][] = [
+    ["listen ch", "LISTEN", "unlisten *", "UNLISTEN", ReservationReason.LISTEN],
+    [
+      "select pg_advisory_lock(1)",
+      "SELECT 1",
+      "select pg_advisory_unlock_all()",
+      "SELECT 1",
+      ReservationReason.ADVISORY_LOCK,
+    ],
+    [
+      "create temp table t (x int)",
+      "CREATE TABLE",
+      "discard temp",
+      "DISCARD TEMP",
+      ReservationReason.TEMP_TABLE,
+    ],
+    [
+      "declare c cursor with hold for select 1",
+      "DECLARE CURSOR",
+      "close all",
+      "CLOSE CURSOR ALL",
+      ReservationReason.PORTAL,
+    ],
+    [
+      "prepare p as select 1",
+      "PREPARE",
+      "deallocate all",
+      "DEALLOCATE ALL",
+      ReservationReason.PREPARED_STATE,
+    ],
+  ];
+  for (const [pin, pinTag, unpin, unpinTag, reason] of cases) {
+    const st = new SessionState(1, []);
+    const b = new Set<string>();
+    for (const [sql, t] of [[pin, pinTag], [unpin, unpinTag]]) {
+      st.translate(query(sql), b);
+      st.inspect(BackendCode.CommandComplete, tag(t), b);
+      st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+      if (sql === pin) assert.equal(st.pins, reason, pin);
+    }
+    assert.equal(st.pins, 0, `${pin}, then ${unpin}`);
+  }
+  // UNLISTEN of one channel keeps the session listening to the others: still pinned.
+  const st = new SessionState(1, []);
+  const b = new Set<string>();
+  for (const [sql, t] of [["listen a", "LISTEN"], ["unlisten a", "UNLISTEN"]]) {
+    st.translate(query(sql), b);
+    st.inspect(BackendCode.CommandComplete, tag(t), b);
+    st.inspect(BackendCode.ReadyForQuery, IDLE, b);
+  }
+  assert.equal(st.pins, ReservationReason.LISTEN);
+});
