@@ -22,6 +22,8 @@ export interface LocalClusterConfig {
   gatewayListenAddress: string;
   /** The pooler's pooling mode: session or transaction. */
   poolMode: string;
+  /** Backend connections the pooler may open (0: the pooler's default). */
+  poolCapacity?: number;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -196,6 +198,7 @@ export class LocalCluster {
         `--grpc-port=${p.poolerGrpc}`,
         `--pgctld-addr=127.0.0.1:${p.pgctldGrpc}`,
         `--pool-mode=${this.cfg.poolMode}`,
+        ...(this.cfg.poolCapacity ? [`--pool-capacity=${this.cfg.poolCapacity}`] : []),
       ],
       multiorch: [
         `--id=${this.cfg.cell}-orch-0`,

@@ -1,0 +1,380 @@
+/**
+ * `deno task bench`: our gateway + pooler against PgBouncer 1.18 (transaction mode, pool 20) and
+ * against Postgres directly, on the same Postgres, on this machine, in one run.
+ *
+ * pgbench select-only at 1, 10 and 50 clients in simple, extended and (not PgBouncer) prepared
+ * mode, alternating the targets, several rounds, median of the rounds; tpcb-like at 10 clients;
+ * then resident memory with 1,000 and 10,000 idle client connections. Everything listens on
+ * 127.0.0.1 and is stopped by PID at the end.
+ *
+ * Flags: --duration S (per pgbench run, default 15), --rounds N (default 3), --clients 1,10,50,
+ * --idle 1000,10000, --skip-memory.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { LocalCluster } from "../src/provisioner/mod.ts";
+import { alive, stopPid } from "../src/provisioner/mod.ts";
+import { ScramClient } from "../src/shared/auth/mod.ts";
+import {
+  FrameReader,
+  parseAuthentication,
+  WireWriter,
+  writeSaslInitialResponse,
+  writeSaslResponse,
+  writeStartupMessage,
+} from "../src/shared/wire/mod.ts";
+
+const OFFSET = 3000;
+const PASSWORD = "postgres";
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: "string", default: "15" },
+    rounds: { type: "string", default: "3" },
+    clients: { type: "string", default: "1,10,50" },
+    idle: { type: "string", default: "1000,10000" },
+    "skip-memory": { type: "boolean", default: false },
+  },
+});
+const duration = Number(flags.duration);
+const rounds = Number(flags.rounds);
+const clientCounts = flags.clients!.split(",").map(Number);
+const idleCounts = flags.idle!.split(",").map(Number);
+
+interface Target {
+  name: "direct" | "pgbouncer" | "gateway";
+  port: number;
+}
+
+interface Run {
+  tps: number;
+  latencyMs: number;
+  p99Ms: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+}
+
+async function sh(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, out: dec.decode(out.stdout), err: dec.decode(out.stderr) };
+}
+
+/** One pgbench run; latency percentiles come from its sampled per-transaction log. */
+async function pgbench(t: Target, args: string[], logDir: string): Promise<Run> {
+  await Deno.remove(logDir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(logDir, { recursive: true });
+  const r = await sh("pgbench", [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(t.port),
+    "-U",
+    "postgres",
+    "-n",
+    "-l",
+    "--sampling-rate=0.02",
+    `--log-prefix=${logDir}/tx`,
+    ...args,
+    "postgres",
+  ], { PGPASSWORD: PASSWORD, PGSSLMODE: "disable" });
+  if (r.code !== 0) {
+    throw new Error(`pgbench on ${t.name} failed: ${r.err.trim().split("\n").pop()}`);
+  }
+  const tps = Number(/tps = ([\d.]+)/.exec(r.out)?.[1]);
+  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(r.out)?.[1]);
+  const lat: number[] = [];
+  for await (const e of Deno.readDir(logDir)) {
+    for (const line of (await Deno.readTextFile(`${logDir}/${e.name}`)).split("\n")) {
+      const f = line.split(" ");
+      if (f.length > 2) lat.push(Number(f[2]) / 1000);
+    }
+  }
+  lat.sort((a, b) => a - b);
+  const p99Ms = lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] : NaN;
+  return { tps, latencyMs, p99Ms };
+}
+
+/** PgBouncer 1.18 in transaction mode, pool 20, on the cluster's Postgres, run as `postgres`. */
+async function startPgBouncer(dir: string, pgPort: number, port: number): Promise<number> {
+  const verifier = (await sh("psql", [
+    "-X",
+    "-tA",
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(pgPort),
+    "-U",
+    "postgres",
+    "-c",
+    "select rolpassword from pg_authid where rolname = 'postgres'",
+  ], { PGPASSWORD: PASSWORD })).out.trim();
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/userlist.txt`, `"postgres" "${verifier}"\n`);
+  await Deno.writeTextFile(
+    `${dir}/pgbouncer.ini`,
+    [
+      "[databases]",
+      `postgres = host=127.0.0.1 port=${pgPort} dbname=postgres`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      "unix_socket_dir =",
+      "auth_type = scram-sha-256",
+      `auth_file = ${dir}/userlist.txt`,
+      "pool_mode = transaction",
+      "default_pool_size = 20",
+      "max_client_conn = 15000",
+      `logfile = ${dir}/pgbouncer.log`,
+      "ignore_startup_parameters = extra_float_digits,options",
+      "",
+    ].join("\n"),
+  );
+  await sh("chown", ["-R", "postgres:postgres", dir]);
+  // PgBouncer refuses to run as root; setpriv's fresh environment has no /usr/sbin on PATH.
+  const bin = (await sh("sh", ["-c", "command -v pgbouncer || ls /usr/sbin/pgbouncer"])).out.trim();
+  if (!bin) throw new Error("PgBouncer is missing: run apt-get install -y pgbouncer");
+  const asPostgres = Deno.uid() === 0
+    ? ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--reset-env"]
+    : [];
+  const child = new Deno.Command(asPostgres[0] ?? bin, {
+    args: [
+      ...asPostgres.slice(1),
+      ...(asPostgres.length ? [bin] : []),
+      `${dir}/pgbouncer.ini`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  for (let i = 0; i < 100; i++) {
+    const r = await sh("psql", [
+      "-X",
+      "-tAc",
+      "select 1",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-U",
+      "postgres",
+      "postgres",
+    ], {
+      PGPASSWORD: PASSWORD,
+      PGSSLMODE: "disable",
+    });
+    if (r.out.trim() === "1") return child.pid;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const log = await Deno.readTextFile(`${dir}/pgbouncer.log`).catch(
+    async () => (await Promise.race([
+      stderr,
+      new Promise<string>((r) => setTimeout(() => r("(no log)"), 500)),
+    ])),
+  );
+  throw new Error(`PgBouncer did not come up: ${log.trim().split("\n").slice(-3).join(" | ")}`);
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Opens an authenticated, idle client connection (SCRAM done by our own client). */
+async function idleConnection(port: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const w = new WireWriter();
+  writeStartupMessage(w, { user: "postgres", database: "postgres" });
+  await conn.write(w.view());
+  const r = new FrameReader();
+  const scram = new ScramClient("postgres", PASSWORD);
+  for (;;) {
+    const n = await conn.read(r.writable());
+    if (n === null) throw new Error("closed during login");
+    r.commit(n);
+    while (r.next()) {
+      if (r.code === 0x45) throw new Error("login failed");
+      if (r.code === 0x5a) return conn;
+      if (r.code !== 0x52) continue;
+      const auth = parseAuthentication(r.body);
+      w.reset();
+      if (auth.code === 10) writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst());
+      else if (auth.code === 11) writeSaslResponse(w, scram.handleServerFirst(auth.data.slice()));
+      else if (auth.code === 12) scram.verifyServerFinal(auth.data.slice());
+      if (w.length) await conn.write(w.view());
+    }
+  }
+}
+
+/** KiB of resident memory per idle client connection, for each process named. */
+async function idleMemory(
+  port: number,
+  count: number,
+  pids: Record<string, number>,
+): Promise<Record<string, number> & { errors: number }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, rssKiB(p)]));
+  const conns: Deno.Conn[] = [];
+  let errors = 0;
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.allSettled(
+      Array.from({ length: Math.min(100, count - i) }, () => idleConnection(port)),
+    );
+    for (const b of batch) b.status === "fulfilled" ? conns.push(b.value) : errors++;
+  }
+  await new Promise((res) => setTimeout(res, 1000));
+  const out: Record<string, number> = {};
+  for (const [k, p] of Object.entries(pids)) out[k] = (rssKiB(p) - before[k]) / count;
+  for (const c of conns) c.close();
+  await new Promise((res) => setTimeout(res, 1000));
+  return { ...out, errors };
+}
+
+async function main(): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "multigres_bench_" });
+  await Deno.chmod(dir, 0o755);
+  const cluster = new LocalCluster({
+    dataDir: `${dir}/cluster`,
+    cluster: "bench",
+    cell: "zone1",
+    portOffset: OFFSET,
+    password: PASSWORD,
+    logLevel: "warn",
+    binDir: "",
+    gatewayListenAddress: "127.0.0.1",
+    poolMode: "transaction",
+    poolCapacity: 20,
+  }, () => {});
+  let bouncerPid = 0;
+  try {
+    console.error("Starting the cluster and PgBouncer ...");
+    await Deno.mkdir(`${dir}/cluster`, { recursive: true });
+    await cluster.start();
+    const p = cluster.ports;
+    const targets: Target[] = [
+      { name: "direct", port: p.postgres },
+      { name: "pgbouncer", port: 6432 + OFFSET },
+      { name: "gateway", port: p.gatewayPg },
+    ];
+    bouncerPid = await startPgBouncer(`${dir}/pgbouncer`, p.postgres, 6432 + OFFSET);
+    const init = await sh("pgbench", [
+      "-i",
+      "-s",
+      "10",
+      "-q",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(p.postgres),
+      "-U",
+      "postgres",
+      "postgres",
+    ], {
+      PGPASSWORD: PASSWORD,
+    });
+    if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.err}`);
+
+    const results = new Map<string, Run[]>();
+    const cases: { label: string; args: string[]; skip?: string }[] = [];
+    for (const c of clientCounts) {
+      for (const mode of ["simple", "extended", "prepared"]) {
+        cases.push({
+          label: `select-only ${mode} c=${c}`,
+          args: ["-S", "-M", mode, "-c", String(c), "-j", String(Math.min(c, 2))],
+          skip: mode === "prepared" ? "pgbouncer" : undefined,
+        });
+      }
+    }
+    for (const mode of ["simple", "extended"]) {
+      cases.push({
+        label: `tpcb-like ${mode} c=10`,
+        args: ["-b", "tpcb-like", "-M", mode, "-c", "10", "-j", "2"],
+      });
+    }
+    const total = rounds * cases.reduce((n, c) => n + (c.skip ? 2 : 3), 0);
+    let done = 0;
+    for (let round = 0; round < rounds; round++) {
+      for (const c of cases) {
+        // Alternate which target goes first from round to round.
+        const order = round % 2 ? [...targets].reverse() : targets;
+        for (const t of order) {
+          if (c.skip === t.name) continue;
+          const run = await pgbench(t, [...c.args, "-T", String(duration)], `${dir}/logs`);
+          const key = `${c.label}|${t.name}`;
+          results.set(key, [...(results.get(key) ?? []), run]);
+          console.error(`[${++done}/${total}] ${c.label} ${t.name}: ${run.tps.toFixed(0)} tps`);
+        }
+      }
+    }
+
+    const med = (label: string, t: string, f: keyof Run) =>
+      median((results.get(`${label}|${t}`) ?? []).map((r) => r[f]));
+    const rows: string[] = [];
+    const pad = (s: string, n: number) => s.padEnd(n);
+    rows.push(
+      `| case | direct TPS | PgBouncer TPS | gateway TPS | gw/PgB | gw/direct | avg ms d / PgB / gw | p99 ms d / PgB / gw |`,
+      `| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |`,
+    );
+    for (const c of cases) {
+      const d = med(c.label, "direct", "tps");
+      const b = med(c.label, "pgbouncer", "tps");
+      const g = med(c.label, "gateway", "tps");
+      const f = (x: number, digits = 0) => Number.isNaN(x) ? "–" : x.toFixed(digits);
+      const lat = (k: keyof Run) =>
+        ["direct", "pgbouncer", "gateway"].map((t) => f(med(c.label, t, k), 3)).join(" / ");
+      rows.push(
+        `| ${pad(c.label, 26)} | ${f(d)} | ${f(b)} | ${f(g)} | ${f(g / b, 2)} | ${f(g / d, 2)} | ${
+          lat("latencyMs")
+        } | ${lat("p99Ms")} |`,
+      );
+    }
+    // The issue's latency bar: at 1 client, the latency we add over direct vs PgBouncer's.
+    for (const mode of ["simple", "extended"]) {
+      const label = `select-only ${mode} c=1`;
+      if (!results.has(`${label}|direct`)) continue;
+      const d = med(label, "direct", "latencyMs");
+      const addedB = med(label, "pgbouncer", "latencyMs") - d;
+      const addedG = med(label, "gateway", "latencyMs") - d;
+      rows.push(
+        ``,
+        `Added latency at 1 client (${mode}): gateway +${addedG.toFixed(3)} ms, PgBouncer +${
+          addedB.toFixed(3)
+        } ms → ${(addedG / addedB).toFixed(2)}× PgBouncer's`,
+      );
+    }
+
+    if (!flags["skip-memory"]) {
+      const running = cluster.running();
+      for (const n of idleCounts) {
+        const gw = await idleMemory(p.gatewayPg, n, {
+          gateway: running.multigateway!,
+          pooler: running.multipooler!,
+        });
+        const pb = await idleMemory(6432 + OFFSET, n, { pgbouncer: bouncerPid });
+        rows.push(
+          ``,
+          `${n} idle connections: gateway ${gw.gateway.toFixed(1)} KiB/conn + pooler ${
+            gw.pooler.toFixed(1)
+          } KiB/conn (errors ${gw.errors}); PgBouncer ${
+            pb.pgbouncer.toFixed(1)
+          } KiB/conn (errors ${pb.errors})`,
+        );
+      }
+    }
+    console.log(`\nMultigres bench: ${rounds} rounds × ${duration} s, median of rounds\n`);
+    console.log(rows.join("\n"));
+  } finally {
+    if (bouncerPid && alive(bouncerPid)) await stopPid(bouncerPid);
+    await cluster.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+main().catch((e) => {
+  console.error(`error: ${(e as Error).message}`);
+  Deno.exit(1);
+});
