@@ -3,9 +3,8 @@ import {
   type FlagSpecs,
   parseComponentFlags,
   runMain,
-  ServerEnv,
+  startComponent,
 } from "../shared/servenv/mod.ts";
-import { Logger, parseLogLevel } from "../shared/log/mod.ts";
 import {
   callUnary,
   type grpc,
@@ -14,8 +13,8 @@ import {
   stopGrpcServer,
   unary,
 } from "../shared/grpc/mod.ts";
-import { Topo } from "../shared/topo/mod.ts";
 import { Gateway, MAX_PID_PREFIX } from "./gateway.ts";
+import type { Topo } from "../shared/topo/mod.ts";
 import { Router } from "./router/router.ts";
 import { loadTlsContext } from "./session/transport.ts";
 
@@ -41,18 +40,7 @@ export const GATEWAY_FLAGS = {
 async function main(): Promise<void> {
   const cfg = parseComponentFlags("multigateway", GATEWAY_FLAGS);
   const id = cfg.id || `gateway-${crypto.randomUUID().slice(0, 8)}`;
-  const logger = new Logger({
-    level: parseLogLevel(cfg["log-level"]),
-    fields: { component: "multigateway", id, cell: cfg.cell },
-  });
-  const env = new ServerEnv("multigateway", logger);
-  const topo = await Topo.connect({
-    globalAddress: cfg["topo-global-address"],
-    cluster: cfg.cluster,
-    cell: cfg.cell,
-    logger,
-  });
-  env.onShutdown(() => topo.close());
+  const { logger, env, topo } = await startComponent("multigateway", id, cfg);
   const router = new Router(topo, logger);
   router.start();
   env.onShutdown(() => router.stop());

@@ -3,9 +3,8 @@ import {
   type FlagSpecs,
   parseComponentFlags,
   runMain,
-  ServerEnv,
+  startComponent,
 } from "../shared/servenv/mod.ts";
-import { Logger, parseLogLevel } from "../shared/log/mod.ts";
 import {
   callUnary,
   type grpc,
@@ -15,7 +14,6 @@ import {
   stopGrpcServer,
   unary,
 } from "../shared/grpc/mod.ts";
-import { Topo } from "../shared/topo/mod.ts";
 import { Orch } from "./orch.ts";
 
 export const ORCH_FLAGS = {
@@ -28,18 +26,7 @@ export const ORCH_FLAGS = {
 async function main(): Promise<void> {
   const cfg = parseComponentFlags("multiorch", ORCH_FLAGS);
   const id = cfg.id || `orch-${crypto.randomUUID().slice(0, 8)}`;
-  const logger = new Logger({
-    level: parseLogLevel(cfg["log-level"]),
-    fields: { component: "multiorch", id, cell: cfg.cell },
-  });
-  const env = new ServerEnv("multiorch", logger);
-  const topo = await Topo.connect({
-    globalAddress: cfg["topo-global-address"],
-    cluster: cfg.cluster,
-    cell: cfg.cell,
-    logger,
-  });
-  env.onShutdown(() => topo.close());
+  const { logger, env, topo } = await startComponent("multiorch", id, cfg);
   const clients = new Map<string, grpc.Client>();
   env.onShutdown(() => clients.forEach((c) => c.close()));
   const orch = new Orch(topo, {

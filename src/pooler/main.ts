@@ -3,9 +3,8 @@ import {
   type FlagSpecs,
   parseComponentFlags,
   runMain,
-  ServerEnv,
+  startComponent,
 } from "../shared/servenv/mod.ts";
-import { Logger, parseLogLevel } from "../shared/log/mod.ts";
 import {
   callUnary,
   makeClient,
@@ -13,7 +12,6 @@ import {
   startGrpcServer,
   stopGrpcServer,
 } from "../shared/grpc/mod.ts";
-import { Topo } from "../shared/topo/mod.ts";
 import { Pooler } from "./pooler.ts";
 import { poolerService } from "./grpc_service.ts";
 import { DEFAULT_TABLEGROUP, UNSHARDED } from "./metadata/schema.ts";
@@ -61,18 +59,7 @@ async function main(): Promise<void> {
   if (mode !== "session" && mode !== "transaction") {
     throw new Error(`Invalid --pool-mode: ${mode} (want session or transaction)`);
   }
-  const logger = new Logger({
-    level: parseLogLevel(cfg["log-level"]),
-    fields: { component: "multipooler", id: cfg.id, cell: cfg.cell },
-  });
-  const env = new ServerEnv("multipooler", logger);
-  const topo = await Topo.connect({
-    globalAddress: cfg["topo-global-address"],
-    cluster: cfg.cluster,
-    cell: cfg.cell,
-    logger,
-  });
-  env.onShutdown(() => topo.close());
+  const { logger, env, topo } = await startComponent("multipooler", cfg.id, cfg);
 
   const pgctldClient = makeClient("Pgctld", cfg["pgctld-addr"]);
   env.onShutdown(() => pgctldClient.close());

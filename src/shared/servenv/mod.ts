@@ -10,3 +10,4 @@ export type { FlagSpec, FlagSpecs, FlagValues } from "./flags.ts";
 export { Metrics } from "./metrics.ts";
 export { ServerEnv } from "./server_env.ts";
 export { runMain } from "./run_main.ts";
+export { type ComponentFlags, startComponent } from "./component.ts";
