@@ -141,7 +141,10 @@ export class Pool {
    */
   async release(conn: BackendConn, opts: { clean?: boolean } = {}): Promise<void> {
     this.#inUse--;
-    if (!conn.broken && !this.#closed && !opts.clean) {
+    // Something arrived after the last ReadyForQuery (a notice, say): it is the previous
+    // session's, so the connection gets the full reset, which also checks nothing is left.
+    const clean = opts.clean && conn.unread === 0;
+    if (!conn.broken && !this.#closed && !clean) {
       try {
         if (conn.txStatus !== TxStatus.Idle) await conn.query("ROLLBACK");
         conn.settingsKey = "";
