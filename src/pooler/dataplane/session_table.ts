@@ -255,19 +255,8 @@ export class SessionTable {
       if (s.closing) return;
       const r = s.requests!;
       r.push(payload);
-      let start = -1;
-      let end = 0;
-      let base: Uint8Array | undefined;
-      while (r.next()) {
-        const f = r.frame;
-        if (start < 0) {
-          start = f.byteOffset;
-          base = f;
-        }
-        end = f.byteOffset + f.length;
-      }
-      if (start < 0 || !base) return; // only part of a frame so far
-      const frames = new Uint8Array(base.buffer, start, end - start).slice();
+      const frames = r.takeFrames().slice();
+      if (!frames.length) return; // only part of a frame so far
       if (s.detaching) await s.detaching;
       let backend = s.backend;
       if (!backend) {

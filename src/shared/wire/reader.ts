@@ -147,6 +147,20 @@ export class FrameReader {
   }
 
   /**
+   * Cuts every complete typed frame buffered and returns them as one view (empty when there is
+   * none): for passing frames on without looking at them. Leaves a partial frame buffered. The
+   * view is valid until the next `writable()`/`push()`; `code`/`frame`/`body` describe the last
+   * frame cut.
+   *
+   * @throws {PgError} as {@linkcode next} does.
+   */
+  takeFrames(): Uint8Array {
+    const first = this.#start;
+    while (this.next()) { /* cut */ }
+    return this.#buf.subarray(first, this.#start);
+  }
+
+  /**
    * Cuts the next complete untyped startup-phase frame (int32 length, body): StartupMessage,
    * SSLRequest, GSSENCRequest or CancelRequest. Sets `code` to 0; `body` starts after the
    * length. Returns `false` when no complete frame is buffered.

@@ -249,3 +249,18 @@ Deno.test("FrameReader.next() leaves a read in flight into writable() intact", (
   assert.equal(r.code, 0x51);
   assert.deepEqual([...r.body], [0x79]);
 });
+
+Deno.test("FrameReader.takeFrames() returns every whole frame as one view and keeps a partial one", () => {
+  const r = new FrameReader({ initialSize: 64 });
+  const two = new TextEncoder().encode("Q\u0000\u0000\u0000\u0005aS\u0000\u0000\u0000\u0004");
+  const partial = new TextEncoder().encode("Q\u0000\u0000\u0000\u0006b");
+  r.push(two);
+  r.push(partial);
+  assert.deepEqual([...r.takeFrames()], [...two]);
+  assert.equal(r.code, 0x53);
+  assert.equal(r.takeFrames().length, 0);
+  r.push(new TextEncoder().encode("c"));
+  assert.deepEqual([...r.takeFrames()], [
+    ...new TextEncoder().encode("Q\u0000\u0000\u0000\u0006bc"),
+  ]);
+});
