@@ -62,7 +62,6 @@ function settingKey(name: string): string {
  */
 export class SessionState {
   readonly #id: number;
-  readonly #startup: [string, string][];
   /** Tracked SET statements by setting name, in the order they were made. */
   #sets = new Map<string, string>();
   readonly #statements = new Map<string, Statement>();
@@ -85,17 +84,16 @@ export class SessionState {
   #expectSetTags = 0;
   #errorInSegment = false;
 
-  constructor(id: number, startup: [string, string][]) {
+  constructor(id: number) {
     this.#id = id;
-    this.#startup = startup;
   }
 
-  /** The settings as SQL that puts a backend in this session's state (from RESET ALL). */
+  /**
+   * The settings as SQL that puts a backend in this session's state: RESET ALL (back to the
+   * startup parameters the backend was opened with), then the session's SETs.
+   */
   settingsSql(): string {
     const parts = ["RESET ALL;"];
-    for (const [k, v] of this.#startup) {
-      parts.push(`SELECT pg_catalog.set_config(${literal(k)}, ${literal(v)}, false);`);
-    }
     for (const sql of this.#sets.values()) parts.push(sql + ";");
     return parts.join("\n");
   }

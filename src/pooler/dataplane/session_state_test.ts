@@ -56,7 +56,7 @@ const IN_TX = Uint8Array.of(0x54);
 const tag = (t: string) => new TextEncoder().encode(t + "\0");
 
 Deno.test("SessionState.translate() renames a named statement for the session", () => {
-  const st = new SessionState(7, []);
+  const st = new SessionState(7);
   const backend = new Set<string>();
   const t = st.translate(parseBindSync("q1", "select 1"), backend);
   assert.deepEqual(frames(t.out), [["P", "mgs_7_1"], ["B", "mgs_7_1"], ["S", ""]]);
@@ -66,7 +66,7 @@ Deno.test("SessionState.translate() renames a named statement for the session", 
 });
 
 Deno.test("SessionState.translate() re-prepares on a backend that lacks the statement", () => {
-  const st = new SessionState(7, []);
+  const st = new SessionState(7);
   const first = new Set<string>();
   st.translate(parseBindSync("q1", "select 1"), first);
   st.inspect(BackendCode.ParseComplete, EMPTY, first);
@@ -81,7 +81,7 @@ Deno.test("SessionState.translate() re-prepares on a backend that lacks the stat
 });
 
 Deno.test("SessionState: a Parse that fails leaves no statement behind", () => {
-  const st = new SessionState(3, []);
+  const st = new SessionState(3);
   const backend = new Set<string>();
   st.translate(parseBindSync("bad", "selec 1"), backend);
   st.inspect(BackendCode.ErrorResponse, EMPTY, backend);
@@ -91,7 +91,7 @@ Deno.test("SessionState: a Parse that fails leaves no statement behind", () => {
 });
 
 Deno.test("SessionState tracks a plain SET and replays it; SET LOCAL and failed SETs are not kept", () => {
-  const st = new SessionState(1, [["application_name", "app"]]);
+  const st = new SessionState(1);
   const b = new Set<string>();
   st.translate(query("SET work_mem TO '8MB'"), b);
   st.inspect(BackendCode.CommandComplete, tag("SET"), b);
@@ -104,7 +104,6 @@ Deno.test("SessionState tracks a plain SET and replays it; SET LOCAL and failed 
   st.inspect(BackendCode.ReadyForQuery, IDLE, b);
   const sql = st.settingsSql();
   assert.match(sql, /^RESET ALL;/);
-  assert.match(sql, /set_config\('application_name', 'app', false\)/);
   assert.match(sql, /SET work_mem TO '8MB';/);
   assert.doesNotMatch(sql, /statement_timeout|search_path/);
   // SET LOCAL is not tracked, and its untracked tag pins the session (conservative).
@@ -120,7 +119,7 @@ Deno.test("SessionState pins for temp tables, LISTEN, SQL PREPARE and advisory l
     ["declare c cursor with hold for select 1", "DECLARE CURSOR", ReservationReason.PORTAL],
   ];
   for (const [sql, t, reason] of cases) {
-    const st = new SessionState(1, []);
+    const st = new SessionState(1);
     const b = new Set<string>();
     st.translate(query(sql), b);
     st.inspect(BackendCode.CommandComplete, tag(t), b);
@@ -131,13 +130,13 @@ Deno.test("SessionState pins for temp tables, LISTEN, SQL PREPARE and advisory l
     st.inspect(BackendCode.ReadyForQuery, IDLE, b);
     assert.equal(st.pins, 0, `${sql}, then DISCARD ALL`);
   }
-  const plain = new SessionState(1, []);
+  const plain = new SessionState(1);
   plain.translate(query("select pg_advisory_xact_lock(1); update t set x = 1"), new Set());
   assert.equal(plain.pins, 0);
 });
 
 Deno.test("SessionState keeps a reported setting as Postgres reports it (SET datestyle in parts)", () => {
-  const st = new SessionState(1, []);
+  const st = new SessionState(1);
   const b = new Set<string>();
   const ps = (name: string, value: string) => new TextEncoder().encode(`${name}\0${value}\0`);
   for (
@@ -156,7 +155,7 @@ Deno.test("SessionState keeps a reported setting as Postgres reports it (SET dat
 });
 
 Deno.test("SessionState re-prepares the unnamed statement after the session moved backends", () => {
-  const st = new SessionState(1, []);
+  const st = new SessionState(1);
   const b = new Set<string>();
   st.attachGeneration = 1;
   const w = new WireWriter();
@@ -181,7 +180,7 @@ Deno.test("SessionState re-prepares the unnamed statement after the session move
 });
 
 Deno.test("SessionState drops only the injected ParseComplete when the client parses too", () => {
-  const st = new SessionState(5, []);
+  const st = new SessionState(5);
   const first = new Set<string>();
   st.translate(parseBindSync("q", "select 1"), first);
   st.inspect(BackendCode.ParseComplete, EMPTY, first);
@@ -230,7 +229,7 @@ Deno.test("SessionState releases a pin when its reason ends", () => {
     ],
   ];
   for (const [pin, pinTag, unpin, unpinTag, reason] of cases) {
-    const st = new SessionState(1, []);
+    const st = new SessionState(1);
     const b = new Set<string>();
     for (const [sql, t] of [[pin, pinTag], [unpin, unpinTag]]) {
       st.translate(query(sql), b);
@@ -241,7 +240,7 @@ Deno.test("SessionState releases a pin when its reason ends", () => {
     assert.equal(st.pins, 0, `${pin}, then ${unpin}`);
   }
   // UNLISTEN of one channel keeps the session listening to the others: still pinned.
-  const st = new SessionState(1, []);
+  const st = new SessionState(1);
   const b = new Set<string>();
   for (const [sql, t] of [["listen a", "LISTEN"], ["unlisten a", "UNLISTEN"]]) {
     st.translate(query(sql), b);

@@ -194,7 +194,7 @@ export class SessionTable {
     try {
       if (this.#mode === "transaction") {
         // The startup parameters are the backend's own: only SETs are replayed.
-        s.state = new SessionState(s.id, []);
+        s.state = new SessionState(s.id);
         s.requests = new FrameReader({ maxFrameSize: 1024 * 1024 * 1024 });
         await this.#applySettings(s.state, backend);
       }
