@@ -75,7 +75,12 @@ export class ClientSession implements SessionListener {
   #id?: SessionIdentity;
   #backend?: SessionBackend;
   #ended = false;
-  #out: Promise<void> = Promise.resolve();
+  /** Bytes queued for the client while a write is in progress (written together, in order). */
+  #outQueue: Uint8Array[] = [];
+  /** Of the queued bytes, how many are results (acknowledged to the pooler once written). */
+  #outResults = 0;
+  /** The running write loop; null when everything queued was written. */
+  #writing: Promise<void> | null = null;
   /** Result bytes written to the client and not yet acknowledged to the pooler. */
   #ackable = 0;
   /** Request bytes sent to the pooler and not yet acknowledged as written to Postgres. */
@@ -340,14 +345,8 @@ export class ClientSession implements SessionListener {
 
   /** Writes results to the client and acknowledges them to the pooler once written. */
   #sendResults(frames: Uint8Array): void {
+    this.#outResults += frames.length;
     this.#send(frames);
-    this.#out = this.#out.then(() => {
-      this.#ackable += frames.length;
-      if (this.#ackable >= FLOW_ACK_BYTES && this.#backend && this.#id) {
-        this.#backend.ack(this.#id.sessionId, this.#ackable);
-        this.#ackable = 0;
-      }
-    });
   }
 
   onDone(_reserved: number, closed: boolean): void {
@@ -387,7 +386,7 @@ export class ClientSession implements SessionListener {
     if (this.#ended) {
       // Unblock a read that waits for client bytes that no longer matter, once the output
       // (e.g. the FATAL error) is written.
-      this.#out.finally(() => this.#closeConn());
+      this.#written().finally(() => this.#closeConn());
     }
   }
 
@@ -403,9 +402,42 @@ export class ClientSession implements SessionListener {
 
   /** Queues bytes for the client; they are written in order. The caller must not reuse them. */
   #send(bytes: Uint8Array): void {
-    this.#out = this.#out.then(() => writeAll(this.#conn, bytes)).catch(() => {
+    this.#outQueue.push(bytes);
+    this.#writing ??= this.#writeLoop();
+  }
+
+  /** Resolves once everything queued so far is written (or the client is gone). */
+  #written(): Promise<void> {
+    return this.#writing ?? Promise.resolve();
+  }
+
+  /** Writes what is queued, joining what queued up meanwhile into one write. */
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#outQueue.length) {
+        const chunks = this.#outQueue;
+        this.#outQueue = [];
+        const results = this.#outResults;
+        this.#outResults = 0;
+        await writeAll(this.#conn, chunks.length === 1 ? chunks[0] : concat(chunks));
+        if (results) this.#ackResults(results);
+      }
+    } catch {
+      this.#outQueue = [];
+      this.#outResults = 0;
       this.#clientGone();
-    });
+    } finally {
+      this.#writing = null;
+    }
+  }
+
+  /** Flow control: tells the pooler, in steps, how many results reached the client. */
+  #ackResults(bytes: number): void {
+    this.#ackable += bytes;
+    if (this.#ackable >= FLOW_ACK_BYTES && this.#backend && this.#id) {
+      this.#backend.ack(this.#id.sessionId, this.#ackable);
+      this.#ackable = 0;
+    }
   }
 
   /** Sends a FATAL error and ends the session. */
@@ -426,7 +458,7 @@ export class ClientSession implements SessionListener {
     this.#ended = true;
     if (this.#backend && this.#id) this.#backend.close(this.#id.sessionId, this.#terminated);
     this.#backend = undefined;
-    await this.#out;
+    await this.#written();
     this.#closeConn();
     if (this.#id) this.#handler.sessionEnded(this.#id);
   }
@@ -447,4 +479,16 @@ export class ClientSession implements SessionListener {
     }
     return true;
   }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }

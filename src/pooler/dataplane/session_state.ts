@@ -1,4 +1,10 @@
-import { BackendCode, FrontendCode, readCString, WireWriter } from "../../shared/wire/mod.ts";
+import {
+  BackendCode,
+  decodeText,
+  FrontendCode,
+  readCString,
+  WireWriter,
+} from "../../shared/wire/mod.ts";
 import { ReservationReason } from "../../shared/grpc/types.ts";
 import { literal } from "../metadata/schema.ts";
 
@@ -25,7 +31,6 @@ export interface Translation {
   syncPoints: number;
 }
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 // Statements that leave state on the backend that a replay cannot rebuild: the session keeps its
@@ -64,6 +69,8 @@ export class SessionState {
   readonly #id: number;
   /** Tracked SET statements by setting name, in the order they were made. */
   #sets = new Map<string, string>();
+  /** settingsSql(), kept until the SETs change (it is compared at every checkout). */
+  #settingsSql: string | null = null;
   readonly #statements = new Map<string, Statement>();
   #nextStatement = 0;
   /** Why the session must keep its backend (ReservationReason bits). */
@@ -93,53 +100,68 @@ export class SessionState {
    * startup parameters the backend was opened with), then the session's SETs.
    */
   settingsSql(): string {
+    if (this.#settingsSql !== null) return this.#settingsSql;
     const parts = ["RESET ALL;"];
     for (const sql of this.#sets.values()) parts.push(sql + ";");
-    return parts.join("\n");
+    return (this.#settingsSql = parts.join("\n"));
   }
 
-  /** Rewrites whole frontend frames for `backendStatements` (the backend's statement names). */
+  /**
+   * Rewrites whole frontend frames for `backendStatements` (the backend's statement names).
+   * Frames that need no rewriting are not copied: a request without named statements (simple
+   * queries, unnamed extended-protocol statements) comes back as `frames` itself.
+   */
   translate(frames: Uint8Array, backendStatements: Set<string>): Translation {
-    const w = new WireWriter(frames.length + 64);
+    let w: WireWriter | null = null;
+    let raw = 0; // start of the frames not yet copied into `w`
     const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
     let syncPoints = 0;
     let off = 0;
     while (off + 5 <= frames.length) {
+      const start = off;
       const code = frames[off];
       const len = dv.getInt32(off + 1);
       if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
-      const frame = frames.subarray(off, off + 1 + len);
-      const body = frame.subarray(5);
+      const body = frames.subarray(off + 5, off + 1 + len);
       off += 1 + len;
       switch (code) {
         case FrontendCode.Query:
-          this.#query(decoder.decode(body.subarray(0, body.length - 1)));
-          w.raw(frame);
+          this.#query(decodeText(body.subarray(0, body.length - 1)));
           syncPoints++;
           this.#sentSegment++;
-          break;
+          continue;
         case FrontendCode.Sync:
         case FrontendCode.FunctionCall:
-          w.raw(frame);
           syncPoints++;
           this.#sentSegment++;
-          break;
+          continue;
         case FrontendCode.Parse:
-          this.#parse(body, w, backendStatements);
-          break;
         case FrontendCode.Bind:
-          this.#withStatement(code, body, 0, w, backendStatements);
-          break;
         case FrontendCode.Describe:
         case FrontendCode.Close:
-          if (body[0] === 0x53 /* S */) this.#withStatement(code, body, 1, w, backendStatements);
-          else w.raw(frame);
+          if (code !== FrontendCode.Parse && code !== FrontendCode.Bind && body[0] !== 0x53) {
+            continue; // a portal: nothing to rename
+          }
           break;
         default:
-          w.raw(frame);
+          continue;
       }
+      // This frame is rewritten: first copy the untouched frames before it.
+      w ??= new WireWriter(frames.length + 64);
+      w.raw(frames.subarray(raw, start));
+      raw = off;
+      if (code === FrontendCode.Parse) this.#parse(body, w, backendStatements);
+      else {this.#withStatement(
+          code,
+          body,
+          code === FrontendCode.Bind ? 0 : 1,
+          w,
+          backendStatements,
+        );}
     }
-    return { out: w.view().slice(), syncPoints };
+    if (!w) return { out: frames, syncPoints };
+    w.raw(frames.subarray(raw));
+    return { out: w.view(), syncPoints };
   }
 
   #query(sql: string): void {
@@ -277,7 +299,7 @@ export class SessionState {
         this.#errorInSegment = true;
         return true;
       case BackendCode.CommandComplete:
-        this.#commandTag(decoder.decode(body.subarray(0, body.length - 1)), backendStatements);
+        this.#commandTag(decodeText(body.subarray(0, body.length - 1)), backendStatements);
         return true;
       case BackendCode.ReadyForQuery:
         this.#segmentDone(backendStatements, body[0]);
@@ -327,6 +349,7 @@ export class SessionState {
         this.#statements.clear();
         backendStatements.clear();
         this.#sets.clear();
+        this.#settingsSql = null;
         this.pins = 0;
         return;
     }
@@ -347,7 +370,7 @@ export class SessionState {
       }
     }
     const reported = this.#reported;
-    this.#reported = new Map();
+    if (reported.size) this.#reported = new Map();
     const failed = this.#errorInSegment;
     this.#errorInSegment = false;
     this.#unpinOnSuccess = 0;
@@ -360,12 +383,14 @@ export class SessionState {
       } else if (s.sql === null) {
         if (s.key === "all") this.#sets.clear();
         else this.#sets.delete(s.key);
+        this.#settingsSql = null;
       } else {
         // A reported setting (DateStyle, TimeZone…) is kept as the value Postgres reports: a SET
         // may change only part of it (SET datestyle TO dmy keeps the output style).
         const value = reported.get(s.key);
         this.#sets.delete(s.key);
         this.#sets.set(s.key, value === undefined ? s.sql : `SET ${s.key} TO ${literal(value)}`);
+        this.#settingsSql = null;
       }
     }
     if (failed) this.#expectSetTags = 0;

@@ -20,7 +20,7 @@ import {
 } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import type { BackendConn } from "../backend/backend_conn.ts";
-import type { Pool } from "../pool/pool.ts";
+import { type Pool, poolKey } from "../pool/pool.ts";
 import { backendStartupParams } from "./startup_params.ts";
 import { SyncCounter } from "./sync_counter.ts";
 import { SessionState } from "./session_state.ts";
@@ -32,6 +32,19 @@ export type PoolMode = "session" | "transaction";
 const MAX_BACKEND_STATEMENTS = 500;
 
 export { countSyncPoints } from "./sync_counter.ts";
+
+/** Whether `payload` is a run of whole frontend frames (nothing cut off at its end). */
+function wholeFrames(payload: Uint8Array): boolean {
+  let off = 0;
+  const n = payload.length;
+  while (off + 5 <= n) {
+    const len = ((payload[off + 1] << 24) | (payload[off + 2] << 16) | (payload[off + 3] << 8) |
+      payload[off + 4]) >>> 0;
+    if (len < 4) return false; // malformed: the reader's checks report it
+    off += 1 + len;
+  }
+  return off === n;
+}
 
 /** How long closing a session may take before its backend is closed instead of reused. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -71,12 +84,14 @@ class Session {
   requestAckable = 0;
   /** Transaction pooling: what the session needs replayed on whichever backend serves it. */
   state?: SessionState;
-  /** Transaction pooling: whole frames cut from the request pieces (frames are rewritten). */
+  /** Transaction pooling: a frame split across request pieces, while it is put together. */
   requests?: FrameReader;
   /** Requests received and not yet sent (the backend must not be given back meanwhile). */
   inFlight = 0;
   /** The startup parameters backends of this session are opened with. */
   params: Record<string, string> = {};
+  /** The pool its backends come from (user, database, startup parameters). */
+  poolKey = "";
   /** Set while the backend goes back to the pool between transactions. */
   detaching?: Promise<void>;
   finishDetach?: () => void;
@@ -179,8 +194,9 @@ export class SessionTable {
     }
     let backend: BackendConn;
     s.params = backendStartupParams(startup);
+    s.poolKey = poolKey(s.user, s.database, s.params);
     try {
-      backend = await this.#pool.acquire(s.user, s.database, s.params);
+      backend = await this.#pool.acquire(s.user, s.database, s.params, s.poolKey);
     } catch (e) {
       // Whatever stops a session from starting ends it, as in Postgres: FATAL.
       this.#end(s, withSeverity(toPgError(e), "FATAL"));
@@ -195,7 +211,6 @@ export class SessionTable {
       if (this.#mode === "transaction") {
         // The startup parameters are the backend's own: only SETs are replayed.
         s.state = new SessionState(s.id);
-        s.requests = new FrameReader({ maxFrameSize: 1024 * 1024 * 1024 });
         await this.#applySettings(s.state, backend);
       }
     } catch (e) {
@@ -233,19 +248,26 @@ export class SessionTable {
     }
   }
 
-  /** Transaction pooling: takes a backend for the session and starts passing its output on. */
-  async #attach(s: Session): Promise<BackendConn> {
-    const backend = await this.#pool.acquire(s.user, s.database, s.params);
+  /**
+   * Transaction pooling: takes a backend for the session (`idle`, when the pool had one at hand)
+   * and starts passing its output on.
+   */
+  async #attach(s: Session, idle: BackendConn | null): Promise<BackendConn> {
+    const backend = idle ?? await this.#pool.acquire(s.user, s.database, s.params, s.poolKey);
     try {
       await this.#applySettings(s.state!, backend);
     } catch (e) {
       await this.#pool.release(backend);
       throw e;
     }
+    this.#pinned(s, backend);
+    return backend;
+  }
+
+  #pinned(s: Session, backend: BackendConn): void {
     s.backend = backend;
     s.state!.attachGeneration++;
     s.pump = this.#runPump(s, backend);
-    return backend;
   }
 
   /** Transaction pooling: rewrites and sends a request, taking a backend first if needed. */
@@ -253,18 +275,35 @@ export class SessionTable {
     let counted = false;
     try {
       if (s.closing) return;
-      const r = s.requests!;
-      r.push(payload);
-      const frames = r.takeFrames().slice();
-      if (!frames.length) return; // only part of a frame so far
+      let frames: Uint8Array;
+      if (!s.requests && wholeFrames(payload)) {
+        frames = payload; // the common case: the message's own bytes, whole frames, no copy
+      } else {
+        // Frames split across pieces are put back together.
+        const r = s.requests ??= new FrameReader({
+          initialSize: 256,
+          maxFrameSize: 1024 * 1024 * 1024,
+        });
+        r.push(payload);
+        frames = r.takeFrames().slice();
+        if (!r.buffered()) s.requests = undefined;
+        if (!frames.length) return; // only part of a frame so far
+      }
       if (s.detaching) await s.detaching;
       let backend = s.backend;
       if (!backend) {
-        try {
-          backend = await this.#attach(s);
-        } catch (e) {
-          this.#end(s, withSeverity(toPgError(e), "FATAL"));
-          return;
+        // The common case needs no wait: an idle backend already in the session's settings.
+        const idle = this.#pool.takeIdle(s.poolKey);
+        if (idle && idle.settingsKey === s.state!.settingsSql()) {
+          this.#pinned(s, idle);
+          backend = idle;
+        } else {
+          try {
+            backend = await this.#attach(s, idle);
+          } catch (e) {
+            this.#end(s, withSeverity(toPgError(e), "FATAL"));
+            return;
+          }
         }
       }
       const t = s.state!.translate(frames, backend.statements);

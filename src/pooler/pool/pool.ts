@@ -10,7 +10,8 @@ interface Waiter {
   params: Record<string, string>;
   resolve: (c: BackendConn) => void;
   reject: (e: unknown) => void;
-  timer: ReturnType<typeof setTimeout>;
+  /** When the waiter gives up (Date.now() scale). */
+  deadline: number;
 }
 
 export interface PoolOptions {
@@ -38,6 +39,8 @@ export class Pool {
   #inUse = 0;
   #closed = false;
   readonly #reaper: ReturnType<typeof setInterval>;
+  /** Expires waiters: one timer for all of them, not one per wait (waits are frequent). */
+  readonly #expiry: ReturnType<typeof setInterval>;
 
   constructor(opts: PoolOptions) {
     this.#opts = {
@@ -46,6 +49,7 @@ export class Pool {
       ...opts,
     };
     this.#reaper = setInterval(() => this.#reapIdle(), 5_000);
+    this.#expiry = setInterval(() => this.#expireWaiters(), WAITER_SWEEP_MS);
   }
 
   /** Points new connections at another address (Postgres restarted elsewhere). */
@@ -62,7 +66,29 @@ export class Pool {
     };
   }
 
-  /** A connection for `user` on `database`: an idle one, a new one, or the next one released. */
+  /**
+   * An idle connection of pool `key` (see {@linkcode poolKey}) that is fit to hand out as it is,
+   * or null: the synchronous fast path of {@linkcode acquire}, taken between transactions.
+   */
+  takeIdle(key: string): BackendConn | null {
+    if (this.#closed) return null;
+    const idle = this.#idle.get(key);
+    if (!idle) return null;
+    const now = Date.now();
+    while (idle.length) {
+      const c = idle[idle.length - 1];
+      if (!c.broken && now - c.idleSince > PROBE_IDLE_MS) return null; // acquire() probes it
+      idle.pop();
+      this.#inUse++;
+      if (c.broken) {
+        this.discard(c);
+        continue;
+      }
+      return c;
+    }
+    return null;
+  }
+
   /**
    * A connection for `user` on `database`, opened with the client's startup `params` (so they are
    * the connection's own defaults, as in Postgres: RESET returns to them): an idle one of the
@@ -72,9 +98,9 @@ export class Pool {
     user: string,
     database: string,
     params: Record<string, string> = {},
+    key: string = poolKey(user, database, params),
   ): Promise<BackendConn> {
     if (this.#closed) throw new PgError(SqlState.ADMIN_SHUTDOWN, "pooler is shutting down");
-    const key = poolKey(user, database, params);
     const idle = this.#idle.get(key);
     while (idle && idle.length) {
       const c = idle.pop()!;
@@ -93,20 +119,31 @@ export class Pool {
     if (this.#open >= this.#opts.capacity) this.#evictOneIdle();
     if (this.#open < this.#opts.capacity) return await this.#openNew(user, database, params);
     return await new Promise<BackendConn>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.#waiters.indexOf(w);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(
-          new PgError(
-            SqlState.TOO_MANY_CONNECTIONS,
-            "no backend connection became available in time",
-            { hint: "Raise the pooler's --pool-capacity or Postgres's max_connections." },
-          ),
-        );
-      }, this.#opts.acquireTimeoutMs);
-      const w: Waiter = { key, user, database, params, resolve, reject, timer };
-      this.#waiters.push(w);
+      const deadline = Date.now() + this.#opts.acquireTimeoutMs;
+      this.#waiters.push({ key, user, database, params, resolve, reject, deadline });
     });
+  }
+
+  #expireWaiters(): void {
+    if (!this.#waiters.length) return;
+    const now = Date.now();
+    for (let i = 0; i < this.#waiters.length;) {
+      const w = this.#waiters[i];
+      if (w.deadline > now) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      w.reject(
+        new PgError(
+          SqlState.TOO_MANY_CONNECTIONS,
+          "no backend connection became available in time",
+          {
+            hint: "Raise the pooler's --pool-capacity or Postgres's max_connections.",
+          },
+        ),
+      );
+    }
   }
 
   async #openNew(
@@ -169,7 +206,6 @@ export class Pool {
     const i = this.#waiters.findIndex((w) => w.key === key);
     if (i >= 0) {
       const [w] = this.#waiters.splice(i, 1);
-      clearTimeout(w.timer);
       this.#inUse++;
       w.resolve(conn);
       return;
@@ -196,7 +232,6 @@ export class Pool {
     while (this.#waiters.length) {
       if (this.#open >= this.#opts.capacity && !this.#evictOneIdle()) return;
       const w = this.#waiters.shift()!;
-      clearTimeout(w.timer);
       this.#openNew(w.user, w.database, w.params).then(w.resolve, w.reject);
     }
   }
@@ -245,9 +280,9 @@ export class Pool {
   close(): void {
     this.#closed = true;
     clearInterval(this.#reaper);
+    clearInterval(this.#expiry);
     this.closeIdle();
     for (const w of this.#waiters.splice(0)) {
-      clearTimeout(w.timer);
       w.reject(new PgError(SqlState.ADMIN_SHUTDOWN, "pooler is shutting down"));
     }
   }
@@ -255,8 +290,11 @@ export class Pool {
 
 /** An idle backend older than this is probed before reuse. */
 const PROBE_IDLE_MS = 5_000;
+/** How often waiters past their deadline are failed. */
+const WAITER_SWEEP_MS = 250;
 
-function poolKey(user: string, database: string, params: Record<string, string>): string {
+/** Which pool a connection belongs to: user, database and the startup parameters it was opened with. */
+export function poolKey(user: string, database: string, params: Record<string, string>): string {
   const sorted = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join("\u0000");
   return `${user}\u0000${database}\u0000${sorted}`;
 }

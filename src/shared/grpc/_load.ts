@@ -1,6 +1,12 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
+import {
+  decodeDataPlaneRequest,
+  decodeDataPlaneResponse,
+  encodeDataPlaneRequest,
+  encodeDataPlaneResponse,
+} from "./dataplane_codec.ts";
 
 /** Options every proto is loaded with; the TypeScript shapes in types.ts assume them. */
 export const LOADER_OPTIONS: protoLoader.Options = {
@@ -31,6 +37,14 @@ export function protos(): grpc.GrpcObject {
     const def = protoLoader.loadSync(SERVICE_FILES, {
       ...LOADER_OPTIONS,
       includeDirs: [protoDir()],
+    });
+    // The data plane carries every frame: its messages skip protobufjs (see dataplane_codec.ts).
+    const service = def["multigres.multipooler.MultiPooler"] as grpc.ServiceDefinition;
+    Object.assign(service.DataPlane, {
+      requestSerialize: encodeDataPlaneRequest,
+      requestDeserialize: decodeDataPlaneRequest,
+      responseSerialize: encodeDataPlaneResponse,
+      responseDeserialize: decodeDataPlaneResponse,
     });
     loaded = grpc.loadPackageDefinition(def);
   }
