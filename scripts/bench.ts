@@ -8,7 +8,7 @@
  * 127.0.0.1 and is stopped by PID at the end.
  *
  * Flags: --duration S (per pgbench run, default 15), --rounds N (default 3), --clients 1,10,50,
- * --idle 1000,10000, --skip-memory.
+ * --idle 1000,10000, --skip-memory, --skip-pgbench.
  *
  * @module
  */
@@ -35,6 +35,7 @@ const { values: flags } = parseArgs({
     clients: { type: "string", default: "1,10,50" },
     idle: { type: "string", default: "1000,10000" },
     "skip-memory": { type: "boolean", default: false },
+    "skip-pgbench": { type: "boolean", default: false },
   },
 });
 const duration = Number(flags.duration);
@@ -211,24 +212,33 @@ async function idleConnection(port: number): Promise<Deno.Conn> {
   }
 }
 
-/** KiB of resident memory per idle client connection, for each process named. */
+/**
+ * KiB of resident memory per idle client connection, for each process named: the growth from
+ * the first tenth of the connections (which also pays one-off costs such as heap growth and code
+ * compiled for logins) to all of them, divided by the connections added.
+ */
 async function idleMemory(
   port: number,
   count: number,
   pids: Record<string, number>,
 ): Promise<Record<string, number> & { errors: number }> {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, rssKiB(p)]));
   const conns: Deno.Conn[] = [];
   let errors = 0;
-  for (let i = 0; i < count; i += 100) {
-    const batch = await Promise.allSettled(
-      Array.from({ length: Math.min(100, count - i) }, () => idleConnection(port)),
-    );
-    for (const b of batch) b.status === "fulfilled" ? conns.push(b.value) : errors++;
-  }
-  await new Promise((res) => setTimeout(res, 1000));
+  const open = async (n: number) => {
+    for (let i = 0; i < n; i += 100) {
+      const batch = await Promise.allSettled(
+        Array.from({ length: Math.min(100, n - i) }, () => idleConnection(port)),
+      );
+      for (const b of batch) b.status === "fulfilled" ? conns.push(b.value) : errors++;
+    }
+    await new Promise((res) => setTimeout(res, 1000));
+  };
+  const first = Math.max(1, Math.floor(count / 10));
+  await open(first);
+  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, rssKiB(p)]));
+  await open(count - first);
   const out: Record<string, number> = {};
-  for (const [k, p] of Object.entries(pids)) out[k] = (rssKiB(p) - before[k]) / count;
+  for (const [k, p] of Object.entries(pids)) out[k] = (rssKiB(p) - before[k]) / (count - first);
   for (const c of conns) c.close();
   await new Promise((res) => setTimeout(res, 1000));
   return { ...out, errors };
@@ -248,6 +258,8 @@ async function main(): Promise<void> {
     gatewayListenAddress: "127.0.0.1",
     poolMode: "transaction",
     poolCapacity: 20,
+    // PgBouncer runs without TLS here; so does the gateway, for a like-for-like comparison.
+    tls: false,
   }, () => {});
   let bouncerPid = 0;
   try {
@@ -280,7 +292,7 @@ async function main(): Promise<void> {
 
     const results = new Map<string, Run[]>();
     const cases: { label: string; args: string[]; skip?: string }[] = [];
-    for (const c of clientCounts) {
+    for (const c of flags["skip-pgbench"] ? [] : clientCounts) {
       for (const mode of ["simple", "extended", "prepared"]) {
         cases.push({
           label: `select-only ${mode} c=${c}`,
@@ -289,7 +301,7 @@ async function main(): Promise<void> {
         });
       }
     }
-    for (const mode of ["simple", "extended"]) {
+    for (const mode of flags["skip-pgbench"] ? [] : ["simple", "extended"]) {
       cases.push({
         label: `tpcb-like ${mode} c=10`,
         args: ["-b", "tpcb-like", "-M", mode, "-c", "10", "-j", "2"],
@@ -297,6 +309,14 @@ async function main(): Promise<void> {
     }
     const total = rounds * cases.reduce((n, c) => n + (c.skip ? 2 : 3), 0);
     let done = 0;
+    if (cases.length) {
+      // Warm every target up first, unrecorded: the gateway and pooler run JIT-compiled code,
+      // and every target gets its backends opened before it is measured.
+      console.error("Warming up ...");
+      for (const t of targets) {
+        await pgbench(t, ["-S", "-M", "extended", "-c", "20", "-j", "2", "-T", "5"], `${dir}/logs`);
+      }
+    }
     for (let round = 0; round < rounds; round++) {
       for (const c of cases) {
         // Alternate which target goes first from round to round.

@@ -24,6 +24,8 @@ export interface LocalClusterConfig {
   poolMode: string;
   /** Backend connections the pooler may open (0: the pooler's default). */
   poolCapacity?: number;
+  /** Whether the gateway offers TLS (a self-signed certificate); default true. */
+  tls?: boolean;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -234,6 +236,7 @@ export class LocalCluster {
    * openssl (none when openssl is missing: clients are then told TLS is off).
    */
   #tlsFlags(): string[] {
+    if (this.cfg.tls === false) return [];
     const dir = `${this.cfg.dataDir}/tls`;
     const cert = `${dir}/server.crt`;
     const key = `${dir}/server.key`;

@@ -54,6 +54,13 @@ const FORWARDED: Record<number, true> = {
 };
 const SSL_NOT_SUPPORTED = new Uint8Array([0x4e]); // 'N'
 const SSL_ACCEPTED = new Uint8Array([0x53]); // 'S'
+/**
+ * A client's receive buffer starts this small, and reads ask for at least this much room: with
+ * 10,000 idle clients every byte here counts. It grows (doubling) for bigger messages.
+ */
+const CLIENT_READ_BYTES = 1024;
+/** A receive buffer larger than this is shrunk back once it is empty. */
+const IDLE_BUFFER_MAX = 64 * 1024;
 
 /**
  * One client connection: startup (SSLRequest upgrades to TLS when the transport can, else 'N'),
@@ -68,7 +75,7 @@ export class ClientSession implements SessionListener {
   readonly #logger?: Logger;
   readonly #opts: Required<Omit<ClientSessionOptions, "logger">>;
   readonly #reader: FrameReader;
-  readonly #writer = new WireWriter(512);
+  readonly #writer = new WireWriter(128);
   #user = "";
   #database = "";
   #startup: Record<string, string> = {};
@@ -104,7 +111,10 @@ export class ClientSession implements SessionListener {
       authTimeoutMs: opts.authTimeoutMs ?? 60_000,
       maxFrameSize: opts.maxFrameSize ?? 64 * 1024 * 1024,
     };
-    this.#reader = new FrameReader({ maxFrameSize: this.#opts.maxFrameSize });
+    this.#reader = new FrameReader({
+      initialSize: CLIENT_READ_BYTES,
+      maxFrameSize: this.#opts.maxFrameSize,
+    });
   }
 
   /** Serves the connection until it ends. Never throws. */
@@ -278,9 +288,12 @@ export class ClientSession implements SessionListener {
         await new Promise<void>((resolve) => (this.#requestsAcked = resolve));
         continue;
       }
+      // An idle client holds only a small buffer (its read is pending on it): one that grew
+      // for big messages (COPY, say) is given back once drained.
+      if (r.capacity > IDLE_BUFFER_MAX && !r.buffered()) r.shrink();
       let n: number | null;
       try {
-        n = await this.#conn.read(r.writable());
+        n = await this.#conn.read(r.writable(CLIENT_READ_BYTES));
       } catch {
         n = null;
       }
@@ -470,7 +483,7 @@ export class ClientSession implements SessionListener {
       if (this.#ended) return false;
       let n: number | null;
       try {
-        n = await this.#conn.read(r.writable());
+        n = await this.#conn.read(r.writable(CLIENT_READ_BYTES));
       } catch {
         n = null;
       }

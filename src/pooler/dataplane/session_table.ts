@@ -79,7 +79,7 @@ class Session {
   /** Resolves the pump's wait once acknowledgements bring `unacked` under the window. */
   resumePump?: () => void;
   /** Finds the sync points in the request stream (frames may span payloads). */
-  readonly counter = new SyncCounter();
+  counter?: SyncCounter;
   /** Request bytes written to Postgres and not yet acknowledged to the gateway. */
   requestAckable = 0;
   /** Transaction pooling: what the session needs replayed on whichever backend serves it. */
@@ -399,7 +399,7 @@ export class SessionTable {
     const backend = s.backend;
     if (!backend || s.closing) return;
     try {
-      s.expectedReady += s.counter.feed(payload);
+      s.expectedReady += (s.counter ??= new SyncCounter()).feed(payload);
     } catch (e) {
       this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
       this.#close(s, false);
