@@ -13,6 +13,7 @@ import {
   parseSaslInitialResponse,
   parseStartupPacket,
   READY_IDLE,
+  slab,
   WireWriter,
   writeAuthOk,
   writeAuthSasl,
@@ -314,7 +315,6 @@ export class ClientSession implements SessionListener {
     const r = this.#reader;
     let start = -1;
     let end = 0;
-    let base: Uint8Array | undefined;
     try {
       while (!this.#ended && r.next()) {
         const code = r.code;
@@ -324,27 +324,23 @@ export class ClientSession implements SessionListener {
           break;
         }
         if (!FORWARDED[code]) {
-          this.#flushFrames(base, start, end);
+          this.#flushFrames(start, end);
           start = -1;
           throw protocolViolation(`invalid frontend message type ${code}`);
         }
-        const f = r.frame;
-        if (start < 0) {
-          start = f.byteOffset;
-          base = f;
-        }
-        end = f.byteOffset + f.length;
+        if (start < 0) start = r.frameStart;
+        end = r.frameEnd;
       }
-      this.#flushFrames(base, start, end);
+      this.#flushFrames(start, end);
     } catch (e) {
       this.#fatal(toPgError(e));
     }
   }
 
-  #flushFrames(base: Uint8Array | undefined, start: number, end: number): void {
-    if (start < 0 || !base || !this.#backend || !this.#id) return;
+  #flushFrames(start: number, end: number): void {
+    if (start < 0 || !this.#backend || !this.#id) return;
     // Copy: the receive buffer is reused, and gRPC sends asynchronously.
-    const payload = new Uint8Array(base.buffer, start, end - start).slice();
+    const payload = slab.copy(this.#reader.buffer.subarray(start, end));
     this.#unackedRequests += payload.length;
     this.#backend.execute(this.#id.sessionId, payload);
   }

@@ -270,23 +270,18 @@ export class BackendConn {
         if (!r.buffered()) await this.#fill();
         let start = -1;
         let end = 0;
-        let base: Uint8Array | undefined;
         let cut = false;
         while (r.next()) {
           cut = true;
-          const f = r.frame;
-          if (start < 0) {
-            start = f.byteOffset;
-            base = f;
-          }
-          end = f.byteOffset + f.length;
+          if (start < 0) start = r.frameStart;
+          end = r.frameEnd;
           const code = r.code;
           if (code === BackendCode.DataRow || code === BackendCode.CopyData) continue;
           if (handler.inspect && !handler.inspect(code, r.body)) {
             // Drop this frame: pass on what came before it, start again after it.
-            const before = f.byteOffset - start;
-            if (before > 0) {
-              const p = handler.frames(new Uint8Array(base!.buffer, start, before));
+            const before = r.frameStart;
+            if (before > start) {
+              const p = handler.frames(r.buffer.subarray(start, before));
               if (p) await p;
             }
             start = -1;
@@ -296,7 +291,7 @@ export class BackendConn {
             case BackendCode.ReadyForQuery: {
               this.txStatus = parseReadyForQuery(r.body);
               this.copyIn = false;
-              const p = handler.frames(new Uint8Array(base!.buffer, start, end - start));
+              const p = handler.frames(r.buffer.subarray(start, end));
               if (p) await p;
               start = -1;
               const markerDone = this.#markerSeen;
@@ -325,8 +320,8 @@ export class BackendConn {
               break;
           }
         }
-        if (start >= 0 && base) {
-          const p = handler.frames(new Uint8Array(base.buffer, start, end - start));
+        if (start >= 0) {
+          const p = handler.frames(r.buffer.subarray(start, end));
           if (p) await p;
         }
         if (!cut) await this.#fill();

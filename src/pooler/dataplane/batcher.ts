@@ -3,6 +3,7 @@ import {
   MAX_PAYLOAD_PIECE,
   type SessionResponse,
 } from "../../shared/grpc/types.ts";
+import { slab } from "../../shared/wire/mod.ts";
 import type { ResponseSink } from "./session_table.ts";
 
 /**
@@ -33,12 +34,12 @@ export class Batcher implements ResponseSink {
         last && last.sessionId === sessionId && !last.done &&
         last.size + piece.length <= MAX_PAYLOAD_PIECE
       ) {
-        last.chunks.push(piece.slice());
+        last.chunks.push(slab.copy(piece));
         last.size += piece.length;
       } else {
         this.#pending.push({
           sessionId,
-          chunks: [piece.slice()],
+          chunks: [slab.copy(piece)],
           size: piece.length,
           done: false,
           reserved: 0,
@@ -137,7 +138,7 @@ function toResponse(p: Pending): SessionResponse {
   if (p.chunks.length === 1) {
     payload = p.chunks[0];
   } else {
-    payload = new Uint8Array(p.size);
+    payload = slab.alloc(p.size);
     let off = 0;
     for (const c of p.chunks) {
       payload.set(c, off);

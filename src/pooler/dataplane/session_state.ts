@@ -1,10 +1,4 @@
-import {
-  BackendCode,
-  decodeText,
-  FrontendCode,
-  readCString,
-  WireWriter,
-} from "../../shared/wire/mod.ts";
+import { BackendCode, FrontendCode, readCString, WireWriter } from "../../shared/wire/mod.ts";
 import { ReservationReason } from "../../shared/grpc/types.ts";
 import { literal } from "../metadata/schema.ts";
 
@@ -32,6 +26,7 @@ export interface Translation {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 // Statements that leave state on the backend that a replay cannot rebuild: the session keeps its
 // backend (conservative: a false positive only costs pooling, a miss would leak state).
@@ -126,7 +121,7 @@ export class SessionState {
       off += 1 + len;
       switch (code) {
         case FrontendCode.Query:
-          this.#query(decodeText(body.subarray(0, body.length - 1)));
+          this.#query(decoder.decode(body.subarray(0, body.length - 1)));
           syncPoints++;
           this.#sentSegment++;
           continue;
@@ -299,7 +294,7 @@ export class SessionState {
         this.#errorInSegment = true;
         return true;
       case BackendCode.CommandComplete:
-        this.#commandTag(decodeText(body.subarray(0, body.length - 1)), backendStatements);
+        this.#commandTag(decoder.decode(body.subarray(0, body.length - 1)), backendStatements);
         return true;
       case BackendCode.ReadyForQuery:
         this.#segmentDone(backendStatements, body[0]);

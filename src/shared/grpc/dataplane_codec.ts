@@ -8,6 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { slab } from "../wire/slab.ts";
 import type {
   DataPlaneRequest,
   DataPlaneResponse,
@@ -61,7 +62,7 @@ class Out {
   readonly buf: Uint8Array;
   pos = 0;
   constructor(size: number) {
-    this.buf = new Uint8Array(size);
+    this.buf = slab.alloc(size);
   }
   varint(n: number): void {
     const b = this.buf;

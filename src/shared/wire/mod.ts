@@ -25,3 +25,4 @@ export * from "./codes.ts";
 export * from "./reader.ts";
 export * from "./writer.ts";
 export * from "./messages.ts";
+export * from "./slab.ts";

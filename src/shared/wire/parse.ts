@@ -23,18 +23,6 @@ import {
 
 const decoder = new TextDecoder();
 
-/**
- * Decodes UTF-8 text from the wire. Short ASCII strings (statement names, setting names, most
- * queries) are built in JS: TextDecoder is a call into the runtime, which costs more than the
- * decoding itself at these sizes.
- */
-export function decodeText(bytes: Uint8Array): string {
-  const n = bytes.length;
-  if (n > 512) return decoder.decode(bytes);
-  for (let i = 0; i < n; i++) if (bytes[i] >= 0x80) return decoder.decode(bytes);
-  return String.fromCharCode.apply(null, bytes as unknown as number[]);
-}
-
 /** A parsed startup-phase packet. Cancel keys are signed int32. */
 export type StartupPacket =
   | { kind: "startup"; version: number; params: Map<string, string> }
@@ -50,7 +38,7 @@ export type StartupPacket =
 export function readCString(buf: Uint8Array, offset: number): [string, number] {
   const nul = offset < buf.length ? buf.indexOf(0, offset) : -1;
   if (nul < 0) throw protocolViolation("invalid string in message");
-  return [decodeText(buf.subarray(offset, nul)), nul + 1];
+  return [decoder.decode(buf.subarray(offset, nul)), nul + 1];
 }
 
 /** Signed big-endian int32 at `offset`. */
@@ -98,8 +86,8 @@ export function parseStartupPacket(body: Uint8Array): StartupPacket {
     const valueEnd = body.indexOf(0, nameEnd + 1);
     if (valueEnd < 0) throw badLayout();
     params.set(
-      decodeText(body.subarray(off, nameEnd)),
-      decodeText(body.subarray(nameEnd + 1, valueEnd)),
+      decoder.decode(body.subarray(off, nameEnd)),
+      decoder.decode(body.subarray(nameEnd + 1, valueEnd)),
     );
     off = valueEnd + 1;
   }

@@ -87,6 +87,24 @@ export class FrameReader {
     return this.#body ??= this.#buf.subarray(this.#bodyStart, this.#frameEnd);
   }
 
+  /**
+   * Where the current frame starts in {@linkcode buffer}: with {@linkcode frameEnd}, locates a
+   * frame without making a view of it (for runs of frames passed on whole).
+   */
+  get frameStart(): number {
+    return this.#frameStart;
+  }
+
+  /** Where the current frame ends in {@linkcode buffer}. */
+  get frameEnd(): number {
+    return this.#frameEnd;
+  }
+
+  /** The receive buffer itself. Valid until the next `writable()`/`push()`/`shrink()`. */
+  get buffer(): Uint8Array {
+    return this.#buf;
+  }
+
   /** Size of the receive buffer (for metrics and tests). */
   get capacity(): number {
     return this.#buf.length;
