@@ -1,4 +1,4 @@
-import { BackendCode, FrontendCode, readCString, WireWriter } from "../../shared/wire/mod.ts";
+import { BackendCode, FrontendCode, readCString, slab, WireWriter } from "../../shared/wire/mod.ts";
 import { ReservationReason } from "../../shared/grpc/types.ts";
 import { literal } from "../metadata/schema.ts";
 
@@ -27,6 +27,17 @@ export interface Translation {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * One writer for every translation (they run synchronously, one at a time), so that rewriting a
+ * request costs a slab copy rather than a new buffer.
+ */
+let sharedWriter: WireWriter | null = null;
+const SHARED_WRITER_MAX = 1024 * 1024;
+
+function translationWriter(): WireWriter {
+  return sharedWriter ??= new WireWriter(4096);
+}
 
 // Statements that leave state on the backend that a replay cannot rebuild: the session keeps its
 // backend (conservative: a false positive only costs pooling, a miss would leak state).
@@ -142,7 +153,7 @@ export class SessionState {
           continue;
       }
       // This frame is rewritten: first copy the untouched frames before it.
-      w ??= new WireWriter(frames.length + 64);
+      w ??= translationWriter().reset();
       w.raw(frames.subarray(raw, start));
       raw = off;
       if (code === FrontendCode.Parse) this.#parse(body, w, backendStatements);
@@ -156,7 +167,9 @@ export class SessionState {
     }
     if (!w) return { out: frames, syncPoints };
     w.raw(frames.subarray(raw));
-    return { out: w.view(), syncPoints };
+    const out = slab.copy(w.view());
+    if (w.length > SHARED_WRITER_MAX) sharedWriter = null; // do not keep a big one around
+    return { out, syncPoints };
   }
 
   #query(sql: string): void {
