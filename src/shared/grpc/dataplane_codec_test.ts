@@ -112,10 +112,13 @@ Deno.test("data-plane responses: our bytes decode with protobufjs, and its bytes
   assert.deepEqual(plain(decodeDataPlaneResponse(fromProtobufjs)), plain(response));
 });
 
-Deno.test("data-plane payloads decode as views of the message, not copies", () => {
-  const buf = encodeDataPlaneResponse(response);
+Deno.test("data-plane payloads decode as plain Uint8Array views of the message, not copies", () => {
+  const buf = encodeDataPlaneResponse(response); // a node Buffer, as grpc-js hands them over
   const payload = decodeDataPlaneResponse(buf).responses[0].payload;
   assert.equal(payload.buffer, buf.buffer);
+  assert.equal(payload.constructor, Uint8Array);
+  const req = decodeDataPlaneRequest(encodeDataPlaneRequest(request)).requests[1].payload;
+  assert.equal(req.constructor, Uint8Array);
 });
 
 Deno.test("data-plane decoding skips unknown fields and refuses truncated messages", () => {
