@@ -23,7 +23,9 @@ Options for start:
   --log-level LEVEL   debug, info, warn or error (default info)
   --bin-dir DIR       run compiled executables from DIR instead of the sources
   --listen ADDR       address the gateway listens on (default 127.0.0.1; 0.0.0.0 in a container)
-  --pool-mode MODE    transaction (backends shared between transactions, the default) or session`;
+  --pool-mode MODE    transaction (backends shared between transactions, the default) or session
+  --cells N           cells, one Postgres each (default 3): the first holds the primary, the
+                      others a streaming replica each; 1 runs a single Postgres`;
 
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -41,6 +43,7 @@ async function main(args: string[]): Promise<number> {
       "bin-dir": { type: "string", default: "" },
       "listen": { type: "string", default: DEFAULT_CONFIG.gatewayListenAddress },
       "pool-mode": { type: "string", default: DEFAULT_CONFIG.poolMode },
+      "cells": { type: "string", default: "3" },
       "help": { type: "boolean", short: "h", default: false },
     },
   });
@@ -63,6 +66,10 @@ async function main(args: string[]): Promise<number> {
     if (!Number.isInteger(offset) || offset < 0) {
       throw new Error(`Invalid --port-offset: ${values["port-offset"]}`);
     }
+    const cells = Number(values.cells);
+    if (!Number.isInteger(cells) || cells < 1 || cells > 9) {
+      throw new Error(`Invalid --cells: ${values.cells} (want 1 to 9)`);
+    }
     const cluster = new LocalCluster({
       dataDir: values["data-dir"]!,
       password: values.password!,
@@ -73,6 +80,7 @@ async function main(args: string[]): Promise<number> {
       binDir: values["bin-dir"]!,
       gatewayListenAddress: values.listen!,
       poolMode: values["pool-mode"]!,
+      cells,
     });
     console.error(`Starting the Multigres cluster in ${cluster.cfg.dataDir} ...`);
     try {
@@ -117,7 +125,7 @@ async function main(args: string[]): Promise<number> {
 function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
   const lines = [`Cluster ${cluster.cfg.cluster} in ${cluster.cfg.dataDir}`, "", "Processes:"];
   for (const p of st.processes) {
-    lines.push(`  ${p.name.padEnd(14)} ${p.pid ? `running (pid ${p.pid})` : "stopped"}`);
+    lines.push(`  ${p.name.padEnd(18)} ${p.pid ? `running (pid ${p.pid})` : "stopped"}`);
   }
   if (st.topoError) {
     lines.push("", `Topo: ${st.topoError}`);

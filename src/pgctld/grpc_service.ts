@@ -20,6 +20,26 @@ export function pgctldService(pg: PostgresInstance): grpc.UntypedServiceImplemen
         req.superuserPassword ? { superuserPassword: req.superuserPassword } : undefined,
       ),
     })),
+    InitReplica: unary(async (req: {
+      host: string;
+      port: number;
+      user?: string;
+      password?: string;
+      applicationName: string;
+    }) => {
+      if (!req.host || !req.port || !req.applicationName) {
+        throw new Error("InitReplica needs the primary's host and port and an application name");
+      }
+      return {
+        initialized: await pg.initReplica({
+          host: req.host,
+          port: req.port,
+          user: req.user || undefined,
+          password: req.password || undefined,
+          applicationName: req.applicationName,
+        }),
+      };
+    }),
     Start: unary(async (req: { options?: Record<string, string> }) => ({
       pid: await pg.start({ options: req.options ?? {} }),
     })),

@@ -7,6 +7,7 @@
 
 import { dirname, resolve } from "node:path";
 import {
+  confString,
   findPgBinDir,
   includeLine,
   MULTIGRES_CONF,
@@ -202,6 +203,77 @@ export class PostgresInstance {
       }
       await this.#writeSettings(user);
       this.#logger.info("initialised data directory", { dataDir: this.#dataDir });
+      return true;
+    });
+  }
+
+  /**
+   * Makes the data directory a streaming replica of the Postgres at `primary`: a base backup
+   * taken with pg_basebackup (WAL streamed alongside, so it is consistent), pgctld's settings for
+   * this instance's own port, `standby.signal`, and a `primary_conninfo` naming this replica
+   * `applicationName` (what `synchronous_standby_names` and `pg_stat_replication` call it). The
+   * password travels in a passfile, never on a command line; it is kept in
+   * `postgresql.auto.conf`, inside the private data directory, as pg_basebackup -R would.
+   *
+   * @returns false when the data directory already holds a cluster, true when it was created.
+   */
+  initReplica(opts: ReplicaSource): Promise<boolean> {
+    return this.#exclusive(async () => {
+      if (await exists(`${this.#dataDir}/PG_VERSION`)) return false;
+      const user = await this.#user();
+      await Deno.mkdir(dirname(this.#dataDir), { recursive: true });
+      await makePrivateDir(this.#dataDir, user);
+      const role = opts.user ?? this.#superuser;
+      const password = opts.password ?? this.#password;
+      if (/[\r\n]/.test(password)) {
+        throw new Error("Replication password must not contain a newline");
+      }
+      const conn = {
+        host: opts.host,
+        port: String(opts.port),
+        user: role,
+        application_name: opts.applicationName,
+      };
+      const passfile = await Deno.makeTempFile({ prefix: "pgctld-pgpass-" });
+      try {
+        const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
+        await Deno.writeTextFile(
+          passfile,
+          `${escape(opts.host)}:${opts.port}:*:${escape(role)}:${escape(password)}\n`,
+          { mode: 0o600 },
+        );
+        if (user) await Deno.chown(passfile, user.uid, user.gid);
+        const result = await runCommand(this.#bin("pg_basebackup"), [
+          "-D",
+          this.#dataDir,
+          "-d",
+          conninfo({ ...conn, passfile }),
+          "--wal-method=stream",
+          "--checkpoint=fast",
+          "--no-password",
+        ], { user });
+        if (!result.success) {
+          await Deno.remove(this.#dataDir, { recursive: true }).catch(() => {});
+          throw new Error(
+            `pg_basebackup from ${opts.host}:${opts.port} failed (${describeExit(result)}): ${
+              oneLine(result.stderr || result.stdout)
+            }`,
+          );
+        }
+      } finally {
+        await Deno.remove(passfile).catch(() => {});
+      }
+      await this.#writeSettings(user);
+      await writeOwned(`${this.#dataDir}/standby.signal`, "", user);
+      await Deno.writeTextFile(
+        `${this.#dataDir}/postgresql.auto.conf`,
+        `primary_conninfo = ${confString(conninfo({ ...conn, password }))}\n`,
+        { append: true },
+      );
+      this.#logger.info("initialised replica data directory", {
+        dataDir: this.#dataDir,
+        primary: `${opts.host}:${opts.port}`,
+      });
       return true;
     });
   }
@@ -518,6 +590,25 @@ async function makePrivateDir(dir: string, user: OsUser | null): Promise<void> {
 }
 
 /** Writes a file that Postgres reads (mode 0600, owned by `user` when given). */
+/** Where a replica copies its data from and then streams WAL from. */
+export interface ReplicaSource {
+  host: string;
+  port: number;
+  /** Role with the REPLICATION attribute. @default the instance's superuser */
+  user?: string;
+  /** Its password. @default the instance's superuser password */
+  password?: string;
+  /** The replica's name on the primary (pg_stat_replication, synchronous_standby_names). */
+  applicationName: string;
+}
+
+/** A libpq connection string; values quoted as libpq wants. */
+function conninfo(params: Record<string, string>): string {
+  return Object.entries(params)
+    .map(([k, v]) => `${k}='${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`)
+    .join(" ");
+}
+
 async function writeOwned(path: string, text: string, user: OsUser | null): Promise<void> {
   await Deno.writeTextFile(path, text, { mode: 0o600 });
   if (user) await Deno.chown(path, user.uid, user.gid);

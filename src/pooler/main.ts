@@ -44,6 +44,12 @@ export const POOLER_FLAGS = {
     help: "Most backend connections open at once, over all users",
   },
   "health-interval-ms": { type: "number", default: 1000, help: "How often Postgres is probed" },
+  "join": {
+    type: "boolean",
+    default: false,
+    help:
+      "An empty data directory becomes a streaming replica of the shard's primary (found in the topo) instead of a new cluster",
+  },
   "pool-mode": {
     type: "string",
     default: "transaction",
@@ -68,6 +74,10 @@ async function main(): Promise<void> {
     initDataDir: async () => {
       await callUnary(pgctldClient, "InitDataDir", {}, { deadlineMs: 120_000 });
     },
+    initReplica: async (source: { host: string; port: number; applicationName: string }) => {
+      // A base backup copies the whole database: allow it time.
+      await callUnary(pgctldClient, "InitReplica", source, { deadlineMs: 3_600_000 });
+    },
     start: async () => {
       await callUnary(pgctldClient, "Start", {}, { deadlineMs: 60_000 });
     },
@@ -85,6 +95,7 @@ async function main(): Promise<void> {
     adminUser: cfg["admin-user"],
     poolCapacity: cfg["pool-capacity"],
     healthIntervalMs: cfg["health-interval-ms"],
+    join: cfg.join,
   }, { topo, pgctld, logger });
 
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {

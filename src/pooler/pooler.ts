@@ -20,6 +20,8 @@ import { Pool } from "./pool/pool.ts";
 export interface PgctldApi {
   status(): Promise<PgctldStatusResponse>;
   initDataDir(): Promise<void>;
+  /** Makes the empty data directory a streaming replica of the Postgres at host:port. */
+  initReplica(source: { host: string; port: number; applicationName: string }): Promise<void>;
   start(): Promise<void>;
 }
 
@@ -35,6 +37,13 @@ export interface PoolerConfig {
   poolCapacity: number;
   /** How often Postgres is probed. */
   healthIntervalMs: number;
+  /**
+   * An empty data directory joins the shard as a streaming replica of its primary (found in the
+   * topo, in any cell) instead of being initialised as a new cluster.
+   */
+  join?: boolean;
+  /** How long joining waits for the shard to have a primary. */
+  joinWaitMs?: number;
 }
 
 /**
@@ -111,7 +120,16 @@ export class Pooler {
 
   async #ensurePostgres(): Promise<void> {
     let st = await this.#pgctldStatus();
-    if (st.state === "NOT_INITIALIZED") {
+    if (st.state === "NOT_INITIALIZED" && this.cfg.join) {
+      const primary = await this.#findPrimary();
+      const [host, port] = splitHostPort(primary.postgresAddr);
+      this.#logger.info("joining the shard as a replica of its primary", {
+        primary: primary.id,
+        postgres: primary.postgresAddr,
+      });
+      await this.#pgctld.initReplica({ host, port, applicationName: this.cfg.id });
+      st = await this.#pgctld.status();
+    } else if (st.state === "NOT_INITIALIZED") {
       this.#logger.info("initialising the data directory through pgctld");
       await this.#pgctld.initDataDir();
       st = await this.#pgctld.status();
@@ -127,8 +145,40 @@ export class Pooler {
     this.#address = { path: `${st.socketDir}/.s.PGSQL.${st.port}` };
     this.#postgresAddr = `127.0.0.1:${st.port}`;
     this.pool.setAddress(this.#address);
-    await this.#admin.query("SELECT 1");
+    // A standby reports itself started before it accepts connections (it replays WAL up to a
+    // consistent point first): wait for that rather than fail.
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      try {
+        await this.#admin.query("SELECT 1");
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     this.#postgresUp = true;
+  }
+
+  /** The shard's primary pooler in any cell, once there is one (with its Postgres address). */
+  async #findPrimary(): Promise<PoolerRecord> {
+    const deadline = Date.now() + (this.cfg.joinWaitMs ?? 120_000);
+    const key = this.#shardKey();
+    for (;;) {
+      const all = await this.#topo.listAllPoolers().catch(() => []);
+      const primary = all.find((p) =>
+        p.type === "PRIMARY" && p.postgresAddr && p.id !== this.cfg.id &&
+        p.database === key.database && p.tablegroup === key.tablegroup && p.shard === key.shard
+      );
+      if (primary) return primary;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `No primary to join for ${key.database}/${key.tablegroup}/${key.shard}: ` +
+            "none is registered in the topo",
+        );
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   async #loadRule(): Promise<void> {
@@ -145,7 +195,7 @@ export class Pooler {
     }
   }
 
-  #shardKey() {
+  #shardKey(): { database: string; tablegroup: string; shard: string } {
     return { database: this.cfg.database, tablegroup: this.cfg.tablegroup, shard: this.cfg.shard };
   }
 
@@ -325,4 +375,15 @@ export class Pooler {
     this.pool.close();
     this.#admin.close();
   }
+}
+
+/** "host:port" (IPv6 hosts in brackets) as host and port. */
+function splitHostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(":");
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(addr.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port <= 0) {
+    throw new Error(`Invalid Postgres address in the topo: ${addr}`);
+  }
+  return [host, port];
 }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import type { CellRecord, DatabaseRecord, PoolerRecord } from "../shared/grpc/types.ts";
-import { encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
+import { decodeRecord, encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
 import { envName } from "../shared/servenv/mod.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
 import { alive, type ProcessSpec, readPid, sleep, spawnDetached, stopPid } from "./processes.ts";
@@ -26,6 +26,14 @@ export interface LocalClusterConfig {
   poolCapacity?: number;
   /** Whether the gateway offers TLS (a self-signed certificate); default true. */
   tls?: boolean;
+  /**
+   * How many cells, each with its own Postgres (default 1). The first cell holds etcd, the
+   * primary, the orch and the gateway; each further cell a pgctld and a pooler whose Postgres
+   * joins as a streaming replica of the primary.
+   */
+  cells?: number;
+  /** Set on the further cells: the first cell's etcd address (no etcd, orch or gateway here). */
+  memberOf?: string;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -38,7 +46,11 @@ export const DEFAULT_CONFIG: LocalClusterConfig = {
   binDir: "",
   gatewayListenAddress: "127.0.0.1",
   poolMode: "transaction",
+  cells: 1,
 };
+
+/** Processes of a further cell (see LocalClusterConfig.cells). */
+const MEMBER_COMPONENTS = ["pgctld", "multipooler"] as const;
 
 /** The ports of a cluster with the given offset (DESIGN.md's defaults at offset 0). */
 export function clusterPorts(offset: number) {
@@ -74,6 +86,8 @@ export class LocalCluster {
   readonly cfg: LocalClusterConfig;
   readonly ports: ReturnType<typeof clusterPorts>;
   readonly #log: (msg: string) => void;
+  /** The further cells (replicas), each a cluster of its own processes sharing our etcd. */
+  readonly members: LocalCluster[] = [];
 
   constructor(cfg: LocalClusterConfig, log: (msg: string) => void = console.error) {
     // A compiled `multigres` starts the compiled components beside it.
@@ -81,6 +95,27 @@ export class LocalCluster {
     this.cfg = { ...DEFAULT_CONFIG, ...cfg, binDir, dataDir: resolve(cfg.dataDir) };
     this.ports = clusterPorts(cfg.portOffset);
     this.#log = log;
+    if (this.cfg.memberOf) return;
+    for (let i = 2; i <= (this.cfg.cells ?? 1); i++) {
+      const cell = /^(.*?)(\d+)$/.test(this.cfg.cell)
+        ? this.cfg.cell.replace(/\d+$/, String(i))
+        : `${this.cfg.cell}${i}`;
+      this.members.push(
+        new LocalCluster({
+          ...this.cfg,
+          cell,
+          cells: 1,
+          dataDir: `${this.cfg.dataDir}/cells/${cell}`,
+          portOffset: this.cfg.portOffset + i - 1,
+          memberOf: this.topoAddress,
+        }, log),
+      );
+    }
+  }
+
+  /** The processes this cell runs. */
+  get #components(): readonly Component[] {
+    return this.cfg.memberOf ? MEMBER_COMPONENTS : COMPONENTS;
   }
 
   /** Reads the config a started cluster saved in its data directory. */
@@ -96,7 +131,7 @@ export class LocalCluster {
   }
 
   get topoAddress(): string {
-    return `127.0.0.1:${this.ports.etcd}`;
+    return this.cfg.memberOf ?? `127.0.0.1:${this.ports.etcd}`;
   }
 
   get pgDataDir(): string {
@@ -119,7 +154,7 @@ export class LocalCluster {
   /** Pids of the components that run now. */
   running(): Partial<Record<Component, number>> {
     const out: Partial<Record<Component, number>> = {};
-    for (const c of COMPONENTS) {
+    for (const c of this.#components) {
       const pid = readPid(this.#pidPath(c));
       if (pid && alive(pid)) out[c] = pid;
     }
@@ -137,7 +172,7 @@ export class LocalCluster {
       JSON.stringify(saved, null, 2) + "\n",
     );
     const running = this.running();
-    for (const c of COMPONENTS) {
+    for (const c of this.#components) {
       if (running[c]) {
         this.#log(`${c} already running (pid ${running[c]})`);
       } else {
@@ -145,11 +180,19 @@ export class LocalCluster {
       }
       if (c === "etcd") await this.#bootstrapTopo();
     }
+    if (this.cfg.memberOf) return;
     await this.waitForQuery();
+    for (const m of this.members) {
+      await m.#bootstrapMemberCell();
+      await m.start();
+    }
+    for (const m of this.members) await m.waitForReplica();
   }
 
   #prepareDirs(): void {
-    for (const d of ["run", "logs", "etcd", `pg/${this.cfg.cell}`, "backups"]) {
+    const dirs = ["run", "logs", `pg/${this.cfg.cell}`];
+    if (!this.cfg.memberOf) dirs.push("etcd", "backups");
+    for (const d of dirs) {
       Deno.mkdirSync(`${this.cfg.dataDir}/${d}`, { recursive: true, mode: 0o755 });
     }
     if (Deno.uid() === 0) {
@@ -201,6 +244,7 @@ export class LocalCluster {
         `--pgctld-addr=127.0.0.1:${p.pgctldGrpc}`,
         `--pool-mode=${this.cfg.poolMode}`,
         ...(this.cfg.poolCapacity ? [`--pool-capacity=${this.cfg.poolCapacity}`] : []),
+        ...(this.cfg.memberOf ? ["--join"] : []),
       ],
       multiorch: [
         `--id=${this.cfg.cell}-orch-0`,
@@ -301,6 +345,51 @@ export class LocalCluster {
     }
   }
 
+  /** A further cell: its record in the global topo, and its name in the database's cells. */
+  async #bootstrapMemberCell(): Promise<void> {
+    const topo = new TopoServer(this.topoAddress);
+    const paths = new TopoPaths(this.cfg.cluster);
+    try {
+      const cell: CellRecord = {
+        name: this.cfg.cell,
+        localTopoAddress: this.topoAddress,
+        root: paths.cellRoot(this.cfg.cell),
+      };
+      await topo.put(paths.cell(cell.name), encodeRecord("Cell", cell));
+      await topo.put(paths.cellLocalTopo(cell.name), cell.localTopoAddress);
+      const json = await topo.get(paths.database("postgres"));
+      if (json) {
+        const db = decodeRecord<DatabaseRecord>("Database", json);
+        if (!db.cells.includes(cell.name)) {
+          db.cells = [...db.cells, cell.name];
+          await topo.put(paths.database(db.name), encodeRecord("Database", db));
+        }
+      }
+    } finally {
+      topo.close();
+    }
+  }
+
+  /** Resolves once this cell's pooler is registered as a replica (the base backup is done). */
+  async waitForReplica(timeoutMs = 300_000): Promise<void> {
+    const id = `${this.cfg.cell}-pooler-0`;
+    let last = "not registered yet";
+    await retryUntil(timeoutMs, () => `${id} did not become a replica: ${last}`, async () => {
+      for (const [c, pid] of Object.entries(this.#expectedPids())) {
+        if (!alive(pid)) throw new Fatal(`${c} exited; see ${this.logPath(c as Component)}`);
+      }
+      const topo = new TopoServer(this.topoAddress);
+      try {
+        const json = await topo.get(new TopoPaths(this.cfg.cluster).pooler(this.cfg.cell, id));
+        const rec = json ? decodeRecord<PoolerRecord>("Pooler", json) : null;
+        last = rec ? `registered as ${rec.type}` : "not registered yet";
+        if (rec?.type !== "REPLICA") throw new Error(last);
+      } finally {
+        topo.close();
+      }
+    });
+  }
+
   /** Resolves once `select 1` works through the gateway (first start runs initdb: be patient). */
   async waitForQuery(timeoutMs = 120_000): Promise<void> {
     const pre = await ensurePrereqs(this.#log);
@@ -337,7 +426,7 @@ export class LocalCluster {
 
   #expectedPids(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const c of COMPONENTS) {
+    for (const c of this.#components) {
       const pid = readPid(this.#pidPath(c));
       if (pid) out[c] = pid;
     }
@@ -346,7 +435,8 @@ export class LocalCluster {
 
   /** Stops every component by PID, gateway first, etcd last; Postgres with its pgctld. */
   async stop(): Promise<void> {
-    for (const c of [...COMPONENTS].reverse()) {
+    for (const m of this.members) await m.stop();
+    for (const c of [...this.#components].reverse()) {
       const pid = readPid(this.#pidPath(c));
       if (pid) await stopPid(pid, "SIGTERM", c === "pgctld" ? 60_000 : 15_000);
       if (c === "pgctld") await this.#stopOrphanPostgres();
@@ -368,7 +458,13 @@ export class LocalCluster {
   async status(): Promise<ClusterStatus> {
     const running = this.running();
     const out: ClusterStatus = {
-      processes: COMPONENTS.map((c) => ({ name: c, pid: running[c] ?? 0 })),
+      processes: [
+        ...COMPONENTS.map((c) => ({ name: c, pid: running[c] ?? 0 })),
+        ...this.members.flatMap((m) => {
+          const r = m.running();
+          return MEMBER_COMPONENTS.map((c) => ({ name: `${m.cfg.cell} ${c}`, pid: r[c] ?? 0 }));
+        }),
+      ],
       poolers: [],
       gateways: [],
       orchs: [],
@@ -386,7 +482,7 @@ export class LocalCluster {
         cell: this.cfg.cell,
         waitMs: 3000,
       });
-      out.poolers = await topo.listPoolers();
+      out.poolers = await topo.listAllPoolers();
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
       out.orchs = (await topo.listOrchs()).map((o) => o.id);
     } catch (e) {

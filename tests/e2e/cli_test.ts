@@ -45,7 +45,10 @@ Deno.test(
     try {
       await t.step("it prints the psql line once a query works", async () => {
         const up = await eventually(() => out.join("").includes("Press Ctrl-C"), 120_000);
-        assert.ok(up, `never came up: ${out.join("")}`);
+        if (!up) {
+          const err = await Promise.race([errText, new Promise((r) => setTimeout(r, 1000, ""))]);
+          assert.fail(`never came up: ${out.join("")}\n${err}`);
+        }
         assert.ok(
           out.join("").includes(`PGPASSWORD=postgres psql -h 127.0.0.1 -p ${port} -U postgres`),
         );
@@ -79,8 +82,42 @@ Deno.test(
           assert.match(text, new RegExp(`${c}\\s+running \\(pid \\d+\\)`));
         }
         assert.match(text, /postgres\/default\/0-inf {2}primary: zone1-pooler-0 \(term 1\)/);
+        // The default is three cells: the other two hold streaming replicas.
+        for (const cell of ["zone2", "zone3"]) {
+          assert.match(text, new RegExp(`${cell} pgctld\\s+running \\(pid \\d+\\)`));
+          assert.match(text, new RegExp(`${cell}-pooler-0\\s+REPLICA`));
+        }
         assert.match(text, /Gateways: zone1-gateway-0/);
       });
+
+      await t.step(
+        "a commit through the gateway streams to both replicas, which stay read-only",
+        async () => {
+          const w = await psql(port, [
+            "-tAc",
+            "create table replicated (v text); insert into replicated values ('hello')",
+          ], "postgres");
+          assert.equal(w.code, 0, w.stderr);
+          for (const replicaPort of [25433 + OFFSET, 25434 + OFFSET]) {
+            const arrived = await eventually(async () => {
+              const r = await psql(replicaPort, ["-tAc", "select v from replicated"], "postgres");
+              return r.stdout.trim() === "hello";
+            }, 30_000);
+            assert.ok(arrived, `the row did not reach the replica on port ${replicaPort}`);
+            const ro = await psql(
+              replicaPort,
+              ["-tAc", "insert into replicated values ('x')"],
+              "postgres",
+            );
+            assert.match(ro.stderr, /cannot execute INSERT in a read-only transaction/);
+          }
+          const names = await psql(port, [
+            "-tAc",
+            "select string_agg(application_name || ' ' || state, ', ' order by application_name) from pg_stat_replication",
+          ], "postgres");
+          assert.equal(names.stdout.trim(), "zone2-pooler-0 streaming, zone3-pooler-0 streaming");
+        },
+      );
 
       await t.step("every component serves /live, /ready and Prometheus /metrics", async () => {
         for (const http of [15100, 15200, 15300, 15400].map((p) => p + OFFSET)) {
@@ -118,13 +155,20 @@ Deno.test(
         const cluster = LocalCluster.load(dir, () => {});
         const pids = Object.values(cluster.running());
         assert.equal(pids.length, 5);
-        const pm = Number(
-          (await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0],
+        const cells = [cluster, ...cluster.members];
+        const memberPids = cluster.members.flatMap((m) => Object.values(m.running()));
+        assert.equal(memberPids.length, 4, "pgctld and pooler in each of the two other cells");
+        const postmasters = await Promise.all(
+          cells.map(async (c) =>
+            Number((await Deno.readTextFile(`${c.pgDataDir}/postmaster.pid`)).split("\n")[0])
+          ),
         );
         child.kill("SIGINT");
         const status = await child.status;
         assert.equal(status.code, 0, await errText);
-        for (const pid of [...pids, pm]) assert.ok(!alive(pid), `pid ${pid} still runs`);
+        for (const pid of [...pids, ...memberPids, ...postmasters]) {
+          assert.ok(!alive(pid), `pid ${pid} still runs`);
+        }
       });
     } finally {
       try {

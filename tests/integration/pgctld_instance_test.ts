@@ -1,4 +1,4 @@
-// Integration tests of pgctld's PostgresInstance against a real PostgreSQL 15+ (ports 26001-26010).
+// Integration tests of pgctld's PostgresInstance against a real PostgreSQL 15+ (ports 26001-26014).
 
 import assert from "node:assert/strict";
 import { PostgresInstance, type PostgresInstanceOptions } from "../../src/pgctld/mod.ts";
@@ -294,5 +294,75 @@ Deno.test("PostgresInstance adopts a postmaster that outlived the process that s
     assert.equal(crashed.state, "CRASHED");
     assert.equal(crashed.pid, 0);
     assert.match(crashed.lastExit, /unknown/);
+  });
+});
+
+Deno.test("PostgresInstance.initReplica() copies a primary and streams from it, read-only", async () => {
+  await withFixture(26011, async (fx) => {
+    const primary = fx.make();
+    await primary.initDataDir();
+    await primary.start();
+    const seed = await psql(
+      fx.socketDir,
+      fx.port,
+      "create table t (v int); insert into t values (1)",
+    );
+    assert.ok(seed.ok, seed.stderr);
+
+    const replicaPort = 26012;
+    const replicaSock = `${fx.root}/replica_sock`;
+    const replica = fx.make({
+      dataDir: `${fx.root}/replica`,
+      port: replicaPort,
+      socketDir: replicaSock,
+    });
+    const source = { host: "127.0.0.1", port: fx.port, applicationName: "zone2_pooler_0" };
+    assert.equal(await replica.initReplica(source), true);
+    assert.equal(await replica.initReplica(source), false, "a second call leaves it alone");
+    await replica.start();
+
+    // start() returns once the postmaster runs as a standby; it accepts connections once it has
+    // replayed up to a consistent point.
+    await waitFor(
+      async () => (await psql(replicaSock, replicaPort, "select 1", "")).ok,
+      30_000,
+      "the replica to accept connections",
+    );
+    const recovery = await psql(replicaSock, replicaPort, "select pg_is_in_recovery()", "");
+    assert.equal(recovery.stdout, "t");
+    assert.equal((await psql(replicaSock, replicaPort, "select v from t", "")).stdout, "1");
+    // Its own settings (port, socket), not the primary's copied ones; SCRAM over TCP as before.
+    assert.equal((await psql("127.0.0.1", replicaPort, "show port")).stdout, `${replicaPort}`);
+
+    // New commits on the primary stream over, and the primary sees the replica by its name.
+    assert.ok((await psql(fx.socketDir, fx.port, "insert into t values (2)")).ok);
+    await waitFor(
+      async () =>
+        (await psql(replicaSock, replicaPort, "select count(*) from t", "")).stdout === "2",
+      10_000,
+      "the second row on the replica",
+    );
+    const repl = await psql(
+      fx.socketDir,
+      fx.port,
+      "select application_name, state from pg_stat_replication",
+    );
+    assert.equal(repl.stdout, "zone2_pooler_0|streaming");
+
+    // A replica refuses writes with Postgres's own error.
+    const write = await psql(replicaSock, replicaPort, "insert into t values (3)", "");
+    assert.equal(write.ok, false);
+    assert.match(write.stderr, /cannot execute INSERT in a read-only transaction/);
+  });
+});
+
+Deno.test("PostgresInstance.initReplica() fails clearly and leaves no data directory behind", async () => {
+  await withFixture(26013, async (fx) => {
+    const replica = fx.make();
+    await assert.rejects(
+      replica.initReplica({ host: "127.0.0.1", port: 26014, applicationName: "r" }),
+      /pg_basebackup from 127\.0\.0\.1:26014 failed .*(refused|could not connect)/,
+    );
+    assert.equal((await replica.status()).state, "NOT_INITIALIZED");
   });
 });

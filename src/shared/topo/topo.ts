@@ -128,6 +128,34 @@ export class Topo {
     return decodeAll(await this.local.list(this.paths.poolersPrefix(this.cell)), "Pooler");
   }
 
+  /**
+   * Every pooler of every cell: each cell's registrations, read from that cell's local topo (the
+   * same server when it is the global one). For finding a shard's members across cells.
+   */
+  async listAllPoolers(): Promise<PoolerRecord[]> {
+    const keys = await this.global.list(this.paths.globalRoot);
+    const out: PoolerRecord[] = [];
+    for (const cell of this.paths.cellsFromKeys(keys.keys())) {
+      const json = keys.get(this.paths.cell(cell));
+      if (!json) continue;
+      const rec = decodeRecord<CellRecord>("Cell", json);
+      const addr = rec.localTopoAddress;
+      const server = cell === this.cell
+        ? this.local
+        : !addr || addr === this.global.address
+        ? this.global
+        : new TopoServer(addr, this.#logger);
+      try {
+        out.push(
+          ...decodeAll<PoolerRecord>(await server.list(this.paths.poolersPrefix(cell)), "Pooler"),
+        );
+      } finally {
+        if (server !== this.local && server !== this.global) server.close();
+      }
+    }
+    return out;
+  }
+
   async listGateways(): Promise<GatewayRecord[]> {
     return decodeAll(await this.local.list(this.paths.gatewaysPrefix(this.cell)), "Gateway");
   }
