@@ -145,7 +145,7 @@ function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
         primary
           ? `${primary.id} (term ${primary.term}${primary.serving ? "" : ", not serving"})`
           : "none"
-      }`,
+      }  policy: ${st.policies[members[0].database] ?? "none"}`,
     );
     for (const m of members) {
       lines.push(

@@ -68,6 +68,13 @@ export class Pooler {
   #probing = false;
   #stopped = false;
   readonly #listeners = new Set<(h: HealthStatus) => void>();
+  /** Replicas of this shard ever seen while primary: the synchronous standby candidates. */
+  readonly #standbys = new Set<string>();
+  /** The policy is enforced once the shard first had enough members; never relaxed after. */
+  #policyArmed = false;
+  /** The synchronous_standby_names this pooler last set ("" until it sets one). */
+  #syncNames: string | null = null;
+  #lastPolicyCheck = 0;
   /** Sessions across every data-plane stream (kept by the adapter). */
   sessionCount = () => 0;
 
@@ -283,11 +290,59 @@ export class Pooler {
     } finally {
       this.#probing = false;
     }
+    if (this.#type === "PRIMARY" && this.#postgresUp) {
+      await this.#enforceDurability().catch((e) =>
+        this.#logger.warn("cannot apply the durability policy", { error: e })
+      );
+    }
     if (JSON.stringify(this.record()) !== before) {
       await this.#registration?.update(this.#encodedRecord());
     }
     const h = this.health();
     for (const fn of this.#listeners) fn(h);
+  }
+
+  /**
+   * AT_LEAST_N (the database's policy in the global topo): a commit is acknowledged once n copies
+   * have it, the primary's and n-1 replicas', through `synchronous_standby_names = 'ANY n-1
+   * (replicas)'`. The candidates are every replica of the shard seen so far (a replica that went
+   * away stays a candidate: dropping it could only make the policy weaker). A new shard serves
+   * before its replicas exist; the policy is armed once it first has n-1 of them and stays armed:
+   * from then on, commits wait rather than be acknowledged with fewer copies.
+   */
+  async #enforceDurability(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#lastPolicyCheck < POLICY_CHECK_MS) return;
+    this.#lastPolicyCheck = now;
+    const db = await this.#topo.getDatabase(this.cfg.database);
+    const policy = db?.durabilityPolicy;
+    const n = policy?.kind === "AT_LEAST_N" ? Math.max(1, policy.n) : 1;
+    const key = this.#shardKey();
+    for (const p of await this.#topo.listAllPoolers()) {
+      if (
+        p.type === "REPLICA" && p.id !== this.cfg.id && p.database === key.database &&
+        p.tablegroup === key.tablegroup && p.shard === key.shard
+      ) {
+        this.#standbys.add(p.id);
+      }
+    }
+    if (n > 1 && this.#standbys.size >= n - 1) this.#policyArmed = true;
+    const names = this.#policyArmed && n > 1
+      ? `ANY ${n - 1} (${[...this.#standbys].sort().map(quoteIdent).join(", ")})`
+      : "";
+    if (this.#syncNames === null) {
+      const cur = await this.#admin.query("SHOW synchronous_standby_names");
+      this.#syncNames = cur.rows[0]?.[0] ?? "";
+    }
+    if (names === this.#syncNames || (!names && !this.#policyArmed)) return;
+    // ALTER SYSTEM persists it (a restarted primary keeps waiting); it cannot share a query.
+    await this.#admin.query(`ALTER SYSTEM SET synchronous_standby_names = ${literal(names)}`);
+    await this.#admin.query("SELECT pg_reload_conf()");
+    this.#syncNames = names;
+    this.#logger.info("durability policy applied", {
+      policy: `AT_LEAST_N ${n}`,
+      synchronousStandbyNames: names,
+    });
   }
 
   #encodedRecord(): string {
@@ -375,6 +430,14 @@ export class Pooler {
     this.pool.close();
     this.#admin.close();
   }
+}
+
+/** How often the primary re-reads the policy and the shard's replicas. */
+const POLICY_CHECK_MS = 2000;
+
+/** A name for synchronous_standby_names, double-quoted. */
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** "host:port" (IPv6 hosts in brackets) as host and port. */

@@ -335,7 +335,8 @@ export class LocalCluster {
       await topo.put(paths.cellLocalTopo(cell.name), cell.localTopoAddress);
       const db: DatabaseRecord = {
         name: "postgres",
-        durabilityPolicy: { kind: "AT_LEAST_N", n: 1 },
+        // With replicas, a commit is acknowledged once one of them has it too.
+        durabilityPolicy: { kind: "AT_LEAST_N", n: (this.cfg.cells ?? 1) > 1 ? 2 : 1 },
         backupLocation: `${this.cfg.dataDir}/backups`,
         cells: [this.cfg.cell],
       };
@@ -466,6 +467,7 @@ export class LocalCluster {
         }),
       ],
       poolers: [],
+      policies: {},
       gateways: [],
       orchs: [],
       topoError: "",
@@ -483,6 +485,10 @@ export class LocalCluster {
         waitMs: 3000,
       });
       out.poolers = await topo.listAllPoolers();
+      for (const d of await topo.listDatabases()) {
+        const pol = d.durabilityPolicy;
+        out.policies[d.name] = pol?.kind === "AT_LEAST_N" ? `AT_LEAST_N ${pol.n}` : "none";
+      }
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
       out.orchs = (await topo.listOrchs()).map((o) => o.id);
     } catch (e) {
@@ -497,6 +503,8 @@ export class LocalCluster {
 export interface ClusterStatus {
   processes: { name: string; pid: number }[];
   poolers: PoolerRecord[];
+  /** Durability policy by database, as the global topo records it. */
+  policies: Record<string, string>;
   gateways: string[];
   orchs: string[];
   topoError: string;

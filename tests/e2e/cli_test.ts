@@ -81,7 +81,10 @@ Deno.test(
         for (const c of ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"]) {
           assert.match(text, new RegExp(`${c}\\s+running \\(pid \\d+\\)`));
         }
-        assert.match(text, /postgres\/default\/0-inf {2}primary: zone1-pooler-0 \(term 1\)/);
+        assert.match(
+          text,
+          /postgres\/default\/0-inf {2}primary: zone1-pooler-0 \(term 1\) {2}policy: AT_LEAST_N 2/,
+        );
         // The default is three cells: the other two hold streaming replicas.
         for (const cell of ["zone2", "zone3"]) {
           assert.match(text, new RegExp(`${cell} pgctld\\s+running \\(pid \\d+\\)`));
@@ -116,8 +119,58 @@ Deno.test(
             "select string_agg(application_name || ' ' || state, ', ' order by application_name) from pg_stat_replication",
           ], "postgres");
           assert.equal(names.stdout.trim(), "zone2-pooler-0 streaming, zone3-pooler-0 streaming");
+          // AT_LEAST_N 2 (the default with replicas): a commit waits for one of the two replicas.
+          const sync = await eventually(async () => {
+            const r = await psql(port, [
+              "-tAc",
+              "select current_setting('synchronous_standby_names') || ' / ' || string_agg(sync_state, ',') from pg_stat_replication",
+            ], "postgres");
+            return r.stdout.trim() === 'ANY 1 ("zone2-pooler-0", "zone3-pooler-0") / quorum,quorum';
+          }, 30_000);
+          assert.ok(sync, "synchronous_standby_names was not set to the policy");
         },
       );
+
+      await t.step("with no replica up, a commit waits instead of being acknowledged", async () => {
+        const cluster = LocalCluster.load(dir, () => {});
+        for (const m of cluster.members) await m.stop();
+        const commit = new Deno.Command("psql", {
+          args: [
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            String(port),
+            "-U",
+            "postgres",
+            "-tAc",
+            "insert into replicated values ('waited')",
+          ],
+          env: { PGPASSWORD: "postgres" },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        let finished = false;
+        const result = commit.output().then((o) => {
+          finished = true;
+          return o;
+        });
+        try {
+          await new Promise((r) => setTimeout(r, 3000));
+          assert.equal(finished, false, "the commit was acknowledged with no replica to hold it");
+          // One replica back is enough for AT_LEAST_N 2: the waiting commit completes.
+          await cluster.members[0].start();
+          await cluster.members[0].waitForReplica();
+          const out = await result;
+          assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        } finally {
+          if (!finished) commit.kill("SIGKILL");
+        }
+        await cluster.members[1].start();
+        await cluster.members[1].waitForReplica();
+        const r = await psql(port, ["-tAc", "select count(*) from replicated"], "postgres");
+        assert.equal(r.stdout.trim(), "2");
+      });
 
       await t.step("every component serves /live, /ready and Prometheus /metrics", async () => {
         for (const http of [15100, 15200, 15300, 15400].map((p) => p + OFFSET)) {
