@@ -326,13 +326,7 @@ export class LocalCluster {
     const paths = new TopoPaths(this.cfg.cluster);
     try {
       await retryUntil(20_000, "etcd did not come up", () => topo.get("/multigres"));
-      const cell: CellRecord = {
-        name: this.cfg.cell,
-        localTopoAddress: this.topoAddress,
-        root: paths.cellRoot(this.cfg.cell),
-      };
-      await topo.put(paths.cell(cell.name), encodeRecord("Cell", cell));
-      await topo.put(paths.cellLocalTopo(cell.name), cell.localTopoAddress);
+      await this.#putCell(topo, paths);
       const db: DatabaseRecord = {
         name: "postgres",
         // With replicas, a commit is acknowledged once one of them has it too.
@@ -346,18 +340,24 @@ export class LocalCluster {
     }
   }
 
+  /** This cell's record (and its local topo's address) in the global topo. */
+  async #putCell(topo: TopoServer, paths: TopoPaths): Promise<CellRecord> {
+    const cell: CellRecord = {
+      name: this.cfg.cell,
+      localTopoAddress: this.topoAddress,
+      root: paths.cellRoot(this.cfg.cell),
+    };
+    await topo.put(paths.cell(cell.name), encodeRecord("Cell", cell));
+    await topo.put(paths.cellLocalTopo(cell.name), cell.localTopoAddress);
+    return cell;
+  }
+
   /** A further cell: its record in the global topo, and its name in the database's cells. */
   async #bootstrapMemberCell(): Promise<void> {
     const topo = new TopoServer(this.topoAddress);
     const paths = new TopoPaths(this.cfg.cluster);
     try {
-      const cell: CellRecord = {
-        name: this.cfg.cell,
-        localTopoAddress: this.topoAddress,
-        root: paths.cellRoot(this.cfg.cell),
-      };
-      await topo.put(paths.cell(cell.name), encodeRecord("Cell", cell));
-      await topo.put(paths.cellLocalTopo(cell.name), cell.localTopoAddress);
+      const cell = await this.#putCell(topo, paths);
       const json = await topo.get(paths.database("postgres"));
       if (json) {
         const db = decodeRecord<DatabaseRecord>("Database", json);

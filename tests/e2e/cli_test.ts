@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { E2E, eventually, psql } from "../helpers/cluster.ts";
+import { E2E, eventually, psql, psqlCommand } from "../helpers/cluster.ts";
 import { alive, LocalCluster } from "../../src/provisioner/mod.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -134,22 +134,12 @@ Deno.test(
       await t.step("with no replica up, a commit waits instead of being acknowledged", async () => {
         const cluster = LocalCluster.load(dir, () => {});
         for (const m of cluster.members) await m.stop();
-        const commit = new Deno.Command("psql", {
-          args: [
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            String(port),
-            "-U",
-            "postgres",
-            "-tAc",
-            "insert into replicated values ('waited')",
-          ],
-          env: { PGPASSWORD: "postgres" },
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
+        const commit = psqlCommand(
+          port,
+          ["-tAc", "insert into replicated values ('waited')"],
+          "postgres",
+        )
+          .spawn();
         let finished = false;
         const result = commit.output().then((o) => {
           finished = true;

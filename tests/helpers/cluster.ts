@@ -121,14 +121,24 @@ export async function psql(
   password: string,
   database = "postgres",
 ): Promise<PsqlResult> {
-  const out = await new Deno.Command("psql", {
+  const out = await psqlCommand(port, args, password, database).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** psql as the postgres user on 127.0.0.1:`port`, output piped (to spawn one that must wait). */
+export function psqlCommand(
+  port: number,
+  args: string[],
+  password: string,
+  database = "postgres",
+): Deno.Command {
+  return new Deno.Command("psql", {
     args: ["-X", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, ...args],
     env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: "10" },
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  });
 }
 
 /** Polls `fn` until it returns true or `timeoutMs` passes; returns the last result. */

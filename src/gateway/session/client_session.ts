@@ -8,6 +8,7 @@ import {
 } from "../../shared/errors/mod.ts";
 import { parseScramVerifier, ScramError, ScramServer } from "../../shared/auth/mod.ts";
 import {
+  concatBytes,
   FrameReader,
   FrontendCode,
   parseSaslInitialResponse,
@@ -428,7 +429,7 @@ export class ClientSession implements SessionListener {
         this.#outQueue = [];
         const results = this.#outResults;
         this.#outResults = 0;
-        await writeAll(this.#conn, chunks.length === 1 ? chunks[0] : concat(chunks));
+        await writeAll(this.#conn, chunks.length === 1 ? chunks[0] : concatBytes(chunks));
         if (results) this.#ackResults(results);
       }
     } catch {
@@ -488,16 +489,4 @@ export class ClientSession implements SessionListener {
     }
     return true;
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { concatBytes } from "./slab.ts";
+
 const encoder = new TextEncoder();
 
 /** Accumulates fields, then wraps them into a typed or untyped frame. */
@@ -60,15 +62,7 @@ export class TestBytes {
 
 /** Concatenates byte arrays (tests only). */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /**

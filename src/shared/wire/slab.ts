@@ -39,5 +39,18 @@ export class Slab {
   }
 }
 
+/** The bytes of `parts`, one after the other, in one new array. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 /** The process's slab for the data path (JS is single-threaded: one is enough). */
 export const slab: Slab = new Slab();
