@@ -4,6 +4,7 @@ import {
   DEFAULT_CONFIG,
   ensurePrereqs,
   LocalCluster,
+  lsnBytes,
 } from "../provisioner/mod.ts";
 
 const USAGE = `multigres: run a Multigres cluster on this machine
@@ -147,11 +148,19 @@ function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
           : "none"
       }  policy: ${st.policies[members[0].database] ?? "none"}`,
     );
+    const primaryLsn = primary ? lsnBytes(st.lsns[primary.id] ?? "") : null;
     for (const m of members) {
+      const lsn = st.lsns[m.id] ?? "";
+      const at = lsnBytes(lsn);
+      const wal = m.type === "PRIMARY"
+        ? `lsn ${lsn || "?"}`
+        : at !== null && primaryLsn !== null
+        ? `lag ${primaryLsn > at ? primaryLsn - at : 0n} B`
+        : "lag ?";
       lines.push(
         `    ${m.id.padEnd(18)} ${m.type.padEnd(24)} term ${m.term}  ${
           m.serving ? "serving" : "not serving"
-        }  postgres ${m.postgresAddr}`,
+        }  ${wal}  postgres ${m.postgresAddr}`,
       );
     }
   }

@@ -105,6 +105,7 @@ export class Pooler {
   async start(): Promise<void> {
     await this.#ensurePostgres();
     await this.#loadRule();
+    await this.#readLsn();
     this.#registration = this.#topo.registerPooler(this.record());
     await this.#registration.ready();
     this.#timer = setInterval(() => this.#probe(), this.cfg.healthIntervalMs);
@@ -271,15 +272,20 @@ export class Pooler {
     return () => this.#listeners.delete(fn);
   }
 
+  /** The WAL position: written on a primary, replayed on a replica. */
+  async #readLsn(): Promise<void> {
+    const r = await this.#admin.query(
+      "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END",
+    );
+    this.#lsn = r.rows[0]?.[0] ?? "";
+  }
+
   async #probe(): Promise<void> {
     if (this.#probing || this.#stopped) return;
     this.#probing = true;
     const before = JSON.stringify(this.record());
     try {
-      const r = await this.#admin.query(
-        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END",
-      );
-      this.#lsn = r.rows[0]?.[0] ?? "";
+      await this.#readLsn();
       if (!this.#postgresUp) this.#logger.info("Postgres is reachable again");
       this.#postgresUp = true;
     } catch (e) {
@@ -420,6 +426,7 @@ export class Pooler {
       sessions: this.sessionCount(),
       backendsInUse: st.inUse,
       backendsIdle: st.idle,
+      lsn: this.#lsn,
     };
   }
 

@@ -1,6 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
-import type { CellRecord, DatabaseRecord, PoolerRecord } from "../shared/grpc/types.ts";
+import type {
+  CellRecord,
+  DatabaseRecord,
+  PoolerRecord,
+  PoolerStatusResponse,
+} from "../shared/grpc/types.ts";
+import { callUnary, makeClient } from "../shared/grpc/mod.ts";
 import { decodeRecord, encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
 import { envName } from "../shared/servenv/mod.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
@@ -467,6 +473,7 @@ export class LocalCluster {
         }),
       ],
       poolers: [],
+      lsns: {},
       policies: {},
       gateways: [],
       orchs: [],
@@ -485,6 +492,9 @@ export class LocalCluster {
         waitMs: 3000,
       });
       out.poolers = await topo.listAllPoolers();
+      await Promise.all(out.poolers.map(async (p) => {
+        out.lsns[p.id] = await poolerLsn(p.addr);
+      }));
       for (const d of await topo.listDatabases()) {
         const pol = d.durabilityPolicy;
         out.policies[d.name] = pol?.kind === "AT_LEAST_N" ? `AT_LEAST_N ${pol.n}` : "none";
@@ -503,6 +513,8 @@ export class LocalCluster {
 export interface ClusterStatus {
   processes: { name: string; pid: number }[];
   poolers: PoolerRecord[];
+  /** Each pooler's WAL position (written on a primary, replayed on a replica); "" if unknown. */
+  lsns: Record<string, string>;
   /** Durability policy by database, as the global topo records it. */
   policies: Record<string, string>;
   gateways: string[];
@@ -511,6 +523,25 @@ export interface ClusterStatus {
 }
 
 /** An error that stops retryUntil at once. */
+/** A pooler's WAL position from its Status call; "" when it does not answer in time. */
+async function poolerLsn(addr: string): Promise<string> {
+  const client = makeClient("MultiPooler", addr);
+  try {
+    const st = await callUnary<PoolerStatusResponse>(client, "Status", {}, { deadlineMs: 2000 });
+    return st.lsn ?? "";
+  } catch {
+    return "";
+  } finally {
+    client.close();
+  }
+}
+
+/** Bytes between two WAL positions (`X/Y`, hex), or null when either is unknown. */
+export function lsnBytes(lsn: string): bigint | null {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn);
+  return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : null;
+}
+
 class Fatal extends Error {}
 
 async function retryUntil(

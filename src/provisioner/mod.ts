@@ -12,6 +12,7 @@ export {
   DEFAULT_CONFIG,
   LocalCluster,
   type LocalClusterConfig,
+  lsnBytes,
 } from "./local_cluster.ts";
 export { ensurePrereqs, type Prereqs } from "./prereqs.ts";
 export { alive, readPid, stopPid } from "./processes.ts";

@@ -88,8 +88,9 @@ Deno.test(
         // The default is three cells: the other two hold streaming replicas.
         for (const cell of ["zone2", "zone3"]) {
           assert.match(text, new RegExp(`${cell} pgctld\\s+running \\(pid \\d+\\)`));
-          assert.match(text, new RegExp(`${cell}-pooler-0\\s+REPLICA`));
+          assert.match(text, new RegExp(`${cell}-pooler-0\\s+REPLICA .* lag \\d+ B`));
         }
+        assert.match(text, /zone1-pooler-0\s+PRIMARY .* lsn [0-9A-F]+\/[0-9A-F]+ /);
         assert.match(text, /Gateways: zone1-gateway-0/);
       });
 

@@ -175,6 +175,8 @@ export interface PoolerStatusResponse {
   sessions: number;
   backendsInUse: number;
   backendsIdle: number;
+  /** WAL position written (primary) or replayed (replica) at the last probe; "" if unknown. */
+  lsn: string;
 }
 
 // ---- pgctld ----
