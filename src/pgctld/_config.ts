@@ -94,6 +94,8 @@ export function renderMultigresConf(s: {
     "max_wal_senders = 10",
     "hot_standby = on",
     "wal_log_hints = on",
+    "# WAL kept for replicas that fall behind or are down for a while (no replication slots yet).",
+    "wal_keep_size = 512MB",
     "",
     "# Logging: stderr, which pgctld appends to postgres.log beside the data directory.",
     "logging_collector = off",

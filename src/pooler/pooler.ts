@@ -75,6 +75,7 @@ export class Pooler {
   /** The synchronous_standby_names this pooler last set ("" until it sets one). */
   #syncNames: string | null = null;
   #lastPolicyCheck = 0;
+  #enforcing = false;
   /** Sessions across every data-plane stream (kept by the adapter). */
   sessionCount = () => 0;
 
@@ -296,10 +297,12 @@ export class Pooler {
     } finally {
       this.#probing = false;
     }
-    if (this.#type === "PRIMARY" && this.#postgresUp) {
-      await this.#enforceDurability().catch((e) =>
-        this.#logger.warn("cannot apply the durability policy", { error: e })
-      );
+    if (this.#type === "PRIMARY" && this.#postgresUp && !this.#enforcing) {
+      // Not awaited: it reads the topo, and with etcd down that must not hold up health probes.
+      this.#enforcing = true;
+      this.#enforceDurability()
+        .catch((e) => this.#logger.warn("cannot apply the durability policy", { error: e }))
+        .finally(() => (this.#enforcing = false));
     }
     if (JSON.stringify(this.record()) !== before) {
       await this.#registration?.update(this.#encodedRecord());

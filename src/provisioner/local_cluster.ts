@@ -188,11 +188,13 @@ export class LocalCluster {
     }
     if (this.cfg.memberOf) return;
     await this.waitForQuery();
+    // One at a time: each base backup forces a checkpoint on the primary, and one taken while
+    // another streams can recycle WAL that the other still needs.
     for (const m of this.members) {
       await m.#bootstrapMemberCell();
       await m.start();
+      await m.waitForReplica();
     }
-    for (const m of this.members) await m.waitForReplica();
   }
 
   #prepareDirs(): void {

@@ -163,6 +163,25 @@ Deno.test(
         assert.equal(r.stdout.trim(), "2");
       });
 
+      await t.step("etcd frozen for 10 s: new sessions and commits keep working", async () => {
+        const etcd = LocalCluster.load(dir, () => {}).running().etcd!;
+        Deno.kill(etcd, "SIGSTOP");
+        try {
+          const started = Date.now();
+          for (let i = 0; Date.now() - started < 10_000; i++) {
+            const r = await psql(
+              port,
+              ["-tAc", `insert into replicated values ('etcd-down ${i}')`],
+              "postgres",
+            );
+            assert.equal(r.code, 0, `insert ${i} with etcd frozen: ${r.stderr}`);
+            await new Promise((res) => setTimeout(res, 500));
+          }
+        } finally {
+          Deno.kill(etcd, "SIGCONT");
+        }
+      });
+
       await t.step("every component serves /live, /ready and Prometheus /metrics", async () => {
         for (const http of [15100, 15200, 15300, 15400].map((p) => p + OFFSET)) {
           assert.equal((await fetch(`http://127.0.0.1:${http}/live`)).status, 200);
