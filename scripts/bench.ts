@@ -15,15 +15,7 @@
 import { parseArgs } from "node:util";
 import { LocalCluster } from "../src/provisioner/mod.ts";
 import { alive, stopPid } from "../src/provisioner/mod.ts";
-import { ScramClient } from "../src/shared/auth/mod.ts";
-import {
-  FrameReader,
-  parseAuthentication,
-  WireWriter,
-  writeSaslInitialResponse,
-  writeSaslResponse,
-  writeStartupMessage,
-} from "../src/shared/wire/mod.ts";
+import { scramLogin } from "../tests/helpers/login.ts";
 
 const OFFSET = 3000;
 const PASSWORD = "postgres";
@@ -187,29 +179,8 @@ function rssKiB(pid: number): number {
 }
 
 /** Opens an authenticated, idle client connection (SCRAM done by our own client). */
-async function idleConnection(port: number): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const w = new WireWriter();
-  writeStartupMessage(w, { user: "postgres", database: "postgres" });
-  await conn.write(w.view());
-  const r = new FrameReader();
-  const scram = new ScramClient("postgres", PASSWORD);
-  for (;;) {
-    const n = await conn.read(r.writable());
-    if (n === null) throw new Error("closed during login");
-    r.commit(n);
-    while (r.next()) {
-      if (r.code === 0x45) throw new Error("login failed");
-      if (r.code === 0x5a) return conn;
-      if (r.code !== 0x52) continue;
-      const auth = parseAuthentication(r.body);
-      w.reset();
-      if (auth.code === 10) writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst());
-      else if (auth.code === 11) writeSaslResponse(w, scram.handleServerFirst(auth.data.slice()));
-      else if (auth.code === 12) scram.verifyServerFinal(auth.data.slice());
-      if (w.length) await conn.write(w.view());
-    }
-  }
+function idleConnection(port: number): Promise<Deno.Conn> {
+  return scramLogin(port, "postgres", PASSWORD);
 }
 
 /**

@@ -1,17 +1,14 @@
 import assert from "node:assert/strict";
 import {
   FrameReader,
-  parseAuthentication,
   parseErrorFields,
   WireWriter,
   writeQuery,
-  writeSaslInitialResponse,
-  writeSaslResponse,
   writeStartupMessage,
 } from "../../src/shared/wire/mod.ts";
-import { ScramClient } from "../../src/shared/auth/mod.ts";
 import type { PgError } from "../../src/shared/errors/mod.ts";
 import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import { scramLogin } from "../helpers/login.ts";
 
 /** Sends raw bytes to the gateway and returns the first ErrorResponse and whether it closed. */
 async function sendRaw(
@@ -52,29 +49,8 @@ async function stillServes(c: TestCluster): Promise<void> {
 }
 
 /** A logged-in raw connection (SCRAM done by our own client code), ready for queries. */
-async function rawSession(c: TestCluster): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: c.port });
-  const w = new WireWriter();
-  writeStartupMessage(w, { user: "postgres", database: "postgres" });
-  await conn.write(w.view());
-  const r = new FrameReader();
-  const scram = new ScramClient("postgres", c.password);
-  for (;;) {
-    const n = await conn.read(r.writable());
-    if (n === null) throw new Error("closed during login");
-    r.commit(n);
-    while (r.next()) {
-      if (r.code === 0x45) throw parseErrorFields(r.body);
-      if (r.code === 0x5a) return conn;
-      if (r.code !== 0x52) continue;
-      const auth = parseAuthentication(r.body);
-      w.reset();
-      if (auth.code === 10) writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst());
-      else if (auth.code === 11) writeSaslResponse(w, scram.handleServerFirst(auth.data.slice()));
-      else if (auth.code === 12) scram.verifyServerFinal(auth.data.slice());
-      if (w.length) await conn.write(w.view());
-    }
-  }
+function rawSession(c: TestCluster): Promise<Deno.Conn> {
+  return scramLogin(c.port, "postgres", c.password);
 }
 
 async function poolerStatus(c: TestCluster): Promise<{ backendsInUse: number; sessions: number }> {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import postgres from "postgres";
 import { WireWriter, writeCancelRequest } from "../../src/shared/wire/mod.ts";
 import { alive, stopPid } from "../../src/provisioner/mod.ts";
 import { E2E, eventually, psql, startCluster } from "../helpers/cluster.ts";
@@ -9,14 +8,7 @@ const GATEWAY = fileURLToPath(new URL("../../src/gateway/main.ts", import.meta.u
 
 Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
   const c = await startCluster(1500);
-  const sql = postgres({
-    host: "127.0.0.1",
-    port: c.port,
-    user: "postgres",
-    pass: c.password,
-    database: "postgres",
-    max: 1,
-  });
+  const sql = c.sql({ max: 1 });
   try {
     await t.step("npm:postgres query.cancel() → 57014, and the session goes on", async () => {
       const q = sql`select pg_sleep(30)`;

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { E2E, startCluster } from "../helpers/cluster.ts";
 
 Deno.test("npm:pg and npm:postgres work through the gateway", E2E, async (t) => {
@@ -111,15 +110,7 @@ Deno.test("npm:pg and npm:postgres work through the gateway", E2E, async (t) => 
     });
 
     await t.step("npm:postgres: simple protocol queries, NULLs, non-ASCII, errors", async () => {
-      const sql = postgres({
-        host: "127.0.0.1",
-        port: c.port,
-        user: "postgres",
-        pass: c.password,
-        database: "postgres",
-        max: 1,
-        onnotice: () => {},
-      });
+      const sql = c.sql({ max: 1 });
       try {
         const rows = await sql`select name, age from people order by id`.simple();
         assert.deepEqual(rows.map((r) => [r.name, r.age]), [["Zoë", 32], ["李雷", null], [
@@ -193,15 +184,7 @@ Deno.test("npm:pg and npm:postgres work through the gateway", E2E, async (t) => 
       } finally {
         await db.end();
       }
-      const sql = postgres({
-        host: "127.0.0.1",
-        port: c.port,
-        user: "postgres",
-        pass: c.password,
-        database: "postgres",
-        ssl: "require",
-        max: 1,
-      });
+      const sql = c.sql({ ssl: "require", max: 1 });
       try {
         const [r] = await sql`select ${"tls"}::text as v`;
         assert.equal(r.v, "tls");
@@ -243,14 +226,7 @@ Deno.test("npm:pg and npm:postgres work through the gateway", E2E, async (t) => 
     );
 
     await t.step("npm:postgres: its default (extended, prepared) queries work", async () => {
-      const sql = postgres({
-        host: "127.0.0.1",
-        port: c.port,
-        user: "postgres",
-        pass: c.password,
-        database: "postgres",
-        max: 2,
-      });
+      const sql = c.sql({ max: 2 });
       try {
         const [r] = await sql`select ${5}::int * 2 as v`;
         assert.equal(r.v, 10);

@@ -1,19 +1,6 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { FrameReader, parseErrorFields, WireWriter } from "../../src/shared/wire/mod.ts";
 import { E2E, eventually, psql, startCluster, type TestCluster } from "../helpers/cluster.ts";
-
-function sqlFor(c: TestCluster, opts: Record<string, unknown> = {}) {
-  return postgres({
-    host: "127.0.0.1",
-    port: c.port,
-    user: "postgres",
-    pass: c.password,
-    database: "postgres",
-    onnotice: () => {},
-    ...opts,
-  });
-}
 
 /** Sends raw frames on an npm:pg connection's socket and collects the answer up to ReadyForQuery. */
 async function rawExchange(c: TestCluster, direct: boolean, build: (w: WireWriter) => void) {
@@ -54,15 +41,15 @@ Deno.test(
   E2E,
   async (t) => {
     const c = await startCluster(1850);
-    const sql = sqlFor(c);
+    const sql = c.sql();
     try {
       await t.step("LISTEN/NOTIFY: notifications arrive asynchronously", async () => {
         const got: string[] = [];
         // Its own client: a listening session keeps its backend, and it ends with this step.
-        const listener = sqlFor(c);
+        const listener = c.sql();
         try {
           await listener.listen("news", (payload) => got.push(payload));
-          const other = sqlFor(c, { max: 1 });
+          const other = c.sql({ max: 1 });
           try {
             await other`select pg_notify('news', 'first')`;
             await other.unsafe("notify news, 'second'");
@@ -127,7 +114,7 @@ Deno.test(
       );
 
       await t.step("pipelining: many queries in flight on one connection", async () => {
-        const one = sqlFor(c, { max: 1 });
+        const one = c.sql({ max: 1 });
         try {
           const results = await Promise.all(
             Array.from({ length: 200 }, (_, i) => one`select ${i}::int as v`),
@@ -189,7 +176,7 @@ Deno.test(
           const [{ n }] = await sql`select count(*)::int as n from tx_left`;
           assert.equal(n, 0);
           // Every pooled backend is clean: no open transaction, default settings.
-          const others = sqlFor(c, { max: 10 });
+          const others = c.sql({ max: 10 });
           try {
             const rs = await Promise.all(
               Array.from(

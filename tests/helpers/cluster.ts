@@ -4,6 +4,7 @@
  * by a per-file offset so files never collide. Always stopped by PID, also on failure.
  */
 import pg from "pg";
+import postgres from "postgres";
 import { LocalCluster } from "../../src/provisioner/mod.ts";
 
 export interface TestCluster {
@@ -18,6 +19,8 @@ export interface TestCluster {
   psql(args: string[], opts?: { password?: string; database?: string }): Promise<PsqlResult>;
   /** A connected npm:pg client to the gateway (or to Postgres directly). */
   client(opts?: { direct?: boolean; database?: string; password?: string }): Promise<pg.Client>;
+  /** An npm:postgres (postgres.js) client of the gateway, as postgres; `opts` add or override. */
+  sql(opts?: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql;
   stop(): Promise<void>;
 }
 
@@ -75,6 +78,16 @@ export async function startCluster(
       await c.connect();
       return c;
     },
+    sql: (opts = {}) =>
+      postgres({
+        host: "127.0.0.1",
+        port,
+        user: "postgres",
+        pass: password,
+        database: "postgres",
+        onnotice: () => {},
+        ...opts,
+      }),
     stop: async () => {
       await cluster.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { portAnswers } from "./net.ts";
 
 /** Where and how to run etcd. */
 export interface EtcdOptions {
@@ -180,16 +181,6 @@ async function stopRunning(running: Running, timeoutMs: number): Promise<void> {
   }
   await running.status;
   await running.drained;
-}
-
-async function portAnswers(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Keeps the last few KiB of a process's output for error messages. */

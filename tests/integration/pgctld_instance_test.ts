@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { PostgresInstance, type PostgresInstanceOptions } from "../../src/pgctld/mod.ts";
+import { portAnswers } from "../helpers/net.ts";
 
 const PASSWORD = "s3cret-pw";
 const MOD_URL = new URL("../../src/pgctld/mod.ts", import.meta.url).href;
@@ -92,16 +93,6 @@ async function psql(host: string, port: number, sql: string, password = PASSWORD
   }).output();
   const dec = new TextDecoder();
   return { ok: out.success, stdout: dec.decode(out.stdout).trim(), stderr: dec.decode(out.stderr) };
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Starts Postgres from a separate deno process that exits right after; returns the pid. */
@@ -196,7 +187,7 @@ Deno.test("PostgresInstance.stop() closes the port and restart() brings a new po
     const pg = fx.make();
     await pg.initDataDir();
     const first = await pg.start({ options: { application_name: "pgctld_test" } });
-    assert.equal(await portOpen(fx.port), true);
+    assert.equal(await portAnswers(fx.port), true);
 
     await pg.stop("fast");
     const st = await pg.status();
@@ -204,7 +195,7 @@ Deno.test("PostgresInstance.stop() closes the port and restart() brings a new po
     assert.equal(st.pid, 0);
     assert.equal(st.lastExit, "exit code 0");
     assert.equal(await alive(first), false);
-    assert.equal(await portOpen(fx.port), false);
+    assert.equal(await portAnswers(fx.port), false);
     await pg.stop("fast"); // no-op
     assert.deepEqual(fx.crashes, []);
 
@@ -281,7 +272,7 @@ Deno.test("PostgresInstance adopts a postmaster that outlived the process that s
     await pg.stop("fast");
     assert.equal((await pg.status()).state, "STOPPED");
     assert.equal(await alive(pid), false);
-    assert.equal(await portOpen(fx.port), false);
+    assert.equal(await portAnswers(fx.port), false);
     assert.deepEqual(fx.crashes, []);
 
     // An adopted postmaster that dies is noticed by polling.
