@@ -175,10 +175,7 @@ export class Pooler {
     const key = this.#shardKey();
     for (;;) {
       const all = await this.#topo.listAllPoolers().catch(() => []);
-      const primary = all.find((p) =>
-        p.type === "PRIMARY" && p.postgresAddr && p.id !== this.cfg.id &&
-        p.database === key.database && p.tablegroup === key.tablegroup && p.shard === key.shard
-      );
+      const primary = all.find((p) => p.type === "PRIMARY" && p.postgresAddr && this.#isPeer(p));
       if (primary) return primary;
       if (Date.now() > deadline) {
         throw new Error(
@@ -202,6 +199,12 @@ export class Pooler {
     } else {
       this.#type = inRecovery ? "REPLICA" : "POOLER_TYPE_UNSPECIFIED";
     }
+  }
+
+  /** Another pooler of this pooler's shard. */
+  #isPeer(p: PoolerRecord): boolean {
+    return p.id !== this.cfg.id && p.database === this.cfg.database &&
+      p.tablegroup === this.cfg.tablegroup && p.shard === this.cfg.shard;
   }
 
   #shardKey(): { database: string; tablegroup: string; shard: string } {
@@ -326,14 +329,8 @@ export class Pooler {
     const db = await this.#topo.getDatabase(this.cfg.database);
     const policy = db?.durabilityPolicy;
     const n = policy?.kind === "AT_LEAST_N" ? Math.max(1, policy.n) : 1;
-    const key = this.#shardKey();
     for (const p of await this.#topo.listAllPoolers()) {
-      if (
-        p.type === "REPLICA" && p.id !== this.cfg.id && p.database === key.database &&
-        p.tablegroup === key.tablegroup && p.shard === key.shard
-      ) {
-        this.#standbys.add(p.id);
-      }
+      if (p.type === "REPLICA" && this.#isPeer(p)) this.#standbys.add(p.id);
     }
     if (n > 1 && this.#standbys.size >= n - 1) this.#policyArmed = true;
     const names = this.#policyArmed && n > 1

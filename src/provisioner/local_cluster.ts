@@ -384,9 +384,7 @@ export class LocalCluster {
     const id = `${this.cfg.cell}-pooler-0`;
     let last = "not registered yet";
     await retryUntil(timeoutMs, () => `${id} did not become a replica: ${last}`, async () => {
-      for (const [c, pid] of Object.entries(this.#expectedPids())) {
-        if (!alive(pid)) throw new Fatal(`${c} exited; see ${this.logPath(c as Component)}`);
-      }
+      this.#assertAlive();
       const topo = new TopoServer(this.topoAddress);
       try {
         const json = await topo.get(new TopoPaths(this.cfg.cluster).pooler(this.cfg.cell, id));
@@ -404,11 +402,7 @@ export class LocalCluster {
     const pre = await ensurePrereqs(this.#log);
     let last = "";
     await retryUntil(timeoutMs, () => `the gateway did not answer a query: ${last}`, async () => {
-      for (const [c, pid] of Object.entries(this.#expectedPids())) {
-        if (!alive(pid)) {
-          throw new Fatal(`${c} exited; see ${this.logPath(c as Component)}`);
-        }
-      }
+      this.#assertAlive();
       const out = await new Deno.Command(`${pre.pgBinDir}/psql`, {
         args: [
           "-h",
@@ -431,6 +425,13 @@ export class LocalCluster {
         throw new Error(last);
       }
     });
+  }
+
+  /** Gives up waiting (Fatal) as soon as a component this cell started has exited. */
+  #assertAlive(): void {
+    for (const [c, pid] of Object.entries(this.#expectedPids())) {
+      if (!alive(pid)) throw new Fatal(`${c} exited; see ${this.logPath(c as Component)}`);
+    }
   }
 
   #expectedPids(): Record<string, number> {

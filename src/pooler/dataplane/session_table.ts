@@ -310,16 +310,7 @@ export class SessionTable {
       s.expectedReady += t.syncPoints;
       s.inFlight--;
       counted = true;
-      try {
-        await backend.send(t.out);
-      } catch {
-        return; // the pump sees the loss and ends the session
-      }
-      s.requestAckable += payload.length;
-      if (s.requestAckable >= REQUEST_ACK_BYTES && !s.closing) {
-        this.#sink.ackRequests(s.id, s.requestAckable);
-        s.requestAckable = 0;
-      }
+      await this.#send(s, backend, t.out, payload.length);
     } catch (e) {
       this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
       this.#close(s, false);
@@ -405,12 +396,21 @@ export class SessionTable {
       this.#close(s, false);
       return;
     }
+    await this.#send(s, backend, payload, payload.length);
+  }
+
+  /**
+   * Writes a request to the session's backend, then acknowledges the `requestBytes` it came from
+   * to the gateway (in steps, for flow control). A lost backend is left to the pump, which sees
+   * the loss and ends the session.
+   */
+  async #send(s: Session, backend: BackendConn, out: Uint8Array, requestBytes: number) {
     try {
-      await backend.send(payload);
+      await backend.send(out);
     } catch {
-      return; // the pump sees the loss and ends the session
+      return;
     }
-    s.requestAckable += payload.length;
+    s.requestAckable += requestBytes;
     if (s.requestAckable >= REQUEST_ACK_BYTES && !s.closing) {
       this.#sink.ackRequests(s.id, s.requestAckable);
       s.requestAckable = 0;
