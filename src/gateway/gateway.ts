@@ -72,6 +72,10 @@ export class Gateway implements GatewayHandler {
     return id;
   }
 
+  newDataPlaneId(): number {
+    return ++this.#nextId;
+  }
+
   sessionEnded(id: SessionIdentity): void {
     const entry = this.#live.get(localId(id.sessionId));
     if (entry?.id.sessionId === id.sessionId) this.#live.delete(localId(id.sessionId));

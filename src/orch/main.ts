@@ -8,13 +8,15 @@ import {
 import {
   callUnary,
   type grpc,
+  type HealthStatus,
   makeClient,
+  type PoolerRecord,
   type ShardRule,
   startGrpcServer,
   stopGrpcServer,
   unary,
 } from "../shared/grpc/mod.ts";
-import { Orch } from "./orch.ts";
+import { Orch, type Recruit } from "./orch.ts";
 
 export const ORCH_FLAGS = {
   ...COMMON_FLAGS,
@@ -29,14 +31,47 @@ async function main(): Promise<void> {
   const { logger, env, topo } = await startComponent("multiorch", id, cfg);
   const clients = new Map<string, grpc.Client>();
   env.onShutdown(() => clients.forEach((c) => c.close()));
+  const client = (p: PoolerRecord) => {
+    let c = clients.get(p.addr);
+    if (!c) clients.set(p.addr, c = makeClient("MultiPooler", p.addr));
+    return c;
+  };
   const orch = new Orch(topo, {
     appointPrimary: async (pooler, rule) => {
-      let c = clients.get(pooler.addr);
-      if (!c) clients.set(pooler.addr, c = makeClient("MultiPooler", pooler.addr));
-      const res = await callUnary<{ rule: ShardRule }>(c, "AppointPrimary", { rule }, {
-        deadlineMs: 30_000,
+      // The rule commits under the durability policy: it waits for the replicas.
+      const res = await callUnary<{ rule: ShardRule }>(client(pooler), "AppointPrimary", { rule }, {
+        deadlineMs: 60_000,
       });
       return res.rule;
+    },
+    recruit: (pooler, term) =>
+      callUnary<Recruit>(client(pooler), "Recruit", { term }, { deadlineMs: 15_000 }),
+    promote: async (pooler, term, standbys, n) => {
+      await callUnary(client(pooler), "Promote", { term, standbys, n }, { deadlineMs: 90_000 });
+    },
+    repoint: async (pooler, term, primary) => {
+      await callUnary(client(pooler), "Repoint", { term, primary }, { deadlineMs: 600_000 });
+    },
+    watchHealth: (pooler, onHealth, onEnd) => {
+      // deno-lint-ignore no-explicit-any
+      const stream = (client(pooler) as any).HealthStream({}) as grpc.ClientReadableStream<
+        HealthStatus
+      >;
+      let ended = false;
+      const end = (why: string) => {
+        if (ended) return;
+        ended = true;
+        onEnd(why);
+      };
+      stream.on("data", onHealth);
+      stream.on("error", (e: Error) => end(e.message));
+      stream.on("end", () => end("stream ended"));
+      return {
+        stop: () => {
+          ended = true;
+          stream.cancel();
+        },
+      };
     },
   }, logger);
   const host = cfg["bind-address"];

@@ -96,6 +96,8 @@ export function renderMultigresConf(s: {
     "wal_log_hints = on",
     "# WAL kept for replicas that fall behind or are down for a while (no replication slots yet).",
     "wal_keep_size = 512MB",
+    "# A standby pointed at a new primary (failover) connects again within half a second.",
+    "wal_retrieve_retry_interval = 500ms",
     "",
     "# Logging: stderr, which pgctld appends to postgres.log beside the data directory.",
     "logging_collector = off",

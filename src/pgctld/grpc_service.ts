@@ -1,5 +1,5 @@
 import { grpc, type StopMode as ProtoStopMode, unary } from "../shared/grpc/mod.ts";
-import type { PostgresInstance, StopMode } from "./instance.ts";
+import type { PostgresInstance, ReplicaSource, StopMode } from "./instance.ts";
 
 function stopMode(m: ProtoStopMode | undefined): StopMode {
   switch (m) {
@@ -20,26 +20,16 @@ export function pgctldService(pg: PostgresInstance): grpc.UntypedServiceImplemen
         req.superuserPassword ? { superuserPassword: req.superuserPassword } : undefined,
       ),
     })),
-    InitReplica: unary(async (req: {
-      host: string;
-      port: number;
-      user?: string;
-      password?: string;
-      applicationName: string;
-    }) => {
-      if (!req.host || !req.port || !req.applicationName) {
-        throw new Error("InitReplica needs the primary's host and port and an application name");
-      }
-      return {
-        initialized: await pg.initReplica({
-          host: req.host,
-          port: req.port,
-          user: req.user || undefined,
-          password: req.password || undefined,
-          applicationName: req.applicationName,
-        }),
-      };
+    InitReplica: unary(async (req: SourceRequest) => ({
+      initialized: await pg.initReplica(replicaSource(req, "InitReplica")),
+    })),
+    Follow: unary(async (req: SourceRequest) => {
+      await pg.follow(req.host ? replicaSource(req, "Follow") : null);
+      return {};
     }),
+    Rewind: unary(async (req: SourceRequest) => ({
+      how: await pg.rewind(replicaSource(req, "Rewind")),
+    })),
     Start: unary(async (req: { options?: Record<string, string> }) => ({
       pid: await pg.start({ options: req.options ?? {} }),
     })),
@@ -55,5 +45,27 @@ export function pgctldService(pg: PostgresInstance): grpc.UntypedServiceImplemen
       return {};
     }),
     Status: unary(() => pg.status()),
+  };
+}
+
+/** The primary a request names (InitReplicaRequest, FollowRequest, RewindRequest). */
+interface SourceRequest {
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  applicationName: string;
+}
+
+function replicaSource(req: SourceRequest, rpc: string): ReplicaSource {
+  if (!req.host || !req.port || !req.applicationName) {
+    throw new Error(`${rpc} needs the primary's host and port and an application name`);
+  }
+  return {
+    host: req.host,
+    port: req.port,
+    user: req.user || undefined,
+    password: req.password || undefined,
+    applicationName: req.applicationName,
   };
 }

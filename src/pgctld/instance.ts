@@ -223,58 +223,178 @@ export class PostgresInstance {
       const user = await this.#user();
       await Deno.mkdir(dirname(this.#dataDir), { recursive: true });
       await makePrivateDir(this.#dataDir, user);
-      const role = opts.user ?? this.#superuser;
-      const password = opts.password ?? this.#password;
-      if (/[\r\n]/.test(password)) {
-        throw new Error("Replication password must not contain a newline");
-      }
-      const conn = {
-        host: opts.host,
-        port: String(opts.port),
-        user: role,
-        application_name: opts.applicationName,
-      };
-      const passfile = await Deno.makeTempFile({ prefix: "pgctld-pgpass-" });
-      try {
-        const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
-        await Deno.writeTextFile(
-          passfile,
-          `${escape(opts.host)}:${opts.port}:*:${escape(role)}:${escape(password)}\n`,
-          { mode: 0o600 },
-        );
-        if (user) await Deno.chown(passfile, user.uid, user.gid);
-        const result = await runCommand(this.#bin("pg_basebackup"), [
-          "-D",
-          this.#dataDir,
-          "-d",
-          conninfo({ ...conn, passfile }),
-          "--wal-method=stream",
-          "--checkpoint=fast",
-          "--no-password",
-        ], { user });
-        if (!result.success) {
-          await Deno.remove(this.#dataDir, { recursive: true }).catch(() => {});
-          throw new Error(
-            `pg_basebackup from ${opts.host}:${opts.port} failed (${describeExit(result)}): ${
-              oneLine(result.stderr || result.stdout)
-            }`,
-          );
-        }
-      } finally {
-        await Deno.remove(passfile).catch(() => {});
-      }
+      await this.#baseBackup(opts, user);
       await this.#writeSettings(user);
-      await writeOwned(`${this.#dataDir}/standby.signal`, "", user);
-      await Deno.writeTextFile(
-        `${this.#dataDir}/postgresql.auto.conf`,
-        `primary_conninfo = ${confString(conninfo({ ...conn, password }))}\n`,
-        { append: true },
-      );
+      await this.#writeStandbySettings(opts, user);
       this.#logger.info("initialised replica data directory", {
         dataDir: this.#dataDir,
         primary: `${opts.host}:${opts.port}`,
       });
       return true;
+    });
+  }
+
+  /** pg_basebackup of `source` into the (empty) data directory; removes it on failure. */
+  async #baseBackup(source: ReplicaSource, user: OsUser | null): Promise<void> {
+    const result = await this.#withPassfile(
+      source,
+      user,
+      (conn) =>
+        runCommand(this.#bin("pg_basebackup"), [
+          "-D",
+          this.#dataDir,
+          "-d",
+          conn,
+          "--wal-method=stream",
+          "--checkpoint=fast",
+          "--no-password",
+        ], { user }),
+    );
+    if (!result.success) {
+      await Deno.remove(this.#dataDir, { recursive: true }).catch(() => {});
+      throw new Error(
+        `pg_basebackup from ${source.host}:${source.port} failed (${describeExit(result)}): ${
+          oneLine(result.stderr || result.stdout)
+        }`,
+      );
+    }
+  }
+
+  /** The libpq parameters for connecting to `source` as its replication role. */
+  #sourceConn(source: ReplicaSource): { params: Record<string, string>; password: string } {
+    const password = source.password ?? this.#password;
+    if (/[\r\n]/.test(password)) {
+      throw new Error("Replication password must not contain a newline");
+    }
+    return {
+      params: {
+        host: source.host,
+        port: String(source.port),
+        user: source.user ?? this.#superuser,
+        application_name: source.applicationName,
+      },
+      password,
+    };
+  }
+
+  /**
+   * Runs `fn` with a connection string for `source` whose password is in a passfile (never on a
+   * command line), readable by `user`; the passfile is removed afterwards.
+   */
+  async #withPassfile<T>(
+    source: ReplicaSource,
+    user: OsUser | null,
+    fn: (conninfo: string) => Promise<T>,
+  ): Promise<T> {
+    const { params, password } = this.#sourceConn(source);
+    const passfile = await Deno.makeTempFile({ prefix: "pgctld-pgpass-" });
+    try {
+      const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
+      await Deno.writeTextFile(
+        passfile,
+        `${escape(source.host)}:${source.port}:*:${escape(params.user)}:${escape(password)}\n`,
+        { mode: 0o600 },
+      );
+      if (user) await Deno.chown(passfile, user.uid, user.gid);
+      return await fn(conninfo({ ...params, passfile }));
+    } finally {
+      await Deno.remove(passfile).catch(() => {});
+    }
+  }
+
+  /**
+   * `standby.signal` and the `primary_conninfo` this replica streams from (`null`: none, so the
+   * standby stops receiving WAL and replays only what it has), in `postgresql.auto.conf` as
+   * pg_basebackup -R would write it, replacing any earlier one.
+   */
+  async #writeStandbySettings(source: ReplicaSource | null, user: OsUser | null): Promise<void> {
+    await writeOwned(`${this.#dataDir}/standby.signal`, "", user);
+    const auto = `${this.#dataDir}/postgresql.auto.conf`;
+    const kept = (await Deno.readTextFile(auto).catch(() => ""))
+      .split("\n")
+      .filter((l) => l && !/^\s*primary_conninfo\s*=/.test(l));
+    if (source) {
+      const { params, password } = this.#sourceConn(source);
+      kept.push(`primary_conninfo = ${confString(conninfo({ ...params, password }))}`);
+    }
+    await writeOwned(auto, kept.map((l) => l + "\n").join(""), user);
+  }
+
+  /**
+   * Points this standby at another primary (or, with `null`, at none: it keeps what it received
+   * and stops streaming). A running standby re-reads the setting at once (SIGHUP).
+   */
+  follow(source: ReplicaSource | null): Promise<void> {
+    return this.#exclusive(async () => {
+      if (!(await exists(`${this.#dataDir}/PG_VERSION`))) {
+        throw new Error(`No cluster in ${this.#dataDir} to point at a primary`);
+      }
+      await this.#writeStandbySettings(source, await this.#user());
+      const pid = await this.#probe();
+      if (pid) Deno.kill(pid, "SIGHUP");
+      this.#logger.info("following", {
+        primary: source ? `${source.host}:${source.port}` : "none",
+      });
+    });
+  }
+
+  /**
+   * Turns this data directory, a primary that lost its place, into a standby of `source`:
+   * stops Postgres, winds its history back to where it and `source` diverged (pg_rewind, which
+   * runs crash recovery first when the stop was not clean), and starts it as a standby. When
+   * pg_rewind cannot do it, the old directory is set aside (`<dataDir>.old`) and a fresh base
+   * backup replaces it.
+   *
+   * @returns how it was done.
+   */
+  rewind(source: ReplicaSource): Promise<"rewound" | "recloned"> {
+    return this.#exclusive(async () => {
+      if (!(await exists(`${this.#dataDir}/PG_VERSION`))) {
+        throw new Error(`No cluster in ${this.#dataDir} to rewind`);
+      }
+      const user = await this.#user();
+      await this.#stop("fast");
+      const result = await this.#withPassfile(source, user, async (conn) => {
+        // A just-promoted primary records its new timeline in pg_control only at its first
+        // checkpoint; before that pg_rewind sees one timeline and wrongly finds nothing to do.
+        const checkpoint = await runCommand(this.#bin("psql"), [
+          "-d",
+          `${conn} dbname='postgres'`,
+          "-Xqc",
+          "CHECKPOINT",
+        ], { user });
+        if (!checkpoint.success) {
+          throw new Error(
+            `CHECKPOINT on ${source.host}:${source.port} failed: ${oneLine(checkpoint.stderr)}`,
+          );
+        }
+        return await runCommand(this.#bin("pg_rewind"), [
+          "--target-pgdata",
+          this.#dataDir,
+          "--source-server",
+          `${conn} dbname='postgres'`,
+        ], { user });
+      });
+      let how: "rewound" | "recloned" = "rewound";
+      if (!result.success) {
+        this.#logger.warn("pg_rewind failed; taking a new base backup instead", {
+          error: oneLine(result.stderr || result.stdout),
+        });
+        const aside = `${this.#dataDir}.old`;
+        await Deno.remove(aside, { recursive: true }).catch(() => {});
+        await Deno.rename(this.#dataDir, aside);
+        await makePrivateDir(this.#dataDir, user);
+        await this.#baseBackup(source, user);
+        how = "recloned";
+      }
+      await this.#writeSettings(user);
+      await this.#writeStandbySettings(source, user);
+      this.#logger.info("rejoined as a standby", {
+        primary: `${source.host}:${source.port}`,
+        how,
+      });
+      await this.#start({});
+      return how;
     });
   }
 

@@ -3,6 +3,7 @@ import {
   type DataPlaneResponse,
   grpc,
   type HealthStatus,
+  type PoolerRecord,
   unary,
 } from "../shared/grpc/mod.ts";
 import type { Logger } from "../shared/log/mod.ts";
@@ -66,5 +67,13 @@ export function poolerService(
       rule: await pooler.appointPrimary(req.rule),
     })),
     Status: unary(() => Promise.resolve(pooler.status())),
+    Recruit: unary((req: { term: number }) => pooler.recruit(req.term)),
+    Promote: unary(async (req: { term: number; standbys: string[]; n: number }) => ({
+      lsn: await pooler.promote(req.term, req.standbys ?? [], req.n || 1),
+    })),
+    Repoint: unary(async (req: { term: number; primary: PoolerRecord }) => {
+      await pooler.repoint(req.term, req.primary);
+      return {};
+    }),
   };
 }

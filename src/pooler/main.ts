@@ -12,7 +12,7 @@ import {
   startGrpcServer,
   stopGrpcServer,
 } from "../shared/grpc/mod.ts";
-import { Pooler } from "./pooler.ts";
+import { Pooler, type ReplicaSource } from "./pooler.ts";
 import { poolerService } from "./grpc_service.ts";
 import { DEFAULT_TABLEGROUP, UNSHARDED } from "./metadata/schema.ts";
 
@@ -50,6 +50,12 @@ export const POOLER_FLAGS = {
     help:
       "An empty data directory becomes a streaming replica of the shard's primary (found in the topo) instead of a new cluster",
   },
+  "state-file": {
+    type: "string",
+    default: "",
+    help:
+      "File where the pooler keeps the highest term it promised in a failover (required with replicas; empty: memory only)",
+  },
   "pool-mode": {
     type: "string",
     default: "transaction",
@@ -74,12 +80,19 @@ async function main(): Promise<void> {
     initDataDir: async () => {
       await callUnary(pgctldClient, "InitDataDir", {}, { deadlineMs: 120_000 });
     },
-    initReplica: async (source: { host: string; port: number; applicationName: string }) => {
+    initReplica: async (source: ReplicaSource) => {
       // A base backup copies the whole database: allow it time.
       await callUnary(pgctldClient, "InitReplica", source, { deadlineMs: 3_600_000 });
     },
     start: async () => {
       await callUnary(pgctldClient, "Start", {}, { deadlineMs: 60_000 });
+    },
+    follow: async (source: ReplicaSource | null) => {
+      await callUnary(pgctldClient, "Follow", source ?? {}, { deadlineMs: 30_000 });
+    },
+    rewind: async (source: ReplicaSource) => {
+      // It may fall back to a new base backup: allow it time.
+      await callUnary(pgctldClient, "Rewind", source, { deadlineMs: 3_600_000 });
     },
   };
 
@@ -96,6 +109,7 @@ async function main(): Promise<void> {
     poolCapacity: cfg["pool-capacity"],
     healthIntervalMs: cfg["health-interval-ms"],
     join: cfg.join,
+    stateFile: cfg["state-file"],
   }, { topo, pgctld, logger });
 
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {

@@ -13,7 +13,15 @@ import type { Logger } from "../shared/log/mod.ts";
 import { encodeRecord, type Registration, type Topo } from "../shared/topo/mod.ts";
 import { AdminConn } from "./admin.ts";
 import type { PgAddress } from "./backend/backend_conn.ts";
-import { literal, readLayout, readRule, schemaSql, writeRuleSql } from "./metadata/schema.ts";
+import {
+  literal,
+  readLayout,
+  readRule,
+  schemaSql,
+  updateCohortSql,
+  writeRuleSql,
+} from "./metadata/schema.ts";
+import { TermStore } from "./consensus/term_store.ts";
 import { Pool } from "./pool/pool.ts";
 
 /** What the pooler needs from pgctld (the gRPC client in main.ts provides it). */
@@ -21,8 +29,19 @@ export interface PgctldApi {
   status(): Promise<PgctldStatusResponse>;
   initDataDir(): Promise<void>;
   /** Makes the empty data directory a streaming replica of the Postgres at host:port. */
-  initReplica(source: { host: string; port: number; applicationName: string }): Promise<void>;
+  initReplica(source: ReplicaSource): Promise<void>;
   start(): Promise<void>;
+  /** Points this standby at a primary's Postgres, or (null) at none: it stops streaming. */
+  follow(source: ReplicaSource | null): Promise<void>;
+  /** Makes this former primary a standby of `source` (pg_rewind or a new base backup). */
+  rewind(source: ReplicaSource): Promise<void>;
+}
+
+/** A primary's Postgres to copy from or stream from, and this replica's name on it. */
+export interface ReplicaSource {
+  host: string;
+  port: number;
+  applicationName: string;
 }
 
 export interface PoolerConfig {
@@ -44,6 +63,8 @@ export interface PoolerConfig {
   join?: boolean;
   /** How long joining waits for the shard to have a primary. */
   joinWaitMs?: number;
+  /** Where the highest promised term is kept (empty: in memory only). */
+  stateFile?: string;
 }
 
 /**
@@ -57,6 +78,18 @@ export class Pooler {
   readonly #pgctld: PgctldApi;
   readonly #logger: Logger;
   readonly #admin: AdminConn;
+  /**
+   * Writes that wait for the durability policy (the rule) go on a connection of their own, so
+   * that health probes never queue behind a commit waiting for replicas.
+   */
+  readonly #ruleWriter: AdminConn;
+  #terms?: TermStore;
+  /** The primary's Postgres this replica was last pointed at ("" when unknown or none). */
+  #upstream = "";
+  /** When this primary's Postgres was first seen down (0 while it is up). */
+  #downSince = 0;
+  /** A rejoin (follow or rewind) is under way. */
+  #rejoining = false;
   #address?: PgAddress;
   #postgresAddr = "";
   #registration?: Registration;
@@ -76,6 +109,7 @@ export class Pooler {
   #syncNames: string | null = null;
   #lastPolicyCheck = 0;
   #enforcing = false;
+  #cohortWrite: Promise<void> | null = null;
   /** Sessions across every data-plane stream (kept by the adapter). */
   sessionCount = () => 0;
 
@@ -84,12 +118,15 @@ export class Pooler {
     this.#topo = deps.topo;
     this.#pgctld = deps.pgctld;
     this.#logger = deps.logger;
-    this.#admin = new AdminConn({
-      address: () => this.#pgAddress(),
-      user: cfg.adminUser,
-      database: cfg.database,
-      logger: deps.logger,
-    });
+    const admin = () =>
+      new AdminConn({
+        address: () => this.#pgAddress(),
+        user: cfg.adminUser,
+        database: cfg.database,
+        logger: deps.logger,
+      });
+    this.#admin = admin();
+    this.#ruleWriter = admin();
     this.pool = new Pool({
       address: { path: "" },
       capacity: cfg.poolCapacity,
@@ -104,10 +141,24 @@ export class Pooler {
 
   /** Makes sure Postgres runs, reads the rule, registers in the topo, starts probing. */
   async start(): Promise<void> {
+    this.#terms = await TermStore.open(this.cfg.stateFile ?? "");
     await this.#ensurePostgres();
     await this.#loadRule();
+    if (this.#type === "PRIMARY") {
+      // A primary coming back after a failover finds a newer one: it must not serve (nor write:
+      // its commits would wait for replicas that follow another primary now).
+      const leader = leaderOf(await this.#topo.listAllPoolers().catch(() => []), this);
+      if (leader && leader.term > (this.#rule?.term ?? 0)) await this.#rejoin(leader);
+    }
+    if (this.#type === "PRIMARY") {
+      // Keep the metadata schema current with this version's definition. Not awaited: it
+      // commits under the durability policy, which may wait for replicas.
+      this.#ruleWriter.query(schemaSql(this.cfg.database))
+        .catch((e) => this.#logger.warn("cannot update the metadata schema", { error: e }));
+    }
     await this.#readLsn();
     this.#registration = this.#topo.registerPooler(this.record());
+    this.#published = this.#encodedRecord();
     await this.#registration.ready();
     this.#timer = setInterval(() => this.#probe(), this.cfg.healthIntervalMs);
   }
@@ -154,19 +205,25 @@ export class Pooler {
     this.#address = { path: `${st.socketDir}/.s.PGSQL.${st.port}` };
     this.#postgresAddr = `127.0.0.1:${st.port}`;
     this.pool.setAddress(this.#address);
-    // A standby reports itself started before it accepts connections (it replays WAL up to a
-    // consistent point first): wait for that rather than fail.
+    await this.#waitForPostgres();
+    this.#postgresUp = true;
+  }
+
+  /**
+   * A standby reports itself started before it accepts connections (it replays WAL up to a
+   * consistent point first): wait for that rather than fail.
+   */
+  async #waitForPostgres(): Promise<void> {
     const deadline = Date.now() + 120_000;
     for (;;) {
       try {
         await this.#admin.query("SELECT 1");
-        break;
+        return;
       } catch (e) {
         if (Date.now() > deadline) throw e;
         await new Promise((r) => setTimeout(r, 250));
       }
     }
-    this.#postgresUp = true;
   }
 
   /** The shard's primary pooler in any cell, once there is one (with its Postgres address). */
@@ -193,15 +250,24 @@ export class Pooler {
     this.#rule = await readRule(this.#admin, this.#shardKey());
     if (this.#rule && this.#rule.leaderId === this.cfg.id && !inRecovery) {
       this.#type = "PRIMARY";
-      // Keep the metadata schema current with this version's definition.
-      await this.#admin.query(schemaSql(this.cfg.database));
       this.#logger.info("primary by the recorded rule", { term: this.#rule.term });
     } else {
       this.#type = inRecovery ? "REPLICA" : "POOLER_TYPE_UNSPECIFIED";
     }
+    if (inRecovery) {
+      const r = await this.#admin.query("SHOW primary_conninfo");
+      const info = r.rows[0]?.[0] ?? "";
+      const host = /\bhost='?([^' ]*)/.exec(info)?.[1];
+      const port = /\bport='?(\d+)/.exec(info)?.[1];
+      this.#upstream = host && port ? `${host}:${port}` : "";
+    }
   }
 
   /** Another pooler of this pooler's shard. */
+  isPeer(p: PoolerRecord): boolean {
+    return this.#isPeer(p);
+  }
+
   #isPeer(p: PoolerRecord): boolean {
     return p.id !== this.cfg.id && p.database === this.cfg.database &&
       p.tablegroup === this.cfg.tablegroup && p.shard === this.cfg.shard;
@@ -287,28 +353,35 @@ export class Pooler {
   async #probe(): Promise<void> {
     if (this.#probing || this.#stopped) return;
     this.#probing = true;
-    const before = JSON.stringify(this.record());
     try {
       await this.#readLsn();
       if (!this.#postgresUp) this.#logger.info("Postgres is reachable again");
       this.#postgresUp = true;
+      this.#downSince = 0;
     } catch (e) {
       if (this.#postgresUp) this.#logger.warn("Postgres is unreachable", { error: e });
       this.#postgresUp = false;
       this.pool.closeIdle();
-      await this.#restartPostgres();
+      this.#downSince ||= Date.now();
+      // A primary with replicas is not restarted at once: the orch fails over to a replica,
+      // and this one rejoins as a replica of the new primary (see #shardTick). Only when no
+      // failover happens for a while does it come back as it was.
+      const waitForFailover = this.#type === "PRIMARY" && this.#standbys.size > 0 &&
+        Date.now() - this.#downSince < PRIMARY_RESTART_GRACE_MS;
+      if (!waitForFailover && !this.#rejoining) await this.#restartPostgres();
     } finally {
       this.#probing = false;
     }
-    if (this.#type === "PRIMARY" && this.#postgresUp && !this.#enforcing) {
+    if (!this.#enforcing && !this.#rejoining) {
       // Not awaited: it reads the topo, and with etcd down that must not hold up health probes.
       this.#enforcing = true;
-      this.#enforceDurability()
-        .catch((e) => this.#logger.warn("cannot apply the durability policy", { error: e }))
+      this.#shardTick()
+        .catch((e) => this.#logger.warn("cannot check the shard's state", { error: e }))
         .finally(() => (this.#enforcing = false));
     }
-    if (JSON.stringify(this.record()) !== before) {
-      await this.#registration?.update(this.#encodedRecord());
+    // What changed since the record was last written (here, or by a detached shard check).
+    if (this.#encodedRecord() !== this.#published) {
+      await this.#publish();
     }
     const h = this.health();
     for (const fn of this.#listeners) fn(h);
@@ -322,16 +395,62 @@ export class Pooler {
    * before its replicas exist; the policy is armed once it first has n-1 of them and stays armed:
    * from then on, commits wait rather than be acknowledged with fewer copies.
    */
-  async #enforceDurability(): Promise<void> {
+  /**
+   * Every couple of seconds, from the topo: a primary applies the durability policy, or, when a
+   * newer primary exists, stops serving and rejoins as its replica; a replica follows the newest
+   * primary whose term it has not promised to ignore.
+   */
+  async #shardTick(): Promise<void> {
     const now = Date.now();
     if (now - this.#lastPolicyCheck < POLICY_CHECK_MS) return;
     this.#lastPolicyCheck = now;
+    const all = await this.#topo.listAllPoolers();
+    const leader = leaderOf(all, this);
+    if (this.#type === "PRIMARY") {
+      if (leader && leader.term > (this.#rule?.term ?? 0)) {
+        this.#logger.warn("a newer primary leads the shard: stepping down", {
+          primary: leader.id,
+          term: leader.term,
+        });
+        await this.#rejoin(leader);
+      } else if (this.#postgresUp) {
+        await this.#enforceDurability(all);
+      }
+    } else if (this.#type === "REPLICA" && this.#postgresUp) {
+      // The rule replicates like any row: keep the term this replica reports current.
+      this.#rule = await readRule(this.#admin, this.#shardKey());
+      if (
+        leader && leader.term >= (this.#terms?.term ?? 0) &&
+        leader.postgresAddr !== this.#upstream
+      ) await this.#rejoin(leader);
+    }
+  }
+
+  async #enforceDurability(all: PoolerRecord[]): Promise<void> {
     const db = await this.#topo.getDatabase(this.cfg.database);
     const policy = db?.durabilityPolicy;
     const n = policy?.kind === "AT_LEAST_N" ? Math.max(1, policy.n) : 1;
-    for (const p of await this.#topo.listAllPoolers()) {
-      if (p.type === "REPLICA" && this.#isPeer(p)) this.#standbys.add(p.id);
+    const seen = new Set(this.#standbys);
+    for (const p of all) {
+      if (p.type === "REPLICA" && this.#isPeer(p)) seen.add(p.id);
     }
+    const cohort = [this.cfg.id, ...seen].sort();
+    if (this.#rule && cohort.join() !== [...this.#rule.cohort].sort().join()) {
+      // A failover counts its quorum against the rule's cohort: a new replica enters the cohort
+      // (a commit under the policy as it stands) before it counts toward the policy. Not awaited:
+      // with the policy unmet that commit waits, and this check must go on.
+      const rule = { ...this.#rule, cohort, durabilityPolicy: policy };
+      this.#cohortWrite ??= this.#ruleWriter.query(updateCohortSql(this.#shardKey(), rule))
+        .then(() => {
+          this.#rule = rule;
+          for (const id of seen) this.#standbys.add(id);
+          this.#lastPolicyCheck = 0; // apply the policy at the next probe, not a period later
+        })
+        .catch((e) => this.#logger.warn("cannot record the shard's cohort", { error: e }))
+        .finally(() => (this.#cohortWrite = null));
+      return;
+    }
+    for (const id of seen) this.#standbys.add(id);
     if (n > 1 && this.#standbys.size >= n - 1) this.#policyArmed = true;
     const names = this.#policyArmed && n > 1
       ? `ANY ${n - 1} (${[...this.#standbys].sort().map(quoteIdent).join(", ")})`
@@ -353,6 +472,14 @@ export class Pooler {
 
   #encodedRecord(): string {
     return encodeRecord("Pooler", this.record());
+  }
+
+  /** The record as last written to the topo. */
+  #published = "";
+
+  async #publish(): Promise<void> {
+    this.#published = this.#encodedRecord();
+    await this.#registration?.update(this.#published);
   }
 
   async #restartPostgres(): Promise<void> {
@@ -389,9 +516,14 @@ export class Pooler {
     return await readLayout(this.#admin);
   }
 
-  /** Becomes the primary of the shard under `rule` (bootstrap appointment by the orch). */
+  /**
+   * Becomes the primary of the shard under `rule`: at bootstrap, and as the last step of a
+   * failover (after promote()). The rule is written as a row in this Postgres, so it commits
+   * under the durability policy like any other write.
+   */
   async appointPrimary(rule: ShardRule): Promise<ShardRule> {
     const current = this.#rule?.term ?? 0;
+    this.#checkTerm(rule.term);
     if (rule.term <= current) {
       if (this.#rule && rule.term === current && this.#rule.leaderId === rule.leaderId) {
         return this.#rule;
@@ -409,12 +541,152 @@ export class Pooler {
       throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is in recovery; cannot be primary");
     }
     await this.#admin.query(schemaSql(this.cfg.database));
-    await this.#admin.query(writeRuleSql(this.#shardKey(), rule));
+    await this.#ruleWriter.query(writeRuleSql(this.#shardKey(), rule));
     this.#rule = await readRule(this.#admin, this.#shardKey());
+    await this.#terms?.promise(rule.term);
     this.#type = "PRIMARY";
+    this.#upstream = "";
     this.#logger.info("appointed primary", { term: rule.term });
-    await this.#registration?.update(this.#encodedRecord());
+    await this.#publish();
     return this.#rule ?? rule;
+  }
+
+  /** Refuses a request under a term below the one this pooler promised. */
+  #checkTerm(term: number): void {
+    const promised = this.#terms?.term ?? 0;
+    if (term < promised) {
+      throw new PgError(
+        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+        `term ${term} is below the term ${promised} this pooler promised`,
+      );
+    }
+  }
+
+  /**
+   * Failover, step 1: promises (on disk) to ignore every term below `term`, stops streaming from
+   * the old primary, and reports how far this replica got: the WAL it received and the rule it
+   * holds. Refused by the shard's serving primary and under a term below a promise made.
+   */
+  async recruit(term: number): Promise<RecruitResult> {
+    this.#checkTerm(term);
+    if (this.#type === "PRIMARY" && this.serving) {
+      throw new PgError(SqlState.OBJECT_IN_USE, `${this.cfg.id} is the serving primary`);
+    }
+    if (!this.#postgresUp) {
+      throw new PgError(SqlState.CANNOT_CONNECT_NOW, `Postgres of ${this.cfg.id} is not up`);
+    }
+    await this.#terms!.promise(term);
+    const inRecovery = await this.#inRecovery();
+    if (inRecovery) {
+      await this.#pgctld.follow(null);
+      this.#upstream = "";
+      // What the WAL receiver wrote before it stopped is what this replica has.
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const r = await this.#admin.query("SELECT count(*) FROM pg_stat_wal_receiver");
+        if (r.rows[0]?.[0] === "0") break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+    const r = await this.#admin.query(
+      `SELECT CASE WHEN pg_is_in_recovery()
+         THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+         ELSE pg_current_wal_lsn() END`,
+    );
+    this.#logger.info("recruited", { term });
+    return {
+      term,
+      lsn: r.rows[0]?.[0] ?? "",
+      rule: await readRule(this.#admin, this.#shardKey()),
+    };
+  }
+
+  /**
+   * Failover, step 2 (on the most advanced recruit): leaves recovery and puts the durability
+   * policy over `standbys` in place before anything can commit. appointPrimary() follows.
+   */
+  async promote(term: number, standbys: string[], n: number): Promise<string> {
+    this.#checkTerm(term);
+    if (term !== this.#terms?.term) {
+      throw new PgError(
+        SqlState.OBJECT_IN_USE,
+        `${this.cfg.id} was not recruited for term ${term}`,
+      );
+    }
+    if (await this.#inRecovery()) {
+      const r = await this.#admin.query("SELECT pg_promote(true, 60)");
+      if (r.rows[0]?.[0] !== "t") {
+        throw new PgError(SqlState.INTERNAL_ERROR, "Postgres did not leave recovery in 60 s");
+      }
+    }
+    const names = n > 1 && standbys.length
+      ? `ANY ${n - 1} (${[...standbys].sort().map(quoteIdent).join(", ")})`
+      : "";
+    await this.#admin.query(`ALTER SYSTEM SET synchronous_standby_names = ${literal(names)}`);
+    await this.#admin.query("SELECT pg_reload_conf()");
+    this.#syncNames = names;
+    for (const id of standbys) this.#standbys.add(id);
+    this.#policyArmed = n > 1 && standbys.length >= n - 1;
+    this.#upstream = "";
+    this.#logger.info("promoted", { term, synchronousStandbyNames: names });
+    await this.#readLsn();
+    return this.#lsn;
+  }
+
+  /**
+   * Failover, step 3 (on every other member): follow the new primary. A former primary is
+   * fenced at once (serves nothing) and rewound into a replica.
+   */
+  async repoint(term: number, primary: PoolerRecord): Promise<void> {
+    this.#checkTerm(term);
+    await this.#terms!.promise(term);
+    await this.#rejoin(primary);
+  }
+
+  /** Follows `leader`'s Postgres; rewinds this one first when it is not a standby. */
+  async #rejoin(leader: PoolerRecord): Promise<void> {
+    if (this.#rejoining) return;
+    this.#rejoining = true;
+    try {
+      const [host, port] = splitHostPort(leader.postgresAddr);
+      const source = { host, port, applicationName: this.cfg.id };
+      const standby = this.#postgresUp && await this.#inRecovery().catch(() => false);
+      if (standby) {
+        if (this.#upstream !== leader.postgresAddr) {
+          await this.#pgctld.follow(source);
+          this.#upstream = leader.postgresAddr;
+          this.#logger.info("following the primary", { primary: leader.id, term: leader.term });
+        }
+        return;
+      }
+      // Fenced: no new session or transaction starts here from now on.
+      this.#type = "REPLICA";
+      this.#postgresUp = false;
+      this.pool.closeIdle();
+      await this.#publish();
+      this.#logger.warn("rewinding into a replica of the new primary", {
+        primary: leader.id,
+        term: leader.term,
+      });
+      this.#admin.close();
+      await this.#pgctld.rewind(source);
+      this.#upstream = leader.postgresAddr;
+      await this.#waitForPostgres();
+      this.#postgresUp = true;
+      this.#standbys.clear();
+      this.#policyArmed = false;
+      this.#syncNames = null;
+      this.#rule = await readRule(this.#admin, this.#shardKey());
+      await this.#publish();
+      this.#logger.info("rejoined as a replica", { primary: leader.id });
+    } finally {
+      this.#rejoining = false;
+    }
+  }
+
+  async #inRecovery(): Promise<boolean> {
+    const r = await this.#admin.query("SELECT pg_is_in_recovery()");
+    return r.rows[0]?.[0] === "t";
   }
 
   status(): PoolerStatusResponse {
@@ -436,11 +708,32 @@ export class Pooler {
     await this.#registration?.revoke();
     this.pool.close();
     this.#admin.close();
+    this.#ruleWriter.close();
   }
 }
 
 /** How often the primary re-reads the policy and the shard's replicas. */
 const POLICY_CHECK_MS = 2000;
+
+/** How long a primary with replicas waits for a failover before restarting its own Postgres. */
+const PRIMARY_RESTART_GRACE_MS = 30_000;
+
+/** What a recruit reports: the term it promised, the WAL it has, the rule it holds. */
+export interface RecruitResult {
+  term: number;
+  lsn: string;
+  rule: ShardRule | null;
+}
+
+/** The shard's leader as the topo shows it: the serving primary peer with the highest term. */
+function leaderOf(all: PoolerRecord[], self: Pooler): PoolerRecord | undefined {
+  let best: PoolerRecord | undefined;
+  for (const p of all) {
+    if (p.type !== "PRIMARY" || !p.serving || !p.postgresAddr || !self.isPeer(p)) continue;
+    if (!best || p.term > best.term) best = p;
+  }
+  return best;
+}
 
 /** A name for synchronous_standby_names, double-quoted. */
 function quoteIdent(name: string): string {

@@ -34,11 +34,11 @@ export interface LocalClusterConfig {
   tls?: boolean;
   /**
    * How many cells, each with its own Postgres (default 1). The first cell holds etcd, the
-   * primary, the orch and the gateway; each further cell a pgctld and a pooler whose Postgres
-   * joins as a streaming replica of the primary.
+   * primary, an orch and the gateway; each further cell a pgctld, an orch and a pooler whose
+   * Postgres joins as a streaming replica of the primary.
    */
   cells?: number;
-  /** Set on the further cells: the first cell's etcd address (no etcd, orch or gateway here). */
+  /** Set on the further cells: the first cell's etcd address (no etcd or gateway here). */
   memberOf?: string;
 }
 
@@ -56,7 +56,7 @@ export const DEFAULT_CONFIG: LocalClusterConfig = {
 };
 
 /** Processes of a further cell (see LocalClusterConfig.cells). */
-const MEMBER_COMPONENTS = ["pgctld", "multipooler"] as const;
+const MEMBER_COMPONENTS = ["pgctld", "multipooler", "multiorch"] as const;
 
 /** The ports of a cluster with the given offset (DESIGN.md's defaults at offset 0). */
 export function clusterPorts(offset: number) {
@@ -79,7 +79,7 @@ export function clusterPorts(offset: number) {
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Start order; stop runs it backwards. */
 const COMPONENTS = ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"] as const;
-type Component = typeof COMPONENTS[number];
+export type Component = typeof COMPONENTS[number];
 const SOURCES: Record<Exclude<Component, "etcd">, string> = {
   pgctld: "src/pgctld/main.ts",
   multipooler: "src/pooler/main.ts",
@@ -157,6 +157,20 @@ export class LocalCluster {
     return `${this.cfg.dataDir}/logs/${c}.log`;
   }
 
+  /** The postmaster's pid from its `postmaster.pid` (0 when none runs). */
+  postgresPid(): number {
+    const pid = readPid(`${this.pgDataDir}/postmaster.pid`);
+    return pid && alive(pid) ? pid : 0;
+  }
+
+  /** Sends `signal` to a running component (for tests: SIGKILL, SIGSTOP…); false if none runs. */
+  signal(c: Component, signal: Deno.Signal): boolean {
+    const pid = this.running()[c];
+    if (!pid) return false;
+    Deno.kill(pid, signal);
+    return true;
+  }
+
   /** Pids of the components that run now. */
   running(): Partial<Record<Component, number>> {
     const out: Partial<Record<Component, number>> = {};
@@ -195,6 +209,29 @@ export class LocalCluster {
       await m.start();
       await m.waitForReplica();
     }
+    if (this.members.length) await this.#waitForPolicy();
+  }
+
+  /**
+   * Resolves once the primary enforces the durability policy over the replicas (from then on
+   * a commit is acknowledged only once a replica has it too).
+   */
+  async #waitForPolicy(timeoutMs = 60_000): Promise<void> {
+    const pre = await ensurePrereqs(this.#log);
+    await retryUntil(timeoutMs, "the primary did not apply the durability policy", async () => {
+      const out = await new Deno.Command(`${pre.pgBinDir}/psql`, {
+        args: psqlArgs(this.ports.gatewayPg, "show synchronous_standby_names"),
+        env: { PGPASSWORD: this.cfg.password, PGCONNECT_TIMEOUT: "3" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const names = new TextDecoder().decode(out.stdout);
+      // Every pooler but the primary's (whichever cell holds it now) is a standby candidate.
+      const cells = [this, ...this.members].map((m) => `"${m.cfg.cell}-pooler-0"`);
+      if (cells.filter((id) => names.includes(id)).length < this.members.length) {
+        throw new Error(`synchronous_standby_names is ${names.trim() || "empty"}`);
+      }
+    });
   }
 
   #prepareDirs(): void {
@@ -253,6 +290,7 @@ export class LocalCluster {
         `--pool-mode=${this.cfg.poolMode}`,
         ...(this.cfg.poolCapacity ? [`--pool-capacity=${this.cfg.poolCapacity}`] : []),
         ...(this.cfg.memberOf ? ["--join"] : []),
+        `--state-file=${this.cfg.dataDir}/pooler-state.json`,
       ],
       multiorch: [
         `--id=${this.cfg.cell}-orch-0`,
@@ -379,7 +417,10 @@ export class LocalCluster {
     }
   }
 
-  /** Resolves once this cell's pooler is registered as a replica (the base backup is done). */
+  /**
+   * Resolves once this cell's pooler is registered as a replica (the base backup is done), or
+   * as the primary (after a failover).
+   */
   async waitForReplica(timeoutMs = 300_000): Promise<void> {
     const id = `${this.cfg.cell}-pooler-0`;
     let last = "not registered yet";
@@ -390,7 +431,8 @@ export class LocalCluster {
         const json = await topo.get(new TopoPaths(this.cfg.cluster).pooler(this.cfg.cell, id));
         const rec = json ? decodeRecord<PoolerRecord>("Pooler", json) : null;
         last = rec ? `registered as ${rec.type}` : "not registered yet";
-        if (rec?.type !== "REPLICA") throw new Error(last);
+        // After a failover, a member may be the primary.
+        if (rec?.type !== "REPLICA" && rec?.type !== "PRIMARY") throw new Error(last);
       } finally {
         topo.close();
       }
@@ -404,18 +446,7 @@ export class LocalCluster {
     await retryUntil(timeoutMs, () => `the gateway did not answer a query: ${last}`, async () => {
       this.#assertAlive();
       const out = await new Deno.Command(`${pre.pgBinDir}/psql`, {
-        args: [
-          "-h",
-          "127.0.0.1",
-          "-p",
-          String(this.ports.gatewayPg),
-          "-U",
-          "postgres",
-          "-d",
-          "postgres",
-          "-tAc",
-          "select 1",
-        ],
+        args: psqlArgs(this.ports.gatewayPg, "select 1"),
         env: { PGPASSWORD: this.cfg.password, PGCONNECT_TIMEOUT: "3" },
         stdout: "piped",
         stderr: "piped",
@@ -565,4 +596,9 @@ async function retryUntil(
     }
     await sleep(250);
   }
+}
+
+/** psql's arguments for one query to the gateway at `port`, as postgres, unaligned. */
+function psqlArgs(port: number, sql: string): string[] {
+  return ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-tAc", sql];
 }

@@ -33,7 +33,7 @@ export interface PsqlResult {
 /** Starts a cluster; `offset` must be unique per test file (1000, 1100, …). */
 export async function startCluster(
   offset: number,
-  opts: { poolMode?: "session" | "transaction" } = {},
+  opts: { poolMode?: "session" | "transaction"; cells?: number } = {},
 ): Promise<TestCluster> {
   await reapLeftover(offset);
   const dir = await Deno.makeTempDir({ prefix: "multigres_e2e_" });
@@ -50,6 +50,7 @@ export async function startCluster(
     binDir: "",
     gatewayListenAddress: "127.0.0.1",
     poolMode: opts.poolMode ?? "transaction",
+    cells: opts.cells ?? 1,
   }, () => {});
   try {
     await cluster.start();

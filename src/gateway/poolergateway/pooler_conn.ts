@@ -16,8 +16,11 @@ import type { Logger } from "../../shared/log/mod.ts";
 export interface SessionListener {
   /** Raw backend frames, in order. The view may be kept (it is the message's own buffer). */
   onFrames(frames: Uint8Array): void;
-  /** The current request is complete. `closed`: the pooler ended the session. */
-  onDone(reserved: number, closed: boolean): void;
+  /**
+   * The current request is complete. `closed`: the pooler ended the session; `flags`: DoneFlag
+   * bits; `settled`: how many of the session's EXECUTE pieces the pooler has taken.
+   */
+  onDone(reserved: number, closed: boolean, flags: number, settled: number): void;
   /** Flow control: `bytes` more of the session's requests reached Postgres. */
   onRequestsAcked(bytes: number): void;
   /** The stream to the pooler broke: the session is gone. */
@@ -83,8 +86,12 @@ export class PoolerConn {
     });
   }
 
-  /** Sends raw frontend frames for the session (copied by the caller), in pieces if large. */
-  execute(sessionId: number, payload: Uint8Array): void {
+  /**
+   * Sends raw frontend frames for the session (copied by the caller), in pieces if large.
+   * @returns how many EXECUTE requests (pieces) it took.
+   */
+  execute(sessionId: number, payload: Uint8Array): number {
+    let pieces = 0;
     for (let off = 0; off < payload.length; off += MAX_PAYLOAD_PIECE) {
       const piece = payload.subarray(off, off + MAX_PAYLOAD_PIECE);
       this.#queue({
@@ -96,8 +103,10 @@ export class PoolerConn {
         payload: piece,
       });
       this.#batchBytes += piece.length;
+      pieces++;
       if (this.#batchBytes >= MAX_BATCH_BYTES) this.#flush();
     }
+    return pieces;
   }
 
   /** Flow control: `bytes` more of the session's results reached its client. */
@@ -183,7 +192,7 @@ export class PoolerConn {
         if (r.acked) l.onRequestsAcked(r.acked);
         if (r.done) {
           if (r.closed) this.#sessions.delete(r.sessionId);
-          l.onDone(r.reserved, r.closed);
+          l.onDone(r.reserved, r.closed, r.flags ?? 0, r.settled ?? 0);
         }
       }
     });

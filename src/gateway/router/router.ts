@@ -5,16 +5,18 @@ import type {
   PoolerRecord,
 } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
-import type { PrefixWatch, Topo } from "../../shared/topo/mod.ts";
+import type { Topo } from "../../shared/topo/mod.ts";
 import { PoolerConn } from "../poolergateway/pooler_conn.ts";
 
 const DEFAULT_TABLEGROUP = "default";
 const UNSHARDED = "0-inf";
 /** How long fetched metadata is trusted before a miss triggers a refetch. */
 const METADATA_TTL_MS = 5_000;
+/** How often a session waiting for a primary looks again. */
+const WAIT_STEP_MS = 100;
 
 /**
- * Knows every pooler of the cell (topo watch) and the databases → tablegroups → shards layout
+ * Knows every pooler of every cell (topo) and the databases → tablegroups → shards layout
  * (fetched from the poolers), and picks the pooler that serves a session: today the primary of
  * the database's default tablegroup's only shard.
  */
@@ -23,21 +25,26 @@ export class Router {
   readonly #logger: Logger;
   #poolers: PoolerRecord[] = [];
   readonly #conns = new Map<string, PoolerConn>();
-  #watch?: PrefixWatch;
+  #poll?: { stop: () => void };
   #metadata: GetMetadataResponse | null = null;
   #metadataAt = 0;
   #refreshing?: Promise<void>;
   #firstView: Promise<void>;
   #resolveFirstView!: () => void;
 
-  constructor(topo: Topo, logger: Logger) {
+  /** How long a session waits for a primary during a failover. */
+  readonly #failoverWindowMs: number;
+
+  constructor(topo: Topo, logger: Logger, opts: { failoverWindowMs?: number } = {}) {
     this.#topo = topo;
     this.#logger = logger;
+    this.#failoverWindowMs = opts.failoverWindowMs ?? 15_000;
     this.#firstView = new Promise((r) => (this.#resolveFirstView = r));
   }
 
   start(): void {
-    this.#watch = this.#topo.watchPoolers((poolers) => {
+    // Every cell's poolers: after a failover the primary may be in another cell.
+    this.#poll = this.#topo.pollAllPoolers((poolers) => {
       this.#poolers = poolers;
       // Links to poolers that left the topo go, once no session uses them.
       const live = new Set(poolers.map((p) => p.addr));
@@ -70,27 +77,40 @@ export class Router {
     return c;
   }
 
+  /** The serving primary of the database's shard; the newest term wins over a stale one. */
   #primaryRecord(database: string): PoolerRecord | undefined {
-    return this.#poolers.find((p) =>
-      p.type === "PRIMARY" && p.serving && p.database === database &&
-      p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED
-    );
+    let best: PoolerRecord | undefined;
+    for (const p of this.#poolers) {
+      if (
+        p.type === "PRIMARY" && p.serving && p.database === database &&
+        p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED &&
+        (!best || p.term > best.term)
+      ) best = p;
+    }
+    return best;
   }
 
   #anyServing(): PoolerRecord[] {
     return this.#poolers.filter((p) => p.serving);
   }
 
-  /** A role's credentials, from a serving pooler. */
+  /**
+   * A role's credentials, from a serving pooler. While none serves (a failover), it waits up to
+   * the failover window for one.
+   */
   async credentials(user: string): Promise<GetAuthCredentialsResponse> {
     let last: unknown = noPooler();
-    for (const rec of this.#anyServing()) {
-      try {
-        return await this.#conn(rec).getAuthCredentials(user);
-      } catch (e) {
-        last = e;
+    const deadline = Date.now() + this.#failoverWindowMs;
+    do {
+      for (const rec of this.#anyServing()) {
+        try {
+          return await this.#conn(rec).getAuthCredentials(user);
+        } catch (e) {
+          last = e;
+        }
       }
-    }
+      await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
+    } while (Date.now() < deadline);
     throw asFatal(last);
   }
 
@@ -103,9 +123,16 @@ export class Router {
       if (!this.#metadata) throw asFatal(noPooler());
       throw unknownDatabase(database);
     }
-    // A database without a pooler of its own lives on the default database's server.
-    const rec = this.#primaryRecord(database) ??
-      this.#primaryRecord(this.#metadata?.defaultDatabase ?? "");
+    // A database without a pooler of its own lives on the default database's server. While
+    // no primary serves it (a failover), wait up to the failover window for one.
+    const primary = () =>
+      this.#primaryRecord(database) ?? this.#primaryRecord(this.#metadata?.defaultDatabase ?? "");
+    let rec = primary();
+    const deadline = Date.now() + this.#failoverWindowMs;
+    while (!rec && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
+      rec = primary();
+    }
     if (!rec) {
       throw new PgError(
         SqlState.CANNOT_CONNECT_NOW,
@@ -148,10 +175,11 @@ export class Router {
     return out;
   }
 
-  async stop(): Promise<void> {
-    await this.#watch?.stop();
+  stop(): Promise<void> {
+    this.#poll?.stop();
     for (const c of this.#conns.values()) c.shutdown();
     this.#conns.clear();
+    return Promise.resolve();
   }
 }
 

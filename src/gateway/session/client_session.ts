@@ -26,7 +26,7 @@ import {
 } from "../../shared/wire/mod.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
-import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES } from "../../shared/grpc/types.ts";
+import { DoneFlag, FLOW_ACK_BYTES, FLOW_WINDOW_BYTES } from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
 import { writeAll } from "./_io.ts";
 import type { ClientTransport } from "./transport.ts";
@@ -37,6 +37,11 @@ export interface ClientSessionOptions {
   authTimeoutMs?: number;
   /** Largest frame a client may send after startup. */
   maxFrameSize?: number;
+  /**
+   * How long a session waits for a primary to serve it when its pooler cannot (a failover or
+   * switchover): its requests wait, then go to the new primary.
+   */
+  failoverWindowMs?: number;
 }
 
 /** Frontend message types relayed to the backend after startup (Terminate is handled here). */
@@ -54,6 +59,8 @@ const FORWARDED: Record<number, true> = {
   [FrontendCode.CopyDone]: true,
   [FrontendCode.CopyFail]: true,
 };
+/** Pause between attempts to open a moving session on the primary. */
+const MOVE_RETRY_MS = 200;
 const SSL_NOT_SUPPORTED = new Uint8Array([0x4e]); // 'N'
 const SSL_ACCEPTED = new Uint8Array([0x53]); // 'S'
 /**
@@ -101,9 +108,23 @@ export class ClientSession implements SessionListener {
   #tls = false;
   #opening?: {
     frames: Uint8Array[];
-    resolve: (closed: boolean) => void;
+    resolve: (answer: { closed: boolean; retry: boolean }) => void;
     reject: (e: PgError) => void;
   };
+  /** The session's id on the data plane (a new one each time the session moves). */
+  #dpId = 0;
+  /**
+   * Requests sent and not yet settled by the pooler, with the data-plane requests (pieces) each
+   * took: what is sent again if the session must move to another pooler.
+   */
+  #unsettled: { payload: Uint8Array; pieces: number }[] = [];
+  /** Pieces sent on the current data-plane id, and pieces of those the pooler settled. */
+  #piecesSent = 0;
+  #piecesSettled = 0;
+  /** From the pooler's last answer: the backend is reserved, or the session has state there. */
+  #pinned = false;
+  /** While the session moves to another pooler: its requests wait for this. */
+  #moving: Promise<void> | null = null;
 
   constructor(conn: ClientTransport, handler: GatewayHandler, opts: ClientSessionOptions = {}) {
     this.#conn = conn;
@@ -112,6 +133,7 @@ export class ClientSession implements SessionListener {
     this.#opts = {
       authTimeoutMs: opts.authTimeoutMs ?? 60_000,
       maxFrameSize: opts.maxFrameSize ?? 64 * 1024 * 1024,
+      failoverWindowMs: opts.failoverWindowMs ?? 15_000,
     };
     this.#reader = new FrameReader({
       initialSize: CLIENT_READ_BYTES,
@@ -243,20 +265,21 @@ export class ClientSession implements SessionListener {
   }
 
   async #openSession(): Promise<boolean> {
-    const backend = await this.#handler.route(this.#database);
-    const id = this.#handler.newSession(() => backend.cancel(id.sessionId));
+    const id = this.#handler.newSession(() => this.#backend?.cancel(this.#dpId));
     this.#id = id;
-    this.#backend = backend;
-    const frames: Uint8Array[] = [];
-    const closed = await new Promise<boolean>((resolve, reject) => {
-      this.#opening = { frames, resolve, reject };
-      backend.open(id.sessionId, {
-        user: this.#user,
-        database: this.#database,
-        startup: this.#startup,
-      }, this);
-    });
-    this.#opening = undefined;
+    this.#dpId = id.sessionId;
+    // During a failover the pooler may refuse with RETRY: try again until the window closes.
+    const deadline = Date.now() + this.#opts.failoverWindowMs;
+    let answer: { closed: boolean; retry: boolean; frames: Uint8Array[] };
+    for (;;) {
+      const backend = await this.#handler.route(this.#database);
+      this.#backend = backend;
+      answer = await this.#openOn(backend);
+      if (!answer.retry || Date.now() > deadline || this.#ended) break;
+      this.#dpId = this.#handler.newDataPlaneId();
+      await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
+    }
+    const { closed, frames } = answer;
     for (const f of frames) this.#sendResults(f);
     if (closed) {
       // The pooler refused the session with a FATAL error, already in `frames`.
@@ -272,11 +295,96 @@ export class ClientSession implements SessionListener {
     return true;
   }
 
+  /** Opens the session (under #dpId) on `backend`; the frames are its answer. */
+  async #openOn(
+    backend: SessionBackend,
+  ): Promise<{ closed: boolean; retry: boolean; frames: Uint8Array[] }> {
+    const frames: Uint8Array[] = [];
+    try {
+      const answer = await new Promise<{ closed: boolean; retry: boolean }>((resolve, reject) => {
+        this.#opening = { frames, resolve, reject };
+        backend.open(this.#dpId, {
+          user: this.#user,
+          database: this.#database,
+          startup: this.#startup,
+        }, this);
+      });
+      return { ...answer, frames };
+    } finally {
+      this.#opening = undefined;
+    }
+  }
+
+  /**
+   * Moves the session to the pooler that serves the primary now (its pooler cannot serve it: a
+   * failover or switchover), waiting up to the failover window for one, and sends it the
+   * requests the old one did not run. The client sees a pause, not an error. Only a session
+   * with nothing pinned or kept on the old pooler moves; see #canMove.
+   */
+  async #move(resend: Uint8Array[]): Promise<void> {
+    let done!: () => void;
+    this.#moving = new Promise((r) => (done = r));
+    this.#backend = undefined;
+    const deadline = Date.now() + this.#opts.failoverWindowMs;
+    let last: unknown = null;
+    try {
+      while (!this.#ended) {
+        if (Date.now() > deadline) {
+          const why = last instanceof Error ? `: ${last.message}` : "";
+          this.#fatal(
+            new PgError(
+              SqlState.CANNOT_CONNECT_NOW,
+              `no primary took over within ${this.#opts.failoverWindowMs} ms${why}`,
+              { severity: "FATAL" },
+            ),
+          );
+          return;
+        }
+        try {
+          const backend = await this.#handler.route(this.#database);
+          this.#dpId = this.#handler.newDataPlaneId();
+          const { closed } = await this.#openOn(backend);
+          if (!closed) {
+            // Its ParameterStatus frames are dropped: the client has them from its own start.
+            this.#backend = backend;
+            this.#piecesSent = this.#piecesSettled = 0;
+            this.#unsettled = [];
+            this.#unackedRequests = 0;
+            this.#ackable = 0;
+            this.#logger?.info("session moved to the new primary", {
+              session: this.#id?.sessionId,
+              resent: resend.length,
+            });
+            for (const payload of resend) this.#execute(payload);
+            return;
+          }
+          last = new Error("the pooler refused the session");
+        } catch (e) {
+          last = e;
+        }
+        await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
+      }
+    } finally {
+      this.#moving = null;
+      done();
+      this.#wakeReader();
+    }
+  }
+
+  /** Whether the session may move to another pooler: nothing reserved or kept on this one. */
+  #canMove(): boolean {
+    return !this.#pinned && !this.#ended && !this.#opening && !!this.#id;
+  }
+
   // ---- the ready phase ----
 
   async #readyPhase(): Promise<void> {
     const r = this.#reader;
     for (;;) {
+      if (this.#moving) {
+        await this.#moving;
+        continue;
+      }
       this.#forwardBuffered();
       if (this.#ended) return;
       const full = this.#backend?.congested();
@@ -341,9 +449,27 @@ export class ClientSession implements SessionListener {
   #flushFrames(start: number, end: number): void {
     if (start < 0 || !this.#backend || !this.#id) return;
     // Copy: the receive buffer is reused, and gRPC sends asynchronously.
-    const payload = slab.copy(this.#reader.buffer.subarray(start, end));
+    this.#execute(slab.copy(this.#reader.buffer.subarray(start, end)));
+  }
+
+  #execute(payload: Uint8Array): void {
+    if (!this.#backend) return;
     this.#unackedRequests += payload.length;
-    this.#backend.execute(this.#id.sessionId, payload);
+    const pieces = this.#backend.execute(this.#dpId, payload);
+    this.#piecesSent += pieces;
+    this.#unsettled.push({ payload, pieces });
+  }
+
+  /** The pooler took `settled` pieces so far: the requests they make up need no resending. */
+  #settle(settled: number): void {
+    const u = this.#unsettled;
+    let i = 0;
+    while (i < u.length && this.#piecesSettled + u[i].pieces <= settled) {
+      this.#piecesSettled += u[i].pieces;
+      i++;
+    }
+    if (i === u.length) u.length = 0;
+    else if (i) u.splice(0, i);
   }
 
   // ---- SessionListener: results from the pooler ----
@@ -359,11 +485,19 @@ export class ClientSession implements SessionListener {
     this.#send(frames);
   }
 
-  onDone(_reserved: number, closed: boolean): void {
+  onDone(reserved: number, closed: boolean, flags: number, settled: number): void {
     if (this.#opening) {
-      this.#opening.resolve(closed);
+      this.#opening.resolve({ closed, retry: closed && (flags & DoneFlag.RETRY) !== 0 });
       return;
     }
+    this.#settle(settled);
+    if (closed && flags & DoneFlag.RETRY && this.#canMove() && settled === this.#piecesSettled) {
+      // The pooler ran none of what is left (it is not the primary any more, or its Postgres
+      // is down): it goes to whichever pooler serves the primary now.
+      this.#move(this.#unsettled.map((u) => u.payload));
+      return;
+    }
+    this.#pinned = reserved !== 0 || (flags & DoneFlag.STATEFUL) !== 0;
     if (closed) {
       this.#backend = undefined;
       this.#ended = true;
@@ -388,6 +522,12 @@ export class ClientSession implements SessionListener {
       this.#opening.reject(withSeverity(err, "FATAL"));
       return;
     }
+    if (this.#canMove() && !this.#unsettled.length) {
+      // The link to the pooler broke between requests: nothing was lost, the session moves.
+      this.#move([]);
+      return;
+    }
+    // A request was under way: whether it ran cannot be known, so the client must be told.
     this.#fatal(withSeverity(err, "FATAL"));
   }
 
@@ -445,7 +585,7 @@ export class ClientSession implements SessionListener {
   #ackResults(bytes: number): void {
     this.#ackable += bytes;
     if (this.#ackable >= FLOW_ACK_BYTES && this.#backend && this.#id) {
-      this.#backend.ack(this.#id.sessionId, this.#ackable);
+      this.#backend.ack(this.#dpId, this.#ackable);
       this.#ackable = 0;
     }
   }
@@ -466,7 +606,7 @@ export class ClientSession implements SessionListener {
 
   async #finish(): Promise<void> {
     this.#ended = true;
-    if (this.#backend && this.#id) this.#backend.close(this.#id.sessionId, this.#terminated);
+    if (this.#backend && this.#id) this.#backend.close(this.#dpId, this.#terminated);
     this.#backend = undefined;
     await this.#written();
     this.#closeConn();

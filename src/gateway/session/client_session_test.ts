@@ -68,7 +68,7 @@ class FakeBackend implements SessionBackend {
       listener.onFrames(
         writeParameterStatus(new WireWriter(64), "server_version", "15.0").takeCopy(),
       );
-      listener.onDone(128, false);
+      listener.onDone(128, false, 0, 0);
     });
   }
 
@@ -90,11 +90,12 @@ class FakeBackend implements SessionBackend {
    * Answers each frame of the payload as Postgres would: a Query with one row and
    * ReadyForQuery, Parse/Bind/Describe/Execute with their completions, Sync with ReadyForQuery.
    */
-  execute(sessionId: number, payload: Uint8Array): void {
+  execute(sessionId: number, payload: Uint8Array): number {
     // Kept as given, as a gRPC stream that sends later would: the payload must be the
     // backend's own bytes, not a view the session reuses.
     this.executed.push({ sessionId, payload });
-    if (!this.answer) return;
+    const settled = this.executed.filter((e) => e.sessionId === sessionId).length;
+    if (!this.answer) return 1;
     const listener = this.#listeners.get(sessionId);
     assert.ok(listener, `execute() on session ${sessionId}, which was never opened`);
     const w = new WireWriter(256);
@@ -132,8 +133,9 @@ class FakeBackend implements SessionBackend {
     const frames = w.takeCopy();
     queueMicrotask(() => {
       if (frames.length) listener.onFrames(frames);
-      if (ready) listener.onDone(128, false);
+      if (ready) listener.onDone(128, false, 0, settled);
     });
+    return 1;
   }
 
   close(sessionId: number): void {
@@ -181,6 +183,12 @@ class FakeHandler implements GatewayHandler {
     this.sessions.push(id);
     this.cancelHooks.set(id.pid, onCancel);
     return id;
+  }
+
+  #nextDataPlaneId = 1000;
+
+  newDataPlaneId(): number {
+    return ++this.#nextDataPlaneId;
   }
 
   cancelRequest(pid: number, secret: number): Promise<void> {

@@ -8,7 +8,8 @@ export interface SessionBackend {
     opts: { user: string; database: string; startup: Record<string, string> },
     listener: SessionListener,
   ): void;
-  execute(sessionId: number, payload: Uint8Array): void;
+  /** @returns how many data-plane requests it took (see SessionListener.onDone's `settled`). */
+  execute(sessionId: number, payload: Uint8Array): number;
   /** `graceful`: the client sent Terminate, so its last statements run to their end. */
   close(sessionId: number, graceful?: boolean): void;
   /** Flow control: `bytes` more of the session's results were written to its client. */
@@ -39,6 +40,11 @@ export interface GatewayHandler {
   newSession(onCancel: () => void): SessionIdentity;
   /** A client's CancelRequest (any gateway's PID): routes it to the session, or ignores it. */
   cancelRequest(pid: number, secret: number): Promise<void>;
+  /**
+   * A new data-plane id for a session that moves to another pooler (its virtual PID stays); an
+   * id is never used twice, so late answers for the old one cannot reach the new.
+   */
+  newDataPlaneId(): number;
   /** Called once when the session ends. */
   sessionEnded(id: SessionIdentity): void;
 }

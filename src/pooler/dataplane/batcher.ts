@@ -45,6 +45,8 @@ export class Batcher implements ResponseSink {
           reserved: 0,
           closed: false,
           acked: 0,
+          flags: 0,
+          settled: 0,
         });
       }
       this.#batchBytes += piece.length;
@@ -66,17 +68,21 @@ export class Batcher implements ResponseSink {
         reserved: 0,
         closed: false,
         acked: bytes,
+        flags: 0,
+        settled: 0,
       });
     }
     this.#schedule();
   }
 
-  done(sessionId: number, reserved: number, closed = false): void {
+  done(sessionId: number, reserved: number, closed = false, flags = 0, settled = 0): void {
     const last = this.#pending[this.#pending.length - 1];
     if (last && last.sessionId === sessionId && !last.done) {
       last.done = true;
       last.reserved = reserved;
       last.closed = closed;
+      last.flags = flags;
+      last.settled = settled;
     } else {
       this.#pending.push({
         sessionId,
@@ -86,6 +92,8 @@ export class Batcher implements ResponseSink {
         reserved,
         closed,
         acked: 0,
+        flags,
+        settled,
       });
     }
     this.#schedule();
@@ -131,6 +139,8 @@ interface Pending {
   reserved: number;
   closed: boolean;
   acked: number;
+  flags: number;
+  settled: number;
 }
 
 function toResponse(p: Pending): SessionResponse {
@@ -153,5 +163,7 @@ function toResponse(p: Pending): SessionResponse {
     closed: p.closed,
   };
   if (p.acked) res.acked = p.acked;
+  if (p.flags) res.flags = p.flags;
+  if (p.settled) res.settled = p.settled;
   return res;
 }

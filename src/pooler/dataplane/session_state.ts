@@ -81,6 +81,11 @@ export class SessionState {
   #nextStatement = 0;
   /** Why the session must keep its backend (ReservationReason bits). */
   pins = 0;
+
+  /** Whether the session holds anything a fresh session would not have (SETs, statements, pins). */
+  get stateful(): boolean {
+    return this.pins !== 0 || this.#sets.size > 0 || this.#statements.size > 0;
+  }
   /** Bumped each time the session takes a (possibly other) backend. */
   attachGeneration = 0;
   #unnamed: { rest: Uint8Array; generation: number } | null = null;

@@ -1,6 +1,7 @@
 import {
   connectionFailure,
   type PgError,
+  SqlState,
   toPgError,
   withSeverity,
 } from "../../shared/errors/mod.ts";
@@ -14,6 +15,7 @@ import {
   writeSync,
 } from "../../shared/wire/mod.ts";
 import {
+  DoneFlag,
   FLOW_WINDOW_BYTES,
   ReservationReason,
   type SessionRequest,
@@ -55,8 +57,17 @@ const REQUEST_ACK_BYTES = 256 * 1024;
 export interface ResponseSink {
   /** Queues raw backend frames (copied) for a session. */
   frames(sessionId: number, frames: Uint8Array): void;
-  /** Marks the session's current request complete. */
-  done(sessionId: number, reserved: number, closed?: boolean): void;
+  /**
+   * Marks the session's current request complete; `flags`: DoneFlag bits; `settled`: EXECUTE
+   * requests taken so far.
+   */
+  done(
+    sessionId: number,
+    reserved: number,
+    closed?: boolean,
+    flags?: number,
+    settled?: number,
+  ): void;
   /** A promise while the stream is congested (callers wait before producing more). */
   congested(): Promise<void> | null;
   /** Flow control: `bytes` more of the session's requests were written to Postgres. */
@@ -88,6 +99,8 @@ class Session {
   requests?: FrameReader;
   /** Requests received and not yet sent (the backend must not be given back meanwhile). */
   inFlight = 0;
+  /** EXECUTE requests taken (sent on, or buffered as part of a frame), for `done`. */
+  taken = 0;
   /** The startup parameters backends of this session are opened with. */
   params: Record<string, string> = {};
   /** The pool its backends come from (user, database, startup parameters). */
@@ -189,7 +202,7 @@ export class SessionTable {
   async #open(s: Session, startup: Record<string, string>): Promise<void> {
     const refusal = this.#canServe();
     if (refusal) {
-      this.#end(s, refusal);
+      this.#end(s, refusal, DoneFlag.RETRY);
       return;
     }
     let backend: BackendConn;
@@ -198,8 +211,10 @@ export class SessionTable {
     try {
       backend = await this.#pool.acquire(s.user, s.database, s.params, s.poolKey);
     } catch (e) {
-      // Whatever stops a session from starting ends it, as in Postgres: FATAL.
-      this.#end(s, withSeverity(toPgError(e), "FATAL"));
+      // Whatever stops a session from starting ends it, as in Postgres: FATAL. When Postgres
+      // is out of reach, the gateway may try again elsewhere (RETRY).
+      const err = toPgError(e);
+      this.#end(s, withSeverity(err, "FATAL"), unavailable(err) ? DoneFlag.RETRY : 0);
       return;
     }
     s.backend = backend;
@@ -224,7 +239,7 @@ export class SessionTable {
     for (const [k, v] of backend.params) writeParameterStatus(w, k, v);
     s.unacked += w.length;
     this.#sink.frames(s.id, w.view());
-    this.#sink.done(s.id, this.#reserved(s));
+    this.#sink.done(s.id, this.#reserved(s), false, this.#doneFlags(s), s.taken);
     if (this.#mode === "transaction") {
       // The session holds no backend until it sends something.
       s.backend = undefined;
@@ -287,11 +302,20 @@ export class SessionTable {
         r.push(payload);
         frames = r.takeFrames().slice();
         if (!r.buffered()) s.requests = undefined;
-        if (!frames.length) return; // only part of a frame so far
+        if (!frames.length) {
+          s.taken++;
+          return; // only part of a frame so far
+        }
       }
       if (s.detaching) await s.detaching;
       let backend = s.backend;
       if (!backend) {
+        // A transaction starts here: only on a pooler that serves the primary.
+        const refusal = this.#canServe();
+        if (refusal) {
+          this.#cannotRun(s, refusal);
+          return;
+        }
         // The common case needs no wait: an idle backend already in the session's settings.
         const idle = this.#pool.takeIdle(s.poolKey);
         if (idle && idle.settingsKey === s.state!.settingsSql()) {
@@ -301,7 +325,9 @@ export class SessionTable {
           try {
             backend = await this.#attach(s, idle);
           } catch (e) {
-            this.#end(s, withSeverity(toPgError(e), "FATAL"));
+            const err = toPgError(e);
+            if (unavailable(err)) this.#cannotRun(s, err);
+            else this.#end(s, withSeverity(err, "FATAL"));
             return;
           }
         }
@@ -309,6 +335,7 @@ export class SessionTable {
       const t = s.state!.translate(frames, backend.statements);
       s.expectedReady += t.syncPoints;
       s.inFlight--;
+      s.taken++;
       counted = true;
       await this.#send(s, backend, t.out, payload.length);
     } catch (e) {
@@ -346,7 +373,9 @@ export class SessionTable {
         ready: (txStatus) => {
           if (s.expectedReady > 0) s.expectedReady--;
           // A closing session's pump ends at its close marker (see #stopPump).
-          if (!s.closing && s.expectedReady === 0) this.#sink.done(s.id, this.#reserved(s));
+          if (!s.closing && s.expectedReady === 0) {
+            this.#sink.done(s.id, this.#reserved(s), false, this.#doneFlags(s), s.taken);
+          }
           if (this.#canDetach(s, txStatus)) {
             s.detaching = new Promise((r) => (s.finishDetach = r));
             return false;
@@ -387,6 +416,7 @@ export class SessionTable {
 
   async #execute(s: Session, payload: Uint8Array): Promise<void> {
     s.inFlight--;
+    s.taken++;
     const backend = s.backend;
     if (!backend || s.closing) return;
     try {
@@ -417,6 +447,28 @@ export class SessionTable {
     }
   }
 
+  /** STATEFUL unless the session could open afresh on another pooler and carry on. */
+  #doneFlags(s: Session): number {
+    return s.state && !s.state.stateful && !s.backend?.copyIn && !s.requests
+      ? 0
+      : DoneFlag.STATEFUL;
+  }
+
+  /**
+   * This pooler cannot run the session's request (not the primary any more, or Postgres down),
+   * and nothing of it was sent: a session with no state here is told to try elsewhere
+   * (RETRY, no error for the client); one with state ends with `err`.
+   */
+  #cannotRun(s: Session, err: PgError): void {
+    if (this.#doneFlags(s) & DoneFlag.STATEFUL) {
+      this.#end(s, withSeverity(err, "FATAL"));
+      return;
+    }
+    this.#sessions.delete(s.id);
+    s.closing = true; // requests queued behind this one go with it, unrun
+    this.#sink.done(s.id, 0, true, DoneFlag.RETRY, s.taken);
+  }
+
   #reserved(s: Session): number {
     if (!s.backend) return 0;
     let mask = s.state ? s.state.pins : ReservationReason.SESSION;
@@ -425,17 +477,17 @@ export class SessionTable {
   }
 
   /** Ends a session with a FATAL error frame; the gateway closes the client. */
-  #end(s: Session, err: PgError): void {
+  #end(s: Session, err: PgError, flags = 0): void {
     this.#sessions.delete(s.id);
-    this.#fail(s.id, err, true);
+    this.#fail(s.id, err, true, flags);
   }
 
-  #fail(sessionId: number, err: PgError, closed: boolean): void {
+  #fail(sessionId: number, err: PgError, closed: boolean, flags = 0): void {
     const w = this.#writer;
     w.reset();
     writeErrorResponse(w, err);
     this.#sink.frames(sessionId, w.view());
-    this.#sink.done(sessionId, 0, closed);
+    this.#sink.done(sessionId, 0, closed, flags);
   }
 
   #resume(s: Session): void {
@@ -496,4 +548,10 @@ export class SessionTable {
   closeAll(): void {
     for (const s of [...this.#sessions.values()]) this.#close(s, false);
   }
+}
+
+/** Errors that say Postgres cannot be reached now, before anything was sent to it. */
+function unavailable(err: PgError): boolean {
+  return err.retryable || err.sqlstate === SqlState.CANNOT_CONNECT_NOW ||
+    err.sqlstate === SqlState.CONNECTION_FAILURE;
 }

@@ -183,6 +183,19 @@ INSERT INTO multigres.rule_history (database, tablegroup, shard, term, leader_id
 COMMIT;`;
 }
 
+/** Rewrites the cohort and policy of the rule at `rule.term` (the term and leader stay). */
+export function updateCohortSql(
+  shard: { database: string; tablegroup: string; shard: string },
+  rule: ShardRule,
+): string {
+  const cohort = `ARRAY[${rule.cohort.map(literal).join(", ")}]::text[]`;
+  const policy = literal(JSON.stringify(rule.durabilityPolicy ?? {}));
+  return `UPDATE multigres.rule SET cohort = ${cohort}, durability_policy = ${policy}::jsonb,
+    updated_at = now()
+  WHERE database = ${literal(shard.database)} AND tablegroup = ${literal(shard.tablegroup)}
+    AND shard = ${literal(shard.shard)} AND term = ${Math.trunc(rule.term)}`;
+}
+
 /**
  * A SQL string literal that reads the same whatever `standard_conforming_strings` says: a string
  * with a backslash is written in the escape form (E'…') with the backslash doubled.

@@ -293,6 +293,8 @@ function responseSize(r: SessionResponse): number {
   if (r.reserved) size += 1 + varintSize(r.reserved);
   if (r.closed) size += 2;
   if (r.acked) size += 1 + varintSize(r.acked);
+  if (r.flags) size += 1 + varintSize(r.flags);
+  if (r.settled) size += 1 + varintSize(r.settled);
   return size;
 }
 
@@ -331,6 +333,14 @@ export function encodeDataPlaneResponse(msg: DataPlaneResponse): Buffer {
       o.tag(6, WIRE_VARINT);
       o.varint(r.acked);
     }
+    if (r.flags) {
+      o.tag(7, WIRE_VARINT);
+      o.varint(r.flags);
+    }
+    if (r.settled) {
+      o.tag(8, WIRE_VARINT);
+      o.varint(r.settled);
+    }
   }
   return asBuffer(o.buf);
 }
@@ -357,6 +367,8 @@ export function decodeDataPlaneResponse(message: Uint8Array): DataPlaneResponse 
       reserved: 0,
       closed: false,
       acked: 0,
+      flags: 0,
+      settled: 0,
     };
     while (e.pos < e.end) {
       const k = e.varint();
@@ -368,6 +380,8 @@ export function decodeDataPlaneResponse(message: Uint8Array): DataPlaneResponse 
       else if (field === 4 && wire === WIRE_VARINT) r.reserved = e.varint();
       else if (field === 5 && wire === WIRE_VARINT) r.closed = e.varint() !== 0;
       else if (field === 6 && wire === WIRE_VARINT) r.acked = e.varint();
+      else if (field === 7 && wire === WIRE_VARINT) r.flags = e.varint();
+      else if (field === 8 && wire === WIRE_VARINT) r.settled = e.varint();
       else e.skip(wire);
     }
     responses.push(r);

@@ -120,7 +120,19 @@ export interface SessionResponse {
   closed: boolean;
   /** Request bytes of this session written to Postgres since the last acknowledgement. */
   acked?: number;
+  /** With `done`: DoneFlag bits. */
+  flags?: number;
+  /** With `done`: EXECUTE requests of this session the pooler has taken so far. */
+  settled?: number;
 }
+
+/** DoneFlag (multipoolerdata.proto). */
+export const DoneFlag = {
+  /** The session cannot move to another pooler (it holds state there). */
+  STATEFUL: 1,
+  /** With `closed`: the request was not run; a session that is not STATEFUL may resend it elsewhere. */
+  RETRY: 2,
+} as const;
 
 export interface DataPlaneRequest {
   requests: SessionRequest[];

@@ -42,6 +42,11 @@ export class TopoPaths {
     validateName("database", db);
     return `${this.databasesPrefix}${db}`;
   }
+  /** The lock an orch holds while it changes a shard's primary. */
+  shardLock(database: string, tablegroup: string, shard: string): string {
+    validateName("database", database);
+    return `${this.globalRoot}locks/shards/${database}/${tablegroup}/${shard}`;
+  }
   /** `/multigres/<cluster>/<cell>` — the root of a cell inside its local topo. */
   cellRoot(cell: string): string {
     validateName("cell", cell);

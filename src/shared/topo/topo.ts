@@ -24,6 +24,8 @@ export class Topo {
   readonly global: TopoServer;
   readonly local: TopoServer;
   readonly #logger?: Logger;
+  /** Other cells' local toposervers, by address. */
+  readonly #others = new Map<string, TopoServer>();
 
   private constructor(
     paths: TopoPaths,
@@ -144,16 +146,19 @@ export class Topo {
         ? this.local
         : !addr || addr === this.global.address
         ? this.global
-        : new TopoServer(addr, this.#logger);
-      try {
-        out.push(
-          ...decodeAll<PoolerRecord>(await server.list(this.paths.poolersPrefix(cell)), "Pooler"),
-        );
-      } finally {
-        if (server !== this.local && server !== this.global) server.close();
-      }
+        : this.#otherCell(addr);
+      out.push(
+        ...decodeAll<PoolerRecord>(await server.list(this.paths.poolersPrefix(cell)), "Pooler"),
+      );
     }
     return out;
+  }
+
+  /** A client for another cell's local topo, kept for the next call. */
+  #otherCell(address: string): TopoServer {
+    let server = this.#others.get(address);
+    if (!server) this.#others.set(address, server = new TopoServer(address, this.#logger));
+    return server;
   }
 
   async listGateways(): Promise<GatewayRecord[]> {
@@ -162,6 +167,54 @@ export class Topo {
 
   async listOrchs(): Promise<OrchRecord[]> {
     return decodeAll(await this.local.list(this.paths.orchsPrefix(this.cell)), "Orch");
+  }
+
+  /**
+   * Calls `onChange` with every pooler of every cell (listAllPoolers), now and after each change
+   * seen by polling every `pollMs`. While the topo is unreachable the last view stands.
+   */
+  pollAllPoolers(
+    onChange: (poolers: PoolerRecord[]) => void,
+    pollMs = 500,
+  ): { stop: () => void } {
+    let last = "";
+    let stopped = false;
+    let failing = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = async () => {
+      try {
+        const all = await this.listAllPoolers();
+        all.sort((a, b) => a.cell.localeCompare(b.cell) || a.id.localeCompare(b.id));
+        failing = false;
+        const json = JSON.stringify(all);
+        if (json !== last && !stopped) {
+          last = json;
+          onChange(all);
+        }
+      } catch (e) {
+        if (!failing) this.#logger?.warn("cannot list the poolers of every cell", { error: e });
+        failing = true;
+      }
+      if (!stopped) timer = setTimeout(tick, pollMs);
+    };
+    tick();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  /** Takes the lock on a shard (see TopoServer.lock); resolves to its release function. */
+  lockShard(
+    shard: { database: string; tablegroup: string; shard: string },
+    ttlSeconds = 15,
+  ): Promise<() => Promise<void>> {
+    return this.global.lock(
+      this.paths.shardLock(shard.database, shard.tablegroup, shard.shard),
+      ttlSeconds,
+    );
   }
 
   /** Calls `onChange` with every pooler of this cell, now and after each change. */
@@ -173,6 +226,8 @@ export class Topo {
   }
 
   close(): void {
+    for (const server of this.#others.values()) server.close();
+    this.#others.clear();
     if (this.local !== this.global) this.local.close();
     this.global.close();
   }

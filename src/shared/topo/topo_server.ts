@@ -74,6 +74,18 @@ export class TopoServer {
     await this.client.delete().key(key);
   }
 
+  /**
+   * Takes the lock `key` (an etcd lease of `ttlSeconds`, kept alive while held), waiting for
+   * another holder to release it; resolves to the release function.
+   */
+  async lock(key: string, ttlSeconds: number): Promise<() => Promise<void>> {
+    const lock = this.client.lock(key).ttl(ttlSeconds);
+    await lock.acquire();
+    return async () => {
+      await lock.release().catch(() => {}); // unreachable etcd: the lease expires by itself
+    };
+  }
+
   /** Every key under a prefix, with its value. */
   async list(prefix: string): Promise<Map<string, string>> {
     const all = await this.client.getAll().prefix(prefix).strings();
