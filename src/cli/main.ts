@@ -13,6 +13,8 @@ Usage:
   multigres cluster start [--foreground] [options]   start the local cluster (dev: --foreground)
   multigres cluster stop [--data-dir DIR]             stop it by PID
   multigres cluster status [--data-dir DIR]           show every component and the primary
+  multigres switchover [--data-dir DIR] [--to ID]     hand the primary over to a replica (drains
+                                                      first: clients see a pause, not an error)
   multigres prereqs                                   find or install PostgreSQL and etcd
 
 Options for start:
@@ -45,6 +47,7 @@ async function main(args: string[]): Promise<number> {
       "listen": { type: "string", default: DEFAULT_CONFIG.gatewayListenAddress },
       "pool-mode": { type: "string", default: DEFAULT_CONFIG.poolMode },
       "cells": { type: "string", default: "3" },
+      "to": { type: "string", default: "" },
       "help": { type: "boolean", short: "h", default: false },
     },
   });
@@ -56,6 +59,12 @@ async function main(args: string[]): Promise<number> {
   if (group === "prereqs") {
     const p = await ensurePrereqs();
     console.log(`PostgreSQL: ${p.pgBinDir}\netcd: ${p.etcd}`);
+    return 0;
+  }
+  if (group === "switchover") {
+    const cluster = LocalCluster.load(values["data-dir"]!);
+    const res = await cluster.switchover({ to: values.to || undefined });
+    console.log(`Switched over: ${res.primary} is the primary (term ${res.term}).`);
     return 0;
   }
   if (group !== "cluster" || !["start", "stop", "status"].includes(verb ?? "")) {
@@ -140,7 +149,8 @@ function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
   }
   if (!shards.size) lines.push("  (no pooler registered)");
   for (const [k, members] of shards) {
-    const primary = members.find((m) => m.type === "PRIMARY");
+    const primary = members.filter((m) => m.type === "PRIMARY")
+      .sort((a, b) => b.term - a.term)[0];
     lines.push(
       `  ${k}  primary: ${
         primary

@@ -52,6 +52,12 @@ async function main(): Promise<void> {
     repoint: async (pooler, term, primary) => {
       await callUnary(client(pooler), "Repoint", { term, primary }, { deadlineMs: 600_000 });
     },
+    demote: async (pooler, drainMs) => {
+      const res = await callUnary<{ lsn: string }>(client(pooler), "Demote", { drainMs }, {
+        deadlineMs: drainMs + 120_000,
+      });
+      return res.lsn;
+    },
     watchHealth: (pooler, onHealth, onEnd) => {
       // deno-lint-ignore no-explicit-any
       const stream = (client(pooler) as any).HealthStream({}) as grpc.ClientReadableStream<
@@ -77,7 +83,22 @@ async function main(): Promise<void> {
   const host = cfg["bind-address"];
   const status = () => ({ id, cell: cfg.cell, shards: orch.status() });
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {
-    MultiOrch: { Status: unary(() => Promise.resolve(status())) },
+    MultiOrch: {
+      Status: unary(() => Promise.resolve(status())),
+      Switchover: unary(
+        (
+          req: { database: string; tablegroup: string; shard: string; to: string; drainMs: number },
+        ) =>
+          orch.switchover(
+            {
+              database: req.database || "postgres",
+              tablegroup: req.tablegroup || "default",
+              shard: req.shard || "0-inf",
+            },
+            { to: req.to || undefined, drainMs: req.drainMs || undefined },
+          ),
+      ),
+    },
   });
   env.onShutdown(() => stopGrpcServer(server));
   await env.serveHttp(host, cfg["http-port"]);

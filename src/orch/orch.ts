@@ -15,6 +15,8 @@ export interface PoolerControl {
   recruit(pooler: PoolerRecord, term: number): Promise<Recruit>;
   promote(pooler: PoolerRecord, term: number, standbys: string[], n: number): Promise<void>;
   repoint(pooler: PoolerRecord, term: number, primary: PoolerRecord): Promise<void>;
+  /** Drains the primary and stops its Postgres cleanly; resolves to its last LSN. */
+  demote(pooler: PoolerRecord, drainMs: number): Promise<string>;
   /** Streams the pooler's health until `stop()`; `onEnd` when the stream breaks. */
   watchHealth(
     pooler: PoolerRecord,
@@ -229,12 +231,63 @@ export class Orch {
   }
 
   async #failover(key: string, leader: PoolerRecord, why: string): Promise<void> {
-    const started = Date.now();
     const members = (await this.#topo.listAllPoolers()).filter((p) => shardKey(p) === key);
     const current = leaderOf(members);
     // Re-checked under the lock: another orch may have failed over already.
     if (current && current.id !== leader.id) return;
     if (!this.#deadReason(leader, members)) return;
+    this.#logger.warn("primary is dead: failing over", { shard: key, primary: leader.id, why });
+    await this.#elect(key, leader, members);
+    this.failovers++;
+  }
+
+  /**
+   * Planned change of a shard's primary (`multigres switchover`): the primary drains and stops
+   * cleanly, then a replica is elected as in a failover (`to`, when it is among the most
+   * advanced). Sessions wait at their gateways meanwhile.
+   */
+  async switchover(
+    shard: ShardKey,
+    opts: { to?: string; drainMs?: number } = {},
+  ): Promise<{ primary: string; term: number }> {
+    const key = shardKey(shard);
+    if (this.#inFlight.has(key)) throw new Error(`shard ${key} is busy: try again`);
+    this.#inFlight.add(key);
+    try {
+      const release = await this.#topo.lockShard(shard);
+      try {
+        const members = (await this.#topo.listAllPoolers()).filter((p) => shardKey(p) === key);
+        const leader = leaderOf(members);
+        if (!leader) throw new Error(`shard ${key} has no primary`);
+        if (opts.to && !members.some((p) => p.id === opts.to && p.id !== leader.id)) {
+          throw new Error(`${opts.to} is not a replica of ${key}`);
+        }
+        if (!members.some((p) => p.id !== leader.id && this.#alive(p))) {
+          throw new Error(`shard ${key} has no live replica to hand over to`);
+        }
+        this.#logger.info("switchover: draining the primary", { shard: key, primary: leader.id });
+        const lsn = await this.#control.demote(leader, opts.drainMs ?? 5000);
+        return await this.#elect(key, leader, members, { prefer: opts.to, atLeast: lsn });
+      } finally {
+        await release();
+      }
+    } finally {
+      this.#inFlight.delete(key);
+    }
+  }
+
+  /**
+   * Elects and installs a new primary for a shard whose primary `leader` is gone (dead, or
+   * stopped by a switchover): recruitment under a new term, promotion of the most advanced
+   * recruit (`prefer` wins a tie), the others and the old primary repointed, the rule written.
+   */
+  async #elect(
+    key: string,
+    leader: PoolerRecord,
+    members: PoolerRecord[],
+    opts: { prefer?: string; atLeast?: string } = {},
+  ): Promise<{ primary: string; term: number }> {
+    const started = Date.now();
     const others = members.filter((p) => p.id !== leader.id && this.#alive(p));
     const db = await this.#topo.getDatabase(leader.database);
     const policy = db?.durabilityPolicy;
@@ -243,13 +296,7 @@ export class Orch {
     for (const p of members) seenTerms.push(this.#health.get(p.id)?.last?.term ?? 0);
     const term = Math.max(this.#triedTerm.get(key) ?? 0, ...seenTerms) + 1;
     this.#triedTerm.set(key, term);
-    this.#logger.warn("primary is dead: failing over", {
-      shard: key,
-      primary: leader.id,
-      why,
-      term,
-      candidates: others.map((p) => p.id),
-    });
+    this.#logger.info("recruiting", { shard: key, term, candidates: others.map((p) => p.id) });
     const answers = await Promise.allSettled(
       others.map((p) => withTimeout(this.#control.recruit(p, term), 15_000, `recruit ${p.id}`)),
     );
@@ -267,22 +314,34 @@ export class Orch {
     const cohort = new Set([...(newestRule?.cohort ?? []), ...others.map((p) => p.id)]);
     cohort.delete(leader.id);
     const need = n > 1 ? Math.max(1, cohort.size - (n - 1) + 1) : 1;
-    if (recruits.length < need) {
-      this.#logger.error("cannot fail over: too few members answered", {
-        shard: key,
-        recruited: recruits.map((x) => x.pooler.id),
-        cohort: [...cohort],
-        need,
-      });
-      return;
+    // After a switchover the old primary's last LSN is known: a recruit that has it has every
+    // commit, whatever answered.
+    const complete = !!opts.atLeast &&
+      recruits.some((x) => lsnValue(x.r.lsn) >= lsnValue(opts.atLeast!));
+    if (!complete && recruits.length < need) {
+      throw new Error(
+        `cannot elect a primary for ${key}: ${recruits.length} of the cohort ` +
+          `(${[...cohort].join(", ")}) answered, ${need} needed`,
+      );
     }
     recruits.sort((a, b) => {
       const rt = (b.r.rule?.term ?? 0) - (a.r.rule?.term ?? 0);
       if (rt) return rt;
       const d = lsnValue(b.r.lsn) - lsnValue(a.r.lsn);
-      return d > 0n ? 1 : d < 0n ? -1 : a.pooler.id.localeCompare(b.pooler.id);
+      if (d) return d > 0n ? 1 : -1;
+      if (opts.prefer && (a.pooler.id === opts.prefer || b.pooler.id === opts.prefer)) {
+        return a.pooler.id === opts.prefer ? -1 : 1;
+      }
+      return a.pooler.id.localeCompare(b.pooler.id);
     });
     const best = recruits[0].pooler;
+    if (opts.atLeast && lsnValue(recruits[0].r.lsn) < lsnValue(opts.atLeast)) {
+      this.#logger.warn("the most advanced replica is behind the old primary's last LSN", {
+        replica: best.id,
+        lsn: recruits[0].r.lsn,
+        primaryLsn: opts.atLeast,
+      });
+    }
     const standbys = [...new Set([...cohort, leader.id])].filter((id) => id !== best.id).sort();
     this.#logger.info("promoting", { shard: key, pooler: best.id, lsn: recruits[0].r.lsn, term });
     await this.#control.promote(best, term, standbys, n);
@@ -305,13 +364,13 @@ export class Orch {
       cohort: [best.id, ...standbys].sort(),
       durabilityPolicy: policy ?? null,
     });
-    this.failovers++;
-    this.#logger.info("failover done", {
+    this.#logger.info("new primary in place", {
       shard: key,
       primary: best.id,
       term,
       ms: Date.now() - started,
     });
+    return { primary: best.id, term };
   }
 
   status(): ShardStatus[] {

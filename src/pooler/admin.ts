@@ -28,6 +28,19 @@ export class AdminConn {
   }
 
   async #query(sql: string): Promise<QueryResult> {
+    const reused = !!this.#conn && !this.#conn.broken;
+    try {
+      return await this.#run(sql);
+    } catch (e) {
+      // A connection that went stale while idle (Postgres restarted, rewound, promoted) fails
+      // its next query: that one is tried once more on a new connection.
+      if (!reused || !this.#conn?.broken) throw e;
+      this.#logger?.debug("admin connection was stale; reconnecting", { error: e });
+      return await this.#run(sql);
+    }
+  }
+
+  async #run(sql: string): Promise<QueryResult> {
     if (!this.#conn || this.#conn.broken) {
       this.#conn = await BackendConn.connect({
         address: this.#address(),

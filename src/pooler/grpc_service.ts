@@ -71,6 +71,9 @@ export function poolerService(
     Promote: unary(async (req: { term: number; standbys: string[]; n: number }) => ({
       lsn: await pooler.promote(req.term, req.standbys ?? [], req.n || 1),
     })),
+    Demote: unary(async (req: { drainMs: number }) => ({
+      lsn: await pooler.demote(req.drainMs || 5000),
+    })),
     Repoint: unary(async (req: { term: number; primary: PoolerRecord }) => {
       await pooler.repoint(req.term, req.primary);
       return {};

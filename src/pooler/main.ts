@@ -90,6 +90,9 @@ async function main(): Promise<void> {
     follow: async (source: ReplicaSource | null) => {
       await callUnary(pgctldClient, "Follow", source ?? {}, { deadlineMs: 30_000 });
     },
+    stop: async () => {
+      await callUnary(pgctldClient, "Stop", { mode: "FAST" }, { deadlineMs: 120_000 });
+    },
     rewind: async (source: ReplicaSource) => {
       // It may fall back to a new base backup: allow it time.
       await callUnary(pgctldClient, "Rewind", source, { deadlineMs: 3_600_000 });

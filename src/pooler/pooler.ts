@@ -35,6 +35,8 @@ export interface PgctldApi {
   follow(source: ReplicaSource | null): Promise<void>;
   /** Makes this former primary a standby of `source` (pg_rewind or a new base backup). */
   rewind(source: ReplicaSource): Promise<void>;
+  /** Stops Postgres (fast: open sessions are ended). */
+  stop(): Promise<void>;
 }
 
 /** A primary's Postgres to copy from or stream from, and this replica's name on it. */
@@ -90,6 +92,10 @@ export class Pooler {
   #downSince = 0;
   /** A rejoin (follow or rewind) is under way. */
   #rejoining = false;
+  /** A switchover drains this primary: no new transaction starts here. */
+  #draining = false;
+  /** Stopped for a switchover: Postgres stays down until this pooler rejoins as a replica. */
+  #demoted = false;
   #address?: PgAddress;
   #postgresAddr = "";
   #registration?: Registration;
@@ -295,7 +301,7 @@ export class Pooler {
   }
 
   get serving(): boolean {
-    return this.#type === "PRIMARY" && this.#postgresUp && !this.#stopped;
+    return this.#type === "PRIMARY" && this.#postgresUp && !this.#stopped && !this.#draining;
   }
 
   /** Why a new session cannot be served here, or null. */
@@ -308,6 +314,12 @@ export class Pooler {
     }
     if (!this.#postgresUp) {
       return new PgError(SqlState.CANNOT_CONNECT_NOW, "the database system is not available", {
+        severity: "FATAL",
+        retryable: true,
+      });
+    }
+    if (this.#draining) {
+      return new PgError(SqlState.CANNOT_CONNECT_NOW, "the primary is being handed over", {
         severity: "FATAL",
         retryable: true,
       });
@@ -368,7 +380,7 @@ export class Pooler {
       // failover happens for a while does it come back as it was.
       const waitForFailover = this.#type === "PRIMARY" && this.#standbys.size > 0 &&
         Date.now() - this.#downSince < PRIMARY_RESTART_GRACE_MS;
-      if (!waitForFailover && !this.#rejoining) await this.#restartPostgres();
+      if (!waitForFailover && !this.#rejoining && !this.#demoted) await this.#restartPostgres();
     } finally {
       this.#probing = false;
     }
@@ -568,7 +580,13 @@ export class Pooler {
    * holds. Refused by the shard's serving primary and under a term below a promise made.
    */
   async recruit(term: number): Promise<RecruitResult> {
-    this.#checkTerm(term);
+    // A term is recruited once: two orchs racing with the same term cannot both win.
+    if (term <= (this.#terms?.term ?? 0)) {
+      throw new PgError(
+        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+        `term ${term} is not above the term ${this.#terms?.term} this pooler promised`,
+      );
+    }
     if (this.#type === "PRIMARY" && this.serving) {
       throw new PgError(SqlState.OBJECT_IN_USE, `${this.cfg.id} is the serving primary`);
     }
@@ -643,6 +661,35 @@ export class Pooler {
     await this.#rejoin(primary);
   }
 
+  /**
+   * Switchover, step 1 (on the primary): no new transaction starts here (sessions between
+   * transactions are told to go elsewhere, and wait at their gateway for the new primary), the
+   * transactions under way get up to `drainMs` to finish, then Postgres stops cleanly, which
+   * sends the replicas all of its WAL. Returns the last LSN written.
+   */
+  async demote(drainMs: number): Promise<string> {
+    if (this.#type !== "PRIMARY" || !this.#postgresUp) {
+      throw new PgError(SqlState.OBJECT_IN_USE, `${this.cfg.id} is not the serving primary`);
+    }
+    this.#draining = true;
+    await this.#publish();
+    this.#logger.info("draining for a switchover", { inUse: this.pool.stats.inUse });
+    const deadline = Date.now() + drainMs;
+    while (this.pool.stats.inUse > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.#readLsn();
+    const lsn = this.#lsn;
+    this.#demoted = true;
+    this.pool.closeIdle();
+    this.#admin.close();
+    this.#ruleWriter.close();
+    await this.#pgctld.stop();
+    this.#postgresUp = false;
+    this.#logger.info("stopped for a switchover", { lsn, stillInUse: this.pool.stats.inUse });
+    return lsn;
+  }
+
   /** Follows `leader`'s Postgres; rewinds this one first when it is not a standby. */
   async #rejoin(leader: PoolerRecord): Promise<void> {
     if (this.#rejoining) return;
@@ -669,6 +716,7 @@ export class Pooler {
         term: leader.term,
       });
       this.#admin.close();
+      this.#ruleWriter.close();
       await this.#pgctld.rewind(source);
       this.#upstream = leader.postgresAddr;
       await this.#waitForPostgres();
@@ -677,6 +725,8 @@ export class Pooler {
       this.#policyArmed = false;
       this.#syncNames = null;
       this.#rule = await readRule(this.#admin, this.#shardKey());
+      this.#draining = false;
+      this.#demoted = false;
       await this.#publish();
       this.#logger.info("rejoined as a replica", { primary: leader.id });
     } finally {

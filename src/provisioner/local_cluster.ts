@@ -495,6 +495,24 @@ export class LocalCluster {
     if (pid && alive(pid)) await stopPid(pid, "SIGINT", 60_000);
   }
 
+  /** Asks this cell's orch to hand the shard's primary over (see Orch.switchover). */
+  async switchover(
+    opts: { to?: string; drainMs?: number } = {},
+  ): Promise<{ primary: string; term: number }> {
+    const client = makeClient("MultiOrch", `127.0.0.1:${this.ports.orchGrpc}`);
+    try {
+      return await callUnary(client, "Switchover", {
+        database: "postgres",
+        tablegroup: "default",
+        shard: "0-inf",
+        to: opts.to ?? "",
+        drainMs: opts.drainMs ?? 0,
+      }, { deadlineMs: 300_000 });
+    } finally {
+      client.close();
+    }
+  }
+
   /** What runs, and what the topo says of the poolers. */
   async status(): Promise<ClusterStatus> {
     const running = this.running();

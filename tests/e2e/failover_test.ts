@@ -5,39 +5,11 @@
  * rejoins as a replica. Client-visible errors are reported.
  */
 import assert from "node:assert/strict";
-import type { LocalCluster } from "../../src/provisioner/mod.ts";
-import type { PoolerRecord } from "../../src/shared/grpc/types.ts";
 import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { missing, Writers } from "../helpers/writers.ts";
+import { findPrimary, killPrimary, streams } from "../helpers/failover.ts";
 
 const OFFSET = 2100;
-
-type Kill = "postgres" | "pooler" | "all";
-
-/** The shard's primary (highest term) and the cell that runs it. */
-async function primary(c: TestCluster): Promise<{ rec: PoolerRecord; cell: LocalCluster }> {
-  const st = await c.cluster.status();
-  const rec = st.poolers.filter((p) => p.type === "PRIMARY" && p.serving)
-    .sort((a, b) => b.term - a.term)[0];
-  assert.ok(rec, "no serving primary");
-  const cell = [c.cluster, ...c.cluster.members].find((m) => m.cfg.cell === rec.cell);
-  assert.ok(cell, `no local cell ${rec.cell}`);
-  return { rec, cell };
-}
-
-function kill(cell: LocalCluster, what: Kill): void {
-  const pg = cell.postgresPid();
-  if (what === "postgres") {
-    assert.ok(pg, "the primary's Postgres is not running");
-    Deno.kill(pg, "SIGKILL");
-    return;
-  }
-  assert.ok(cell.signal("multipooler", "SIGKILL"));
-  if (what === "all") {
-    assert.ok(cell.signal("pgctld", "SIGKILL"));
-    if (pg) Deno.kill(pg, "SIGKILL");
-  }
-}
 
 async function rowsPresent(c: TestCluster): Promise<string[]> {
   const r = await c.psql(["-tAc", "select client || ':' || seq from fo"]);
@@ -59,7 +31,7 @@ Deno.test("failover: no acknowledged write is lost, the old primary rejoins", E2
       await t.step(
         `kill -9 ${what === "all" ? "all of the primary's processes" : `the primary's ${what}`}`,
         async () => {
-          const before = await primary(c);
+          const before = await findPrimary(c.cluster);
           const writers = new Writers({
             port: c.port,
             password: c.password,
@@ -70,24 +42,29 @@ Deno.test("failover: no acknowledged write is lost, the old primary rejoins", E2
           }).start();
           await eventually(() => writers.report.acked.size >= 50);
           const killedAt = Date.now();
-          kill(before.cell, what);
+          killPrimary(before.cell, what);
 
           // A new primary takes over and writes through the gateway succeed again.
+          const replaced = await eventually(
+            async () => (await findPrimary(c.cluster)).rec.id !== before.rec.id,
+            40_000,
+          );
+          assert.ok(replaced, "no new primary took over");
           const healed = await eventually(
-            () => writers.firstAckAfter(killedAt) !== null,
+            () => writers.healedAfter(killedAt) !== null,
             40_000,
           );
           assert.ok(healed, "no write succeeded after the kill");
           await new Promise((r) => setTimeout(r, 1000));
           const report = await writers.stop();
-          const after = await primary(c);
+          const after = await findPrimary(c.cluster);
           assert.notEqual(after.rec.id, before.rec.id, "the dead primary is still the primary");
           assert.ok(after.rec.term > before.rec.term, "the new primary has no newer term");
 
           const lost = missing(report.acked, await rowsPresent(c));
           console.log(
             `[failover ${what}] first write ${
-              writers.firstAckAfter(killedAt)! - killedAt
+              writers.healedAfter(killedAt)! - killedAt
             } ms after the kill; ` +
               `${report.acked.size} acknowledged, ${lost.length} lost, ` +
               `${report.errors.length} client-visible errors` +
@@ -100,20 +77,47 @@ Deno.test("failover: no acknowledged write is lost, the old primary rejoins", E2
           // The old primary comes back (its processes restarted, as a supervisor would) and
           // rejoins as a streaming replica of the new one.
           if (what !== "postgres") await before.cell.start();
-          const rejoined = await eventually(async () => {
-            const r = await c.psql([
-              "-tAc",
-              `select count(*) from pg_stat_replication
-              where application_name = '${before.rec.id}' and state = 'streaming'`,
-            ]);
-            return r.stdout.trim() === "1";
-          }, 60_000);
+          const psql = async (sql: string) => (await c.psql(["-tAc", sql])).stdout;
+          const rejoined = await eventually(async () =>
+            await streams(psql, before.rec.id) &&
+            (await c.cluster.status()).poolers.some((p) =>
+              p.id === before.rec.id && p.type === "REPLICA"
+            ), 60_000);
           assert.ok(rejoined, `${before.rec.id} did not rejoin as a replica`);
-          const st = await c.cluster.status();
-          assert.equal(st.poolers.find((p) => p.id === before.rec.id)?.type, "REPLICA");
         },
       );
     }
+
+    await t.step("planned switchover under load: no client-visible error", async () => {
+      const before = await findPrimary(c.cluster);
+      const writers = new Writers({
+        port: c.port,
+        password: c.password,
+        clients: 4,
+        firstClient: 100,
+        table: "fo",
+        maxMs: 90_000,
+      }).start();
+      await eventually(() => writers.report.acked.size >= 50);
+      const started = Date.now();
+      const res = await c.cluster.switchover();
+      assert.notEqual(res.primary, before.rec.id);
+      assert.ok(res.term > before.rec.term);
+      const switched = Date.now();
+      const healed = await eventually(() => writers.firstAckAfter(switched) !== null, 30_000);
+      assert.ok(healed, "no write succeeded after the switchover");
+      const report = await writers.stop();
+      const lost = missing(report.acked, await rowsPresent(c));
+      console.log(
+        `[switchover] ${before.rec.id} -> ${res.primary} in ${Date.now() - started} ms; ` +
+          `${report.acked.size} acknowledged, ${lost.length} lost, ` +
+          `${report.errors.length} client-visible errors`,
+      );
+      assert.deepEqual(report.errors, [], "clients saw errors during a planned switchover");
+      assert.deepEqual(lost, []);
+      const psql = async (sql: string) => (await c.psql(["-tAc", sql])).stdout;
+      assert.ok(await eventually(() => streams(psql, before.rec.id), 60_000));
+    });
   } finally {
     await c.stop();
   }

@@ -91,7 +91,9 @@ export async function startCluster(
       }),
     stop: async () => {
       await cluster.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      // MULTIGRES_KEEP_E2E=1 keeps the data and logs of a failed run for a look.
+      if (Deno.env.get("MULTIGRES_KEEP_E2E")) console.error(`kept ${dir}`);
+      else await Deno.remove(dir, { recursive: true }).catch(() => {});
       await Deno.remove(markerPath(offset)).catch(() => {});
     },
   };

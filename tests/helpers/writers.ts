@@ -65,6 +65,16 @@ export class Writers {
     return best;
   }
 
+  /**
+   * When writes worked again after a disruption at `t`: the acknowledgement of the first write
+   * sent after both `t` and the first error after `t` (writes already under way at `t` may still
+   * be acknowledged by the old primary, which says nothing about the new one). Null if none yet.
+   */
+  healedAfter(t: number): number | null {
+    const firstError = this.#report.errors.find((e) => e.at >= t)?.at ?? t;
+    return this.firstAckAfter(Math.max(t, firstError));
+  }
+
   async stop(): Promise<WriteReport> {
     this.#stopped = true;
     await Promise.all(this.#loops);

@@ -23,6 +23,10 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_permit_without_calls": 1,
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
+  // A peer that restarts (a pooler after a crash) is reached again within a second, not after
+  // grpc's default backoff of up to two minutes.
+  "grpc.initial_reconnect_backoff_ms": 250,
+  "grpc.max_reconnect_backoff_ms": 1000,
 };
 
 /** A client of one service at `addr` (host:port), plaintext. */

@@ -1,0 +1,49 @@
+/**
+ * Killing a shard's primary on a local multi-cell cluster, for the failover test and the
+ * failover benchmark.
+ */
+import type { LocalCluster } from "../../src/provisioner/mod.ts";
+import type { PoolerRecord } from "../../src/shared/grpc/types.ts";
+
+/** What a kill takes down: the primary's Postgres, its pooler, or all of its processes. */
+export type Kill = "postgres" | "pooler" | "all";
+
+/** The shard's serving primary with the highest term, and the local cell that runs it. */
+export async function findPrimary(
+  cluster: LocalCluster,
+): Promise<{ rec: PoolerRecord; cell: LocalCluster }> {
+  const st = await cluster.status();
+  const rec = st.poolers.filter((p) => p.type === "PRIMARY" && p.serving)
+    .sort((a, b) => b.term - a.term)[0];
+  if (!rec) throw new Error("no serving primary");
+  const cell = [cluster, ...cluster.members].find((m) => m.cfg.cell === rec.cell);
+  if (!cell) throw new Error(`no local cell ${rec.cell}`);
+  return { rec, cell };
+}
+
+/** kill -9 of what `what` names, in `cell` (pgctld and the pooler before Postgres). */
+export function killPrimary(cell: LocalCluster, what: Kill): void {
+  const pg = cell.postgresPid();
+  if (what !== "postgres" && !cell.signal("multipooler", "SIGKILL")) {
+    throw new Error(`no pooler runs in ${cell.cfg.cell}`);
+  }
+  if (what === "all" && !cell.signal("pgctld", "SIGKILL")) {
+    throw new Error(`no pgctld runs in ${cell.cfg.cell}`);
+  }
+  if (what !== "pooler") {
+    if (!pg) throw new Error(`no Postgres runs in ${cell.cfg.cell}`);
+    Deno.kill(pg, "SIGKILL");
+  }
+}
+
+/** Whether `poolerId` streams from the primary (pg_stat_replication, through `psql`). */
+export async function streams(
+  psql: (sql: string) => Promise<string>,
+  poolerId: string,
+): Promise<boolean> {
+  const n = await psql(
+    `select count(*) from pg_stat_replication
+      where application_name = '${poolerId}' and state = 'streaming'`,
+  );
+  return n.trim() === "1";
+}
