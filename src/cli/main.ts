@@ -101,6 +101,11 @@ async function main(args: string[]): Promise<number> {
       return 1;
     }
     console.log(`\nMultigres is up. Connect with:\n\n  ${cluster.psqlLine}\n`);
+    if (cells > 1) {
+      console.log(
+        `Read-only sessions on the replicas: the same with -p ${cluster.ports.gatewayPgReplica}\n`,
+      );
+    }
     if (!values.foreground) {
       console.log(`Stop it with: multigres cluster stop --data-dir ${cluster.cfg.dataDir}`);
       return 0;

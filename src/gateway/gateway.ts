@@ -30,8 +30,8 @@ export class Gateway implements GatewayHandler {
   /** Live sessions by the local part of their virtual PID. */
   readonly #live = new Map<number, { id: SessionIdentity; onCancel: () => void }>();
   readonly #forwardCancel?: (pid: number, secret: number) => Promise<void>;
-  #listener?: Deno.Listener;
-  #nodeServer?: net.Server;
+  readonly #listeners: Deno.Listener[] = [];
+  readonly #nodeServers: net.Server[] = [];
 
   constructor(
     router: Router,
@@ -59,8 +59,8 @@ export class Gateway implements GatewayHandler {
     return this.#router.credentials(user);
   }
 
-  route(database: string): Promise<SessionBackend> {
-    return this.#router.route(database);
+  route(database: string, replica = false): Promise<SessionBackend> {
+    return this.#router.route(database, replica);
   }
 
   newSession(onCancel: () => void): SessionIdentity {
@@ -102,12 +102,16 @@ export class Gateway implements GatewayHandler {
    * Listens for PostgreSQL clients. With a TLS context, connections are accepted through node:net
    * so that SSLRequest can upgrade them (Deno cannot upgrade an accepted connection to TLS).
    */
-  async listen(hostname: string, port: number, tlsContext?: tls.SecureContext): Promise<void> {
+  async listen(
+    hostname: string,
+    port: number,
+    tlsContext?: tls.SecureContext,
+    opts: { replica?: boolean } = {},
+  ): Promise<void> {
+    const sessionOpts = { logger: this.#logger, replica: opts.replica };
     if (tlsContext) {
       const server = net.createServer((sock) => {
-        new ClientSession(new NodeSocketTransport(sock, tlsContext), this, {
-          logger: this.#logger,
-        }).run();
+        new ClientSession(new NodeSocketTransport(sock, tlsContext), this, sessionOpts).run();
       });
       await new Promise<void>((resolve, reject) => {
         server.once(
@@ -116,18 +120,23 @@ export class Gateway implements GatewayHandler {
         );
         server.listen(port, hostname, () => resolve());
       });
-      this.#nodeServer = server;
+      this.#nodeServers.push(server);
       return;
     }
+    let listener: Deno.Listener;
     try {
-      this.#listener = Deno.listen({ hostname, port });
+      listener = Deno.listen({ hostname, port });
     } catch (e) {
       throw new Error(`Cannot listen on ${hostname}:${port}: ${(e as Error).message}`);
     }
-    this.#accept(this.#listener);
+    this.#listeners.push(listener);
+    this.#accept(listener, sessionOpts);
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
+  async #accept(
+    listener: Deno.Listener,
+    sessionOpts: { logger: Logger; replica?: boolean },
+  ): Promise<void> {
     for (;;) {
       let conn: Deno.Conn;
       try {
@@ -140,17 +149,19 @@ export class Gateway implements GatewayHandler {
       } catch {
         // not a TCP connection
       }
-      new ClientSession(conn, this, { logger: this.#logger }).run();
+      new ClientSession(conn, this, sessionOpts).run();
     }
   }
 
   /** Stops accepting new clients. */
   stopListening(): void {
-    this.#nodeServer?.close();
-    try {
-      this.#listener?.close();
-    } catch {
-      // already closed
+    for (const s of this.#nodeServers) s.close();
+    for (const l of this.#listeners) {
+      try {
+        l.close();
+      } catch {
+        // already closed
+      }
     }
   }
 }

@@ -22,6 +22,11 @@ export const GATEWAY_FLAGS = {
   ...COMMON_FLAGS,
   "id": { type: "string", default: "", help: "Gateway id, unique in the cell (default: random)" },
   "pg-port": { type: "number", default: 15432, help: "PostgreSQL protocol port" },
+  "pg-replica-port": {
+    type: "number",
+    default: 0,
+    help: "Second PostgreSQL port whose sessions read from replicas (read-only); 0: none",
+  },
   "http-port": { type: "number", default: 15100, help: "HTTP port (/live, /ready, /metrics)" },
   "grpc-port": { type: "number", default: 15170, help: "gRPC port" },
   "pid-prefix": {
@@ -94,6 +99,9 @@ async function main(): Promise<void> {
   const tlsContext = certFile ? loadTlsContext(certFile, keyFile) : undefined;
   await router.ready();
   await gateway.listen(host, cfg["pg-port"], tlsContext);
+  if (cfg["pg-replica-port"]) {
+    await gateway.listen(host, cfg["pg-replica-port"], tlsContext, { replica: true });
+  }
   env.onShutdown(() => gateway.stopListening());
   const registration = topo.registerGateway({
     id,

@@ -30,7 +30,7 @@ export function poolerService(
       const table = new SessionTable({
         pool: pooler.pool,
         sink: batcher,
-        canServe: () => pooler.canServe(),
+        canServe: (replica) => pooler.canServe(replica),
         logger,
         mode,
       });

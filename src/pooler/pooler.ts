@@ -85,6 +85,7 @@ export class Pooler {
    * that health probes never queue behind a commit waiting for replicas.
    */
   readonly #ruleWriter: AdminConn;
+  #ruleWrites = 0;
   #terms?: TermStore;
   /** The primary's Postgres this replica was last pointed at ("" when unknown or none). */
   #upstream = "";
@@ -159,7 +160,7 @@ export class Pooler {
     if (this.#type === "PRIMARY") {
       // Keep the metadata schema current with this version's definition. Not awaited: it
       // commits under the durability policy, which may wait for replicas.
-      this.#ruleWriter.query(schemaSql(this.cfg.database))
+      this.#writeRule(schemaSql(this.cfg.database))
         .catch((e) => this.#logger.warn("cannot update the metadata schema", { error: e }));
     }
     await this.#readLsn();
@@ -300,12 +301,14 @@ export class Pooler {
     };
   }
 
+  /** Serving its role: the primary's sessions, or (a replica) read-only sessions. */
   get serving(): boolean {
-    return this.#type === "PRIMARY" && this.#postgresUp && !this.#stopped && !this.#draining;
+    if (!this.#postgresUp || this.#stopped || this.#rejoining) return false;
+    return this.#type === "PRIMARY" ? !this.#draining : this.#type === "REPLICA";
   }
 
-  /** Why a new session cannot be served here, or null. */
-  canServe(): PgError | null {
+  /** Why a session (`replica`: a read-only one) cannot be served here now, or null. */
+  canServe(replica = false): PgError | null {
     if (this.#stopped) {
       return new PgError(SqlState.ADMIN_SHUTDOWN, "the pooler is shutting down", {
         severity: "FATAL",
@@ -317,6 +320,13 @@ export class Pooler {
         severity: "FATAL",
         retryable: true,
       });
+    }
+    if (replica) {
+      return this.#type === "REPLICA" && !this.#rejoining ? null : new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        "this pooler is not serving a replica",
+        { severity: "FATAL", retryable: true },
+      );
     }
     if (this.#draining) {
       return new PgError(SqlState.CANNOT_CONNECT_NOW, "the primary is being handed over", {
@@ -452,7 +462,7 @@ export class Pooler {
       // (a commit under the policy as it stands) before it counts toward the policy. Not awaited:
       // with the policy unmet that commit waits, and this check must go on.
       const rule = { ...this.#rule, cohort, durabilityPolicy: policy };
-      this.#cohortWrite ??= this.#ruleWriter.query(updateCohortSql(this.#shardKey(), rule))
+      this.#cohortWrite ??= this.#writeRule(updateCohortSql(this.#shardKey(), rule))
         .then(() => {
           this.#rule = rule;
           for (const id of seen) this.#standbys.add(id);
@@ -553,7 +563,7 @@ export class Pooler {
       throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is in recovery; cannot be primary");
     }
     await this.#admin.query(schemaSql(this.cfg.database));
-    await this.#ruleWriter.query(writeRuleSql(this.#shardKey(), rule));
+    await this.#writeRule(writeRuleSql(this.#shardKey(), rule));
     this.#rule = await readRule(this.#admin, this.#shardKey());
     await this.#terms?.promise(rule.term);
     this.#type = "PRIMARY";
@@ -561,6 +571,19 @@ export class Pooler {
     this.#logger.info("appointed primary", { term: rule.term });
     await this.#publish();
     return this.#rule ?? rule;
+  }
+
+  /**
+   * Runs a write that commits under the durability policy on a connection of its own (see
+   * #ruleWriter), closed once no such write is under way: these are rare.
+   */
+  async #writeRule(sql: string): Promise<void> {
+    this.#ruleWrites++;
+    try {
+      await this.#ruleWriter.query(sql);
+    } finally {
+      if (--this.#ruleWrites === 0) this.#ruleWriter.close();
+    }
   }
 
   /** Refuses a request under a term below the one this pooler promised. */

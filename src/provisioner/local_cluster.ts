@@ -64,6 +64,8 @@ export function clusterPorts(offset: number) {
     etcd: 2379 + offset,
     etcdPeer: 12380 + offset,
     gatewayPg: 15432 + offset,
+    /** The gateway's replica port: sessions read from replicas. */
+    gatewayPgReplica: 15442 + offset,
     gatewayHttp: 15100 + offset,
     gatewayGrpc: 15170 + offset,
     poolerHttp: 15200 + offset,
@@ -300,6 +302,7 @@ export class LocalCluster {
       multigateway: [
         `--id=${this.cfg.cell}-gateway-0`,
         `--pg-port=${p.gatewayPg}`,
+        ...((this.cfg.cells ?? 1) > 1 ? [`--pg-replica-port=${p.gatewayPgReplica}`] : []),
         `--http-port=${p.gatewayHttp}`,
         `--grpc-port=${p.gatewayGrpc}`,
         `--bind-address=${this.cfg.gatewayListenAddress}`,

@@ -60,7 +60,11 @@ Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
         assert.ok(up, "the second gateway did not come up");
         // The session lives on the first gateway; npm:pg keeps the key it was given.
         const key = await backendKey(c.port, c.password);
-        const slow = key.conn.query("select pg_sleep(30)");
+        // Watched from the start: the cancel may land before the read below returns.
+        const slow = assert.rejects(
+          key.conn.query("select pg_sleep(30)"),
+          (e: Error & { code?: string }) => e.code === "57014",
+        );
         await new Promise((r) => setTimeout(r, 300));
         const cc = await Deno.connect({ hostname: "127.0.0.1", port: port2 });
         const w = new WireWriter();
@@ -68,7 +72,7 @@ Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
         await cc.write(w.view());
         assert.equal(await cc.read(new Uint8Array(8)), null);
         cc.close();
-        await assert.rejects(slow, (e: Error & { code?: string }) => e.code === "57014");
+        await slow;
         await key.conn.end();
       } finally {
         const pid = gw2.pid;

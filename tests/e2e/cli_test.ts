@@ -67,8 +67,10 @@ Deno.test(
             "select d.name, t.name, s.name from multigres.database d join multigres.tablegroup t on t.database = d.name join multigres.shard s on s.database = d.name and s.tablegroup = t.name",
           ], "postgres");
           assert.equal(r.code, 0, r.stderr);
+          // The cohort grows as the replicas join (each enters it before it counts toward
+          // the durability policy).
           assert.deepEqual(r.stdout.trim().split("\n"), [
-            "1|zone1-pooler-0|{zone1-pooler-0}",
+            "1|zone1-pooler-0|{zone1-pooler-0,zone2-pooler-0,zone3-pooler-0}",
             "postgres|default|0-inf",
           ]);
         },
@@ -220,7 +222,11 @@ Deno.test(
         assert.equal(pids.length, 5);
         const cells = [cluster, ...cluster.members];
         const memberPids = cluster.members.flatMap((m) => Object.values(m.running()));
-        assert.equal(memberPids.length, 4, "pgctld and pooler in each of the two other cells");
+        assert.equal(
+          memberPids.length,
+          6,
+          "pgctld, pooler and orch in each of the two other cells",
+        );
         const postmasters = await Promise.all(
           cells.map(async (c) =>
             Number((await Deno.readTextFile(`${c.pgDataDir}/postmaster.pid`)).split("\n")[0])

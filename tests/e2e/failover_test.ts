@@ -5,7 +5,7 @@
  * rejoins as a replica. Client-visible errors are reported.
  */
 import assert from "node:assert/strict";
-import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import { E2E, eventually, psql, startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { missing, Writers } from "../helpers/writers.ts";
 import { findPrimary, killPrimary, streams } from "../helpers/failover.ts";
 
@@ -25,6 +25,23 @@ Deno.test("failover: no acknowledged write is lost, the old primary rejoins", E2
       "create table fo (client int, seq int, primary key (client, seq))",
     ]);
     assert.equal(setup.code, 0, setup.stderr);
+
+    await t.step("the replica port serves read-only sessions from replicas", async () => {
+      const ins = await c.psql(["-c", "insert into fo values (-1, 1)"]);
+      assert.equal(ins.code, 0, ins.stderr);
+      const replicaPort = c.cluster.ports.gatewayPgReplica;
+      const seen = await eventually(async () => {
+        const r = await psql(replicaPort, [
+          "-tAc",
+          "select pg_is_in_recovery(), count(*) from fo where client = -1",
+        ], c.password);
+        return r.stdout.trim() === "t|1";
+      });
+      assert.ok(seen, "a replica session did not see the committed row");
+      const w = await psql(replicaPort, ["-c", "insert into fo values (-1, 2)"], c.password);
+      assert.notEqual(w.code, 0);
+      assert.match(w.stderr, /ERROR:\s+cannot execute INSERT in a read-only transaction/);
+    });
 
     const kinds = ["postgres", "pooler", "all"] as const;
     for (const [i, what] of kinds.entries()) {

@@ -65,7 +65,7 @@ export class PoolerConn {
   /** Starts a session; `listener` gets the ParameterStatus frames (or a FATAL error) and onDone. */
   open(
     sessionId: number,
-    opts: { user: string; database: string; startup: Record<string, string> },
+    opts: { user: string; database: string; startup: Record<string, string>; replica?: boolean },
     listener: SessionListener,
   ): void {
     this.#ensureStream();
@@ -83,6 +83,7 @@ export class PoolerConn {
       database: opts.database,
       startup: opts.startup,
       payload: EMPTY,
+      replica: opts.replica,
     });
   }
 

@@ -90,6 +90,20 @@ export class Router {
     return best;
   }
 
+  /** A serving replica of the database's shard: this cell's first, in turn. */
+  #replicaRecord(database: string): PoolerRecord | undefined {
+    const all = this.#poolers.filter((p) =>
+      p.type === "REPLICA" && p.serving && p.database === database &&
+      p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED
+    );
+    const local = all.filter((p) => p.cell === this.#topo.cell);
+    const choice = local.length ? local : all;
+    if (!choice.length) return undefined;
+    return choice[this.#nextReplica++ % choice.length];
+  }
+
+  #nextReplica = 0;
+
   #anyServing(): PoolerRecord[] {
     return this.#poolers.filter((p) => p.serving);
   }
@@ -114,8 +128,11 @@ export class Router {
     throw asFatal(last);
   }
 
-  /** The pooler connection for a session on `database`; throws 3D000 or 57P03 as a FATAL error. */
-  async route(database: string): Promise<PoolerConn> {
+  /**
+   * The pooler connection for a session on `database`: its shard's primary, or with `replica` one
+   * of its replicas (this cell's first, taken in turn). Throws 3D000 or 57P03 as a FATAL error.
+   */
+  async route(database: string, replica = false): Promise<PoolerConn> {
     if (!this.#hasDatabase(database) || Date.now() - this.#metadataAt > METADATA_TTL_MS) {
       await this.#refreshMetadata();
     }
@@ -125,18 +142,20 @@ export class Router {
     }
     // A database without a pooler of its own lives on the default database's server. While
     // no primary serves it (a failover), wait up to the failover window for one.
-    const primary = () =>
-      this.#primaryRecord(database) ?? this.#primaryRecord(this.#metadata?.defaultDatabase ?? "");
-    let rec = primary();
+    const pick = replica
+      ? (db: string) => this.#replicaRecord(db)
+      : (db: string) => this.#primaryRecord(db);
+    const find = () => pick(database) ?? pick(this.#metadata?.defaultDatabase ?? "");
+    let rec = find();
     const deadline = Date.now() + this.#failoverWindowMs;
     while (!rec && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
-      rec = primary();
+      rec = find();
     }
     if (!rec) {
       throw new PgError(
         SqlState.CANNOT_CONNECT_NOW,
-        `no primary is serving database "${database}" right now`,
+        `no ${replica ? "replica" : "primary"} is serving database "${database}" right now`,
         { severity: "FATAL", retryable: true },
       );
     }

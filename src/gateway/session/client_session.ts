@@ -37,6 +37,8 @@ export interface ClientSessionOptions {
   authTimeoutMs?: number;
   /** Largest frame a client may send after startup. */
   maxFrameSize?: number;
+  /** Sessions of this listener read from replicas (the gateway's replica port). */
+  replica?: boolean;
   /**
    * How long a session waits for a primary to serve it when its pooler cannot (a failover or
    * switchover): its requests wait, then go to the new primary.
@@ -134,6 +136,7 @@ export class ClientSession implements SessionListener {
       authTimeoutMs: opts.authTimeoutMs ?? 60_000,
       maxFrameSize: opts.maxFrameSize ?? 64 * 1024 * 1024,
       failoverWindowMs: opts.failoverWindowMs ?? 15_000,
+      replica: opts.replica ?? false,
     };
     this.#reader = new FrameReader({
       initialSize: CLIENT_READ_BYTES,
@@ -268,13 +271,20 @@ export class ClientSession implements SessionListener {
     const id = this.#handler.newSession(() => this.#backend?.cancel(this.#dpId));
     this.#id = id;
     this.#dpId = id.sessionId;
-    // During a failover the pooler may refuse with RETRY: try again until the window closes.
+    // During a failover the pooler may refuse with RETRY, or be gone (its registration not
+    // expired yet): try again until the window closes.
     const deadline = Date.now() + this.#opts.failoverWindowMs;
     let answer: { closed: boolean; retry: boolean; frames: Uint8Array[] };
     for (;;) {
-      const backend = await this.#handler.route(this.#database);
+      const backend = await this.#handler.route(this.#database, this.#opts.replica);
       this.#backend = backend;
-      answer = await this.#openOn(backend);
+      try {
+        answer = await this.#openOn(backend);
+      } catch (e) {
+        // The link to that pooler broke (onLost): nothing ran there.
+        if (Date.now() > deadline || this.#ended) throw e;
+        answer = { closed: true, retry: true, frames: [] };
+      }
       if (!answer.retry || Date.now() > deadline || this.#ended) break;
       this.#dpId = this.#handler.newDataPlaneId();
       await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
@@ -307,6 +317,7 @@ export class ClientSession implements SessionListener {
           user: this.#user,
           database: this.#database,
           startup: this.#startup,
+          replica: this.#opts.replica,
         }, this);
       });
       return { ...answer, frames };
@@ -341,7 +352,7 @@ export class ClientSession implements SessionListener {
           return;
         }
         try {
-          const backend = await this.#handler.route(this.#database);
+          const backend = await this.#handler.route(this.#database, this.#opts.replica);
           this.#dpId = this.#handler.newDataPlaneId();
           const { closed } = await this.#openOn(backend);
           if (!closed) {

@@ -5,7 +5,7 @@ import type { SessionListener } from "../poolergateway/pooler_conn.ts";
 export interface SessionBackend {
   open(
     sessionId: number,
-    opts: { user: string; database: string; startup: Record<string, string> },
+    opts: { user: string; database: string; startup: Record<string, string>; replica?: boolean },
     listener: SessionListener,
   ): void;
   /** @returns how many data-plane requests it took (see SessionListener.onDone's `settled`). */
@@ -34,8 +34,11 @@ export interface SessionIdentity {
 export interface GatewayHandler {
   /** The role's stored password verifier; throws a FATAL PgError when none can be had. */
   credentials(user: string): Promise<GetAuthCredentialsResponse>;
-  /** The backend for a session on `database`; throws FATAL 3D000 for an unknown database. */
-  route(database: string): Promise<SessionBackend>;
+  /**
+   * The backend for a session on `database` (`replica`: a read-only one, served by a replica);
+   * throws FATAL 3D000 for an unknown database.
+   */
+  route(database: string, replica?: boolean): Promise<SessionBackend>;
   /** A new session id with its virtual PID and secret; `onCancel` runs for a matching CancelRequest. */
   newSession(onCancel: () => void): SessionIdentity;
   /** A client's CancelRequest (any gateway's PID): routes it to the session, or ignores it. */

@@ -101,6 +101,8 @@ class Session {
   inFlight = 0;
   /** EXECUTE requests taken (sent on, or buffered as part of a frame), for `done`. */
   taken = 0;
+  /** A read-only session for a replica. */
+  replica = false;
   /** The startup parameters backends of this session are opened with. */
   params: Record<string, string> = {};
   /** The pool its backends come from (user, database, startup parameters). */
@@ -128,14 +130,14 @@ export class SessionTable {
   readonly #pool: Pool;
   readonly #sink: ResponseSink;
   readonly #logger?: Logger;
-  readonly #canServe: () => PgError | null;
+  readonly #canServe: (replica: boolean) => PgError | null;
   readonly #sessions = new Map<number, Session>();
   readonly #writer = new WireWriter(256);
 
   constructor(opts: {
     pool: Pool;
     sink: ResponseSink;
-    canServe: () => PgError | null;
+    canServe: (replica: boolean) => PgError | null;
     logger?: Logger;
     mode?: PoolMode;
   }) {
@@ -158,6 +160,7 @@ export class SessionTable {
           return;
         }
         const s = new Session(req.sessionId, req.user, req.database);
+        s.replica = req.replica ?? false;
         this.#sessions.set(s.id, s);
         s.chain = this.#open(s, req.startup ?? {});
         return;
@@ -200,7 +203,7 @@ export class SessionTable {
   }
 
   async #open(s: Session, startup: Record<string, string>): Promise<void> {
-    const refusal = this.#canServe();
+    const refusal = this.#canServe(s.replica);
     if (refusal) {
       this.#end(s, refusal, DoneFlag.RETRY);
       return;
@@ -311,7 +314,7 @@ export class SessionTable {
       let backend = s.backend;
       if (!backend) {
         // A transaction starts here: only on a pooler that serves the primary.
-        const refusal = this.#canServe();
+        const refusal = this.#canServe(s.replica);
         if (refusal) {
           this.#cannotRun(s, refusal);
           return;

@@ -166,6 +166,7 @@ function measureRequest(r: SessionRequest): EncodedRequest {
   if (r.payload?.length) size += 1 + varintSize(r.payload.length) + r.payload.length;
   if (r.acked) size += 1 + varintSize(r.acked);
   if (r.graceful) size += 2;
+  if (r.replica) size += 2;
   e.size = size;
   return e;
 }
@@ -199,6 +200,10 @@ function writeRequest(o: Out, r: SessionRequest, e: EncodedRequest): void {
     o.tag(8, WIRE_VARINT);
     o.varint(1);
   }
+  if (r.replica) {
+    o.tag(9, WIRE_VARINT);
+    o.varint(1);
+  }
 }
 
 function readRequest(i: In): SessionRequest {
@@ -211,6 +216,7 @@ function readRequest(i: In): SessionRequest {
     payload: EMPTY,
     acked: 0,
     graceful: false,
+    replica: false,
   };
   while (i.pos < i.end) {
     const key = i.varint();
@@ -235,6 +241,7 @@ function readRequest(i: In): SessionRequest {
     } else if (field === 6 && wire === WIRE_LEN) r.payload = i.view();
     else if (field === 7 && wire === WIRE_VARINT) r.acked = i.varint();
     else if (field === 8 && wire === WIRE_VARINT) r.graceful = i.varint() !== 0;
+    else if (field === 9 && wire === WIRE_VARINT) r.replica = i.varint() !== 0;
     else i.skip(wire);
   }
   return r;

@@ -71,6 +71,8 @@ const response: DataPlaneResponse = {
       reserved: 0,
       closed: false,
       acked: 0,
+      flags: 0,
+      settled: 0,
     },
     {
       sessionId: 123_456_789,
@@ -79,6 +81,8 @@ const response: DataPlaneResponse = {
       reserved: 129,
       closed: true,
       acked: 262_144,
+      flags: 3,
+      settled: 70_000,
     },
   ],
 };

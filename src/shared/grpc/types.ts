@@ -100,6 +100,8 @@ export interface SessionRequest {
   acked?: number;
   /** With CLOSE: the client sent Terminate; let its last statements finish. */
   graceful?: boolean;
+  /** With OPEN: a read-only session served by a replica. */
+  replica?: boolean;
 }
 
 /** Largest piece of payload in one data-plane request or response; bigger ones are split. */
