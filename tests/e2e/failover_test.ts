@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { E2E, eventually, psql, startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { missing, Writers } from "../helpers/writers.ts";
-import { findPrimary, killPrimary, streams } from "../helpers/failover.ts";
+import { findPrimary, freezeCell, killPrimary, streams } from "../helpers/failover.ts";
 
 const OFFSET = 2100;
 
@@ -42,6 +42,33 @@ Deno.test("failover: no acknowledged write is lost, the old primary rejoins", E2
       assert.notEqual(w.code, 0);
       assert.match(w.stderr, /ERROR:\s+cannot execute INSERT in a read-only transaction/);
     });
+
+    await t.step(
+      "a replica's cell cut off: commits go on while the policy can be met, then wait",
+      async () => {
+        const { rec } = await findPrimary(c.cluster);
+        const replicas = [c.cluster, ...c.cluster.members].filter((m) => m.cfg.cell !== rec.cell);
+        const sql = c.sql({ max: 1 });
+        try {
+          await freezeCell(replicas[0], "SIGSTOP");
+          // One replica of two still acknowledges: AT_LEAST_N 2 is met.
+          await sql`insert into fo values (-2, 1)`;
+          await freezeCell(replicas[1], "SIGSTOP");
+          // No replica answers: the commit waits rather than being acknowledged.
+          let done = false;
+          const pending = sql`insert into fo values (-2, 2)`.then(() => (done = true));
+          await new Promise((r) => setTimeout(r, 3000));
+          assert.equal(done, false, "a commit was acknowledged with no replica reachable");
+          await freezeCell(replicas[0], "SIGCONT");
+          await pending;
+          const rows = await sql`select seq from fo where client = -2 order by seq`;
+          assert.deepEqual(rows.map((r) => r.seq), [1, 2]);
+        } finally {
+          for (const m of replicas) await freezeCell(m, "SIGCONT");
+          await sql.end();
+        }
+      },
+    );
 
     const kinds = ["postgres", "pooler", "all"] as const;
     for (const [i, what] of kinds.entries()) {

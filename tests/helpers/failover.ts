@@ -47,3 +47,30 @@ export async function streams(
   );
   return n.trim() === "1";
 }
+
+/**
+ * Cuts a cell off (SIGSTOP) or reconnects it (SIGCONT): its processes and every process of its
+ * Postgres stop answering, with their connections left open, as behind a network partition.
+ */
+export async function freezeCell(cell: LocalCluster, signal: "SIGSTOP" | "SIGCONT") {
+  const postmaster = cell.postgresPid();
+  const pids = [...Object.values(cell.running())];
+  if (postmaster) pids.push(postmaster, ...await childPids(postmaster));
+  for (const pid of pids) Deno.kill(pid, signal);
+}
+
+async function childPids(parent: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
+      // pid (comm) state ppid …: comm may hold spaces, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) out.push(Number(e.name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
