@@ -201,20 +201,34 @@ Deno.test(
         assert.match(metrics, /^# TYPE multigateway_sessions gauge$/m);
       });
 
-      await t.step("kill -9 of Postgres: pgctld notices, the pooler restarts it", async () => {
-        const cluster = LocalCluster.load(dir, () => {});
-        const pm = Number(
-          (await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0],
-        );
-        Deno.kill(pm, "SIGKILL");
-        const back = await eventually(async () => {
-          const r = await psql(port, ["-tAc", "select 'back'"], "postgres");
-          return r.stdout.trim() === "back";
-        }, 60_000);
-        assert.ok(back, "queries did not work again after Postgres was killed");
-        const log = await Deno.readTextFile(cluster.logPath("pgctld"));
-        assert.match(log, /Postgres exited unexpectedly/);
-      });
+      await t.step(
+        "kill -9 of the primary's Postgres: a replica takes over, the old primary rejoins",
+        async () => {
+          const cluster = LocalCluster.load(dir, () => {});
+          const pm = Number(
+            (await Deno.readTextFile(`${cluster.pgDataDir}/postmaster.pid`)).split("\n")[0],
+          );
+          Deno.kill(pm, "SIGKILL");
+          const back = await eventually(async () => {
+            const r = await psql(port, ["-tAc", "select 'back'"], "postgres");
+            return r.stdout.trim() === "back";
+          }, 60_000);
+          assert.ok(back, "queries did not work again after Postgres was killed");
+          const log = await Deno.readTextFile(cluster.logPath("pgctld"));
+          assert.match(log, /Postgres exited unexpectedly/);
+          // The old primary comes back as a streaming replica of the new one.
+          const rejoined = await eventually(async () => {
+            const r = await psql(port, [
+              "-tAc",
+              "select count(*) from pg_stat_replication where application_name = 'zone1-pooler-0'",
+            ], "postgres");
+            return r.stdout.trim() === "1";
+          }, 60_000);
+          assert.ok(rejoined, "zone1's Postgres did not rejoin as a replica");
+          const st = await cluster.status();
+          assert.ok(st.poolers.some((p) => p.type === "PRIMARY" && p.term === 2 && p.serving));
+        },
+      );
 
       await t.step("Ctrl-C stops every process", async () => {
         const cluster = LocalCluster.load(dir, () => {});

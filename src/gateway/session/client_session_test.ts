@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import pg from "pg";
 import { makeScramVerifier, ScramClient } from "../../shared/auth/mod.ts";
-import { type PgError, unknownDatabase } from "../../shared/errors/mod.ts";
-import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
+import { connectionFailure, type PgError, unknownDatabase } from "../../shared/errors/mod.ts";
+import { DoneFlag, type GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
 import {
   AuthCode,
   BackendCode,
@@ -55,6 +55,10 @@ class FakeBackend implements SessionBackend {
   readonly acked = new Map<number, number>();
   /** When false, execute() records the request and never answers (a query that hangs). */
   answer = true;
+  /** The reservation mask its answers carry (128: SESSION, so a session cannot move). */
+  reserved = 128;
+  /** When true, the next request is refused unrun with RETRY (the pooler lost the primary). */
+  retryNext = false;
   readonly #listeners = new Map<number, SessionListener>();
 
   open(
@@ -68,8 +72,14 @@ class FakeBackend implements SessionBackend {
       listener.onFrames(
         writeParameterStatus(new WireWriter(64), "server_version", "15.0").takeCopy(),
       );
-      listener.onDone(128, false, 0, 0);
+      listener.onDone(this.reserved, false, 0, 0);
     });
+  }
+
+  /** The data-plane stream broke: every session hears it. */
+  lose(): void {
+    for (const l of this.#listeners.values()) l.onLost(connectionFailure("stream ended"));
+    this.#listeners.clear();
   }
 
   readonly cancelled: number[] = [];
@@ -96,6 +106,13 @@ class FakeBackend implements SessionBackend {
     this.executed.push({ sessionId, payload });
     const settled = this.executed.filter((e) => e.sessionId === sessionId).length;
     if (!this.answer) return 1;
+    if (this.retryNext) {
+      this.retryNext = false;
+      const l = this.#listeners.get(sessionId)!;
+      this.#listeners.delete(sessionId);
+      queueMicrotask(() => l.onDone(0, true, DoneFlag.RETRY, settled - 1));
+      return 1;
+    }
     const listener = this.#listeners.get(sessionId);
     assert.ok(listener, `execute() on session ${sessionId}, which was never opened`);
     const w = new WireWriter(256);
@@ -133,7 +150,7 @@ class FakeBackend implements SessionBackend {
     const frames = w.takeCopy();
     queueMicrotask(() => {
       if (frames.length) listener.onFrames(frames);
-      if (ready) listener.onDone(128, false, 0, settled);
+      if (ready) listener.onDone(this.reserved, false, 0, settled);
     });
     return 1;
   }
@@ -146,7 +163,7 @@ class FakeBackend implements SessionBackend {
 
 /** The rest of the gateway: one role "alice" (password "secret"), one database "db1". */
 class FakeHandler implements GatewayHandler {
-  readonly backend = new FakeBackend();
+  backend = new FakeBackend();
   readonly sessions: SessionIdentity[] = [];
   readonly ended: SessionIdentity[] = [];
 
@@ -170,6 +187,7 @@ class FakeHandler implements GatewayHandler {
   }
 
   route(database: string): Promise<SessionBackend> {
+    // `backend` may be replaced by a test: a session that moves finds the new one.
     if (database === "db1") return Promise.resolve(this.backend);
     return Promise.reject(unknownDatabase(database));
   }
@@ -497,7 +515,12 @@ Deno.test("ClientSession.run() sends the pooler's ParameterStatus, BackendKeyDat
     assert.equal(parseReadyForQuery(frames[2].body), TxStatus.Idle);
     assert.deepEqual(gw.handler.backend.opened, [{
       sessionId: 101,
-      opts: { user: "alice", database: "db1", startup: { application_name: "test-app" } },
+      opts: {
+        user: "alice",
+        database: "db1",
+        startup: { application_name: "test-app" },
+        replica: false,
+      },
     }]);
 
     await c.send((w) => writeQuery(w, "SELECT 1"));
@@ -737,3 +760,54 @@ Deno.test("ClientSession: a CancelRequest with the session's key cancels it; a w
     await Promise.all(runs);
   }
 });
+
+Deno.test("ClientSession: a request the pooler could not run goes to the new primary, unseen by the client", async () => {
+  await withSession(async (gw) => {
+    const first = gw.handler.backend;
+    first.reserved = 0;
+    const c = await gw.connect();
+    await login(c);
+    await c.send((w) => writeQuery(w, "SELECT 1"));
+    assert.deepEqual(await frameCodes(c, 4), ["T", "D", "C", "Z"]);
+
+    // A failover: the old pooler refuses the next request unrun; the router now knows another.
+    const second = new FakeBackend();
+    second.reserved = 0;
+    first.retryNext = true;
+    gw.handler.backend = second;
+    await c.send((w) => writeQuery(w, "SELECT 2"));
+    assert.deepEqual(await frameCodes(c, 4), ["T", "D", "C", "Z"]);
+    assert.equal(first.executed.length, 2);
+    assert.equal(second.executed.length, 1, "the refused request was sent again, once");
+    assert.deepEqual(second.executed[0].payload, first.executed[1].payload);
+    assert.notEqual(second.opened[0].sessionId, first.opened[0].sessionId);
+
+    // The stream to that pooler breaks between requests: the session moves again.
+    const third = new FakeBackend();
+    third.reserved = 0;
+    gw.handler.backend = third;
+    second.lose();
+    await c.send((w) => writeQuery(w, "SELECT 3"));
+    assert.deepEqual(await frameCodes(c, 4), ["T", "D", "C", "Z"]);
+    assert.equal(third.executed.length, 1);
+  });
+});
+
+Deno.test("ClientSession: a session pinned to its pooler is not moved when the stream breaks", async () => {
+  await withSession(async (gw) => {
+    const c = await gw.connect();
+    await login(c);
+    await c.send((w) => writeQuery(w, "SELECT 1"));
+    assert.deepEqual(await frameCodes(c, 4), ["T", "D", "C", "Z"]);
+    gw.handler.backend.lose(); // reserved 128: its state lives on that pooler
+    const err = await c.expectFrame();
+    assert.equal(String.fromCharCode(err.code), "E");
+    assert.match(new TextDecoder().decode(err.body), /stream ended/);
+  });
+});
+
+async function frameCodes(c: RawClient, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(String.fromCharCode((await c.expectFrame()).code));
+  return out;
+}

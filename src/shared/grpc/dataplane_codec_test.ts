@@ -28,6 +28,7 @@ const request: DataPlaneRequest = {
       payload: new Uint8Array(0),
       acked: 0,
       graceful: false,
+      replica: true,
     },
     {
       sessionId: 300_000,
@@ -38,6 +39,7 @@ const request: DataPlaneRequest = {
       payload: new Uint8Array(300).map((_, i) => i),
       acked: 0,
       graceful: false,
+      replica: false,
     },
     {
       sessionId: 2 ** 40,
@@ -48,6 +50,7 @@ const request: DataPlaneRequest = {
       payload: new Uint8Array(0),
       acked: 524_288,
       graceful: false,
+      replica: false,
     },
     {
       sessionId: 5,
@@ -58,6 +61,7 @@ const request: DataPlaneRequest = {
       payload: new Uint8Array(0),
       acked: 0,
       graceful: true,
+      replica: false,
     },
   ],
 };
