@@ -32,6 +32,8 @@ async function rawExchange(c: TestCluster, direct: boolean, build: (w: WireWrite
   build(w);
   stream.write(w.view().slice());
   await done;
+  // npm:pg reports the socket it no longer owns closing: expected here.
+  client.on("error", () => {});
   stream.destroy();
   return seen;
 }
