@@ -203,7 +203,14 @@ export class Orch {
   #locked(key: string, shard: ShardKey, fn: () => Promise<void>): void {
     this.#inFlight.add(key);
     (async () => {
-      const release = await this.#topo.lockShard(shard);
+      let release: () => Promise<void>;
+      try {
+        release = await this.#topo.lockShard(shard);
+      } catch (e) {
+        // Another orch acts on the shard (or etcd is out of reach): look again next round.
+        this.#logger.debug("shard lock not taken", { shard: key, error: e });
+        return;
+      }
       try {
         await fn();
       } finally {

@@ -48,7 +48,7 @@ export function pgctldService(pg: PostgresInstance): grpc.UntypedServiceImplemen
   };
 }
 
-/** The primary a request names (InitReplicaRequest, FollowRequest, RewindRequest). */
+/** A PrimarySource message (InitReplica, Follow, Rewind). */
 interface SourceRequest {
   host: string;
   port: number;

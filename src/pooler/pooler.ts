@@ -154,7 +154,7 @@ export class Pooler {
     if (this.#type === "PRIMARY") {
       // A primary coming back after a failover finds a newer one: it must not serve (nor write:
       // its commits would wait for replicas that follow another primary now).
-      const leader = leaderOf(await this.#topo.listAllPoolers().catch(() => []), this);
+      const leader = this.#leaderOf(await this.#topo.listAllPoolers().catch(() => []));
       if (leader && leader.term > (this.#rule?.term ?? 0)) await this.#rejoin(leader);
     }
     if (this.#type === "PRIMARY") {
@@ -271,13 +271,19 @@ export class Pooler {
   }
 
   /** Another pooler of this pooler's shard. */
-  isPeer(p: PoolerRecord): boolean {
-    return this.#isPeer(p);
-  }
-
   #isPeer(p: PoolerRecord): boolean {
     return p.id !== this.cfg.id && p.database === this.cfg.database &&
       p.tablegroup === this.cfg.tablegroup && p.shard === this.cfg.shard;
+  }
+
+  /** The shard's leader as the topo shows it: the serving primary peer with the highest term. */
+  #leaderOf(all: PoolerRecord[]): PoolerRecord | undefined {
+    let best: PoolerRecord | undefined;
+    for (const p of all) {
+      if (p.type !== "PRIMARY" || !p.serving || !p.postgresAddr || !this.#isPeer(p)) continue;
+      if (!best || p.term > best.term) best = p;
+    }
+    return best;
   }
 
   #shardKey(): { database: string; tablegroup: string; shard: string } {
@@ -410,14 +416,6 @@ export class Pooler {
   }
 
   /**
-   * AT_LEAST_N (the database's policy in the global topo): a commit is acknowledged once n copies
-   * have it, the primary's and n-1 replicas', through `synchronous_standby_names = 'ANY n-1
-   * (replicas)'`. The candidates are every replica of the shard seen so far (a replica that went
-   * away stays a candidate: dropping it could only make the policy weaker). A new shard serves
-   * before its replicas exist; the policy is armed once it first has n-1 of them and stays armed:
-   * from then on, commits wait rather than be acknowledged with fewer copies.
-   */
-  /**
    * Every couple of seconds, from the topo: a primary applies the durability policy, or, when a
    * newer primary exists, stops serving and rejoins as its replica; a replica follows the newest
    * primary whose term it has not promised to ignore.
@@ -427,7 +425,7 @@ export class Pooler {
     if (now - this.#lastPolicyCheck < POLICY_CHECK_MS) return;
     this.#lastPolicyCheck = now;
     const all = await this.#topo.listAllPoolers();
-    const leader = leaderOf(all, this);
+    const leader = this.#leaderOf(all);
     if (this.#type === "PRIMARY") {
       if (leader && leader.term > (this.#rule?.term ?? 0)) {
         this.#logger.warn("a newer primary leads the shard: stepping down", {
@@ -448,6 +446,14 @@ export class Pooler {
     }
   }
 
+  /**
+   * AT_LEAST_N (the database's policy in the global topo): a commit is acknowledged once n copies
+   * have it, the primary's and n-1 replicas', through `synchronous_standby_names = 'ANY n-1
+   * (replicas)'`. The candidates are every replica of the shard seen so far (a replica that went
+   * away stays a candidate: dropping it could only make the policy weaker). A new shard serves
+   * before its replicas exist; the policy is armed once it first has n-1 of them and stays armed:
+   * from then on, commits wait rather than be acknowledged with fewer copies.
+   */
   async #enforceDurability(all: PoolerRecord[]): Promise<void> {
     const db = await this.#topo.getDatabase(this.cfg.database);
     const policy = db?.durabilityPolicy;
@@ -562,7 +568,7 @@ export class Pooler {
     if (rec.rows[0]?.[0] === "t") {
       throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is in recovery; cannot be primary");
     }
-    await this.#admin.query(schemaSql(this.cfg.database));
+    await this.#writeRule(schemaSql(this.cfg.database));
     await this.#writeRule(writeRuleSql(this.#shardKey(), rule));
     this.#rule = await readRule(this.#admin, this.#shardKey());
     await this.#terms?.promise(rule.term);
@@ -796,16 +802,6 @@ export interface RecruitResult {
   term: number;
   lsn: string;
   rule: ShardRule | null;
-}
-
-/** The shard's leader as the topo shows it: the serving primary peer with the highest term. */
-function leaderOf(all: PoolerRecord[], self: Pooler): PoolerRecord | undefined {
-  let best: PoolerRecord | undefined;
-  for (const p of all) {
-    if (p.type !== "PRIMARY" || !p.serving || !p.postgresAddr || !self.isPeer(p)) continue;
-    if (!best || p.term > best.term) best = p;
-  }
-  return best;
 }
 
 /** A name for synchronous_standby_names, double-quoted. */

@@ -508,6 +508,18 @@ export class ClientSession implements SessionListener {
       this.#move(this.#unsettled.map((u) => u.payload));
       return;
     }
+    if (closed && flags & DoneFlag.RETRY) {
+      // Refused unrun, but this session cannot move: say so rather than just hang up.
+      this.#backend = undefined;
+      this.#fatal(
+        new PgError(
+          SqlState.CANNOT_CONNECT_NOW,
+          "the primary changed and this session's state cannot follow it",
+          { severity: "FATAL", hint: "Connect again." },
+        ),
+      );
+      return;
+    }
     this.#pinned = reserved !== 0 || (flags & DoneFlag.STATEFUL) !== 0;
     if (closed) {
       this.#backend = undefined;
