@@ -40,6 +40,10 @@ export class Gateway implements GatewayHandler {
       logger: Logger;
       /** Sends a CancelRequest for another gateway's session to that gateway. */
       forwardCancel?: (pid: number, secret: number) => Promise<void>;
+      /** How long sessions wait for a new primary (see ClientSessionOptions). */
+      failoverWindowMs?: number;
+      /** Most sessions waiting at once to move to a new primary. */
+      maxWaiting?: number;
     },
   ) {
     if (opts.pidPrefix < 1 || opts.pidPrefix > MAX_PID_PREFIX) {
@@ -49,6 +53,22 @@ export class Gateway implements GatewayHandler {
     this.pidPrefix = opts.pidPrefix;
     this.#logger = opts.logger;
     this.#forwardCancel = opts.forwardCancel;
+    this.#failoverWindowMs = opts.failoverWindowMs;
+    this.#maxWaiting = opts.maxWaiting ?? 10_000;
+  }
+
+  readonly #failoverWindowMs?: number;
+  readonly #maxWaiting: number;
+  #waiting = 0;
+
+  waitForPrimary(): (() => void) | null {
+    if (this.#waiting >= this.#maxWaiting) return null;
+    this.#waiting++;
+    let released = false;
+    return () => {
+      if (!released) this.#waiting--;
+      released = true;
+    };
   }
 
   get sessions(): number {
@@ -108,7 +128,11 @@ export class Gateway implements GatewayHandler {
     tlsContext?: tls.SecureContext,
     opts: { replica?: boolean } = {},
   ): Promise<void> {
-    const sessionOpts = { logger: this.#logger, replica: opts.replica };
+    const sessionOpts = {
+      logger: this.#logger,
+      replica: opts.replica,
+      failoverWindowMs: this.#failoverWindowMs,
+    };
     if (tlsContext) {
       const server = net.createServer((sock) => {
         new ClientSession(new NodeSocketTransport(sock, tlsContext), this, sessionOpts).run();
@@ -135,7 +159,7 @@ export class Gateway implements GatewayHandler {
 
   async #accept(
     listener: Deno.Listener,
-    sessionOpts: { logger: Logger; replica?: boolean },
+    sessionOpts: { logger: Logger; replica?: boolean; failoverWindowMs?: number },
   ): Promise<void> {
     for (;;) {
       let conn: Deno.Conn;

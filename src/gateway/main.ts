@@ -40,13 +40,24 @@ export const GATEWAY_FLAGS = {
     help: "PEM certificate for TLS (SSLRequest); without it clients are told TLS is off",
   },
   "tls-key-file": { type: "string", default: "", help: "PEM private key of --tls-cert-file" },
+  "failover-window-ms": {
+    type: "number",
+    default: 15_000,
+    help: "How long sessions wait for a new primary (failover, switchover) before an error",
+  },
+  "failover-max-waiting": {
+    type: "number",
+    default: 10_000,
+    help: "Most sessions waiting at once to move to a new primary; more get an error at once",
+  },
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
   const cfg = parseComponentFlags("multigateway", GATEWAY_FLAGS);
   const id = cfg.id || `gateway-${crypto.randomUUID().slice(0, 8)}`;
   const { logger, env, topo } = await startComponent("multigateway", id, cfg);
-  const router = new Router(topo, logger);
+  const failoverWindowMs = cfg["failover-window-ms"];
+  const router = new Router(topo, logger, { failoverWindowMs });
   router.start();
   env.onShutdown(() => router.stop());
   const pidPrefix = cfg["pid-prefix"] || await unusedPidPrefix(topo);
@@ -55,6 +66,8 @@ async function main(): Promise<void> {
   const gateway = new Gateway(router, {
     pidPrefix,
     logger,
+    failoverWindowMs,
+    maxWaiting: cfg["failover-max-waiting"],
     // A CancelRequest may reach any gateway: send it to the one whose prefix the PID carries.
     forwardCancel: async (pid, secret) => {
       const owner = (await topo.listGateways()).find((g) => g.pidPrefix === pid >>> 20);

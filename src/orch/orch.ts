@@ -32,6 +32,11 @@ export interface OrchOptions {
   postgresDownMs?: number;
   /** How often shards are checked. */
   intervalMs?: number;
+  /**
+   * A primary whose registration left the topo this long is dead (a pooler that stops cleanly
+   * revokes it: a restart within this time is not a failover).
+   */
+  goneMs?: number;
 }
 
 type ShardKey = { database: string; tablegroup: string; shard: string };
@@ -74,6 +79,7 @@ export class Orch {
   readonly #staleMs: number;
   readonly #postgresDownMs: number;
   readonly #intervalMs: number;
+  readonly #goneMs: number;
   #poolers: PoolerRecord[] = [];
   #poll?: { stop: () => void };
   #timer?: ReturnType<typeof setInterval>;
@@ -94,6 +100,7 @@ export class Orch {
     this.#staleMs = opts.staleMs ?? 2000;
     this.#postgresDownMs = opts.postgresDownMs ?? 1000;
     this.#intervalMs = opts.intervalMs ?? 250;
+    this.#goneMs = opts.goneMs ?? 5000;
   }
 
   start(): void {
@@ -154,7 +161,7 @@ export class Orch {
       // A pooler restarting leaves the topo for a moment: only a lasting absence counts.
       const since = this.#goneSince.get(p.id) ?? now;
       this.#goneSince.set(p.id, since);
-      return now - since > this.#staleMs ? "its registration left the topo" : null;
+      return now - since > this.#goneMs ? "its registration left the topo" : null;
     }
     this.#goneSince.delete(p.id);
     const w = this.#health.get(p.id);
@@ -176,8 +183,13 @@ export class Orch {
   reconcile(): void {
     for (const [key, members] of this.#shards()) {
       if (this.#inFlight.has(key)) continue;
-      const leader = leaderOf(members) ?? this.#lastLeader.get(key);
+      let leader = leaderOf(members) ?? this.#lastLeader.get(key);
       if (leader && members.includes(leader)) this.#lastLeader.set(key, leader);
+      if (!leader && members.some((p) => p.type === "REPLICA")) {
+        // Replicas and no primary this orch ever saw (its registration expired before this orch
+        // started): a primary that is gone, known only by the rule the replicas hold.
+        leader = { ...members[0], id: "", type: "PRIMARY", addr: "", postgresAddr: "", term: 0 };
+      }
       if (!leader) {
         const candidates = members.filter((p) => p.type === "POOLER_TYPE_UNSPECIFIED")
           .sort((a, b) => a.id.localeCompare(b.id));
@@ -319,7 +331,9 @@ export class Orch {
     const newestRule = recruits.map((x) => x.r.rule).filter((r): r is ShardRule => !!r)
       .sort((a, b) => b.term - a.term)[0];
     const cohort = new Set([...(newestRule?.cohort ?? []), ...others.map((p) => p.id)]);
-    cohort.delete(leader.id);
+    // A primary gone from the topo before this orch saw it is known by the rule only.
+    const oldId = leader.id || newestRule?.leaderId || "";
+    cohort.delete(oldId);
     const need = n > 1 ? Math.max(1, cohort.size - (n - 1) + 1) : 1;
     // After a switchover the old primary's last LSN is known: a recruit that has it has every
     // commit, whatever answered.
@@ -349,7 +363,8 @@ export class Orch {
         primaryLsn: opts.atLeast,
       });
     }
-    const standbys = [...new Set([...cohort, leader.id])].filter((id) => id !== best.id).sort();
+    const standbys = [...new Set([...cohort, oldId])].filter((id) => id && id !== best.id)
+      .sort();
     this.#logger.info("promoting", { shard: key, pooler: best.id, lsn: recruits[0].r.lsn, term });
     await this.#control.promote(best, term, standbys, n);
     const primary = { ...best, type: "PRIMARY" as const, term };
@@ -364,7 +379,7 @@ export class Orch {
       ),
     );
     // The old primary, if its pooler still answers, steps down and rewinds (not waited for).
-    this.#control.repoint(leader, term, primary).catch(() => {});
+    if (leader.addr) this.#control.repoint(leader, term, primary).catch(() => {});
     await this.#control.appointPrimary(best, {
       term,
       leaderId: best.id,

@@ -134,9 +134,9 @@ async function until(fn: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-function setup(n = 2) {
+function setup(n = 2, withPrimary = true) {
   const members = [
-    pooler("zone1-p", "PRIMARY"),
+    ...(withPrimary ? [pooler("zone1-p", "PRIMARY")] : []),
     pooler("zone2-p", "REPLICA"),
     pooler("zone3-p", "REPLICA"),
   ];
@@ -145,6 +145,7 @@ function setup(n = 2) {
     staleMs: 200,
     postgresDownMs: 50,
     intervalMs: 20,
+    goneMs: 200,
   });
   return { members, control, orch };
 }
@@ -240,6 +241,24 @@ Deno.test("switchover drains the primary, then promotes the replica asked for", 
       }),
       /zone9-p is not a replica/,
     );
+  } finally {
+    stop();
+    await orch.stop();
+  }
+});
+
+Deno.test("a primary gone before the orch started is replaced too, known by the replicas' rule", async () => {
+  const { control, orch } = setup(2, false);
+  const cohort = ["zone1-p", "zone2-p", "zone3-p"];
+  control.recruitAnswer.set("zone2-p", { term: 2, lsn: "0/3000200", rule: rule(cohort) });
+  control.recruitAnswer.set("zone3-p", { term: 2, lsn: "0/3000100", rule: rule(cohort) });
+  orch.start();
+  const stop = heartbeat(control);
+  try {
+    await until(() => control.appointed.length === 1);
+    assert.ok(control.calls.includes("promote zone2-p 2 [zone1-p,zone3-p] n=2"));
+    assert.deepEqual(control.appointed[0].cohort, cohort);
+    assert.ok(!control.calls.some((c) => c.startsWith("repoint zone1")));
   } finally {
     stop();
     await orch.stop();

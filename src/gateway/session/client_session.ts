@@ -333,9 +333,20 @@ export class ClientSession implements SessionListener {
    * with nothing pinned or kept on the old pooler moves; see #canMove.
    */
   async #move(resend: Uint8Array[]): Promise<void> {
+    this.#backend = undefined;
+    const release = this.#handler.waitForPrimary();
+    if (!release) {
+      this.#fatal(
+        new PgError(
+          SqlState.TOO_MANY_CONNECTIONS,
+          "too many sessions are waiting for a new primary",
+          { severity: "FATAL" },
+        ),
+      );
+      return;
+    }
     let done!: () => void;
     this.#moving = new Promise((r) => (done = r));
-    this.#backend = undefined;
     const deadline = Date.now() + this.#opts.failoverWindowMs;
     let last: unknown = null;
     try {
@@ -376,6 +387,7 @@ export class ClientSession implements SessionListener {
         await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
       }
     } finally {
+      release();
       this.#moving = null;
       done();
       this.#wakeReader();

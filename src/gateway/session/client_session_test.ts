@@ -205,6 +205,13 @@ class FakeHandler implements GatewayHandler {
 
   #nextDataPlaneId = 1000;
 
+  /** Set to false to act as a gateway whose failover queue is full. */
+  roomToWait = true;
+
+  waitForPrimary(): (() => void) | null {
+    return this.roomToWait ? () => {} : null;
+  }
+
   newDataPlaneId(): number {
     return ++this.#nextDataPlaneId;
   }
@@ -811,3 +818,16 @@ async function frameCodes(c: RawClient, n: number): Promise<string[]> {
   for (let i = 0; i < n; i++) out.push(String.fromCharCode((await c.expectFrame()).code));
   return out;
 }
+
+Deno.test("ClientSession: with too many sessions waiting for a new primary, one more gets 53300", async () => {
+  await withSession(async (gw) => {
+    gw.handler.backend.reserved = 0;
+    gw.handler.roomToWait = false;
+    const c = await gw.connect();
+    await login(c);
+    gw.handler.backend.lose();
+    const err = await c.expectFrame();
+    assert.equal(String.fromCharCode(err.code), "E");
+    assert.equal(parseErrorFields(err.body).sqlstate, "53300");
+  });
+});

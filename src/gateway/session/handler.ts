@@ -48,6 +48,11 @@ export interface GatewayHandler {
    * id is never used twice, so late answers for the old one cannot reach the new.
    */
   newDataPlaneId(): number;
+  /**
+   * A place among the sessions waiting to move to a new primary (its release function), or null
+   * when too many wait already.
+   */
+  waitForPrimary(): (() => void) | null;
   /** Called once when the session ends. */
   sessionEnded(id: SessionIdentity): void;
 }
