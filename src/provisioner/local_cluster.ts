@@ -555,7 +555,10 @@ export class LocalCluster {
         out.policies[d.name] = pol?.kind === "AT_LEAST_N" ? `AT_LEAST_N ${pol.n}` : "none";
       }
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
-      out.orchs = (await topo.listOrchs()).map((o) => o.id);
+      // One orch per cell; the dev cluster's cells share one etcd.
+      for (const c of [this, ...this.members]) {
+        out.orchs.push(...(await topo.listOrchs(c.cfg.cell)).map((o) => o.id));
+      }
     } catch (e) {
       out.topoError = (e as Error).message;
     } finally {

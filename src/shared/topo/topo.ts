@@ -165,8 +165,9 @@ export class Topo {
     return decodeAll(await this.local.list(this.paths.gatewaysPrefix(this.cell)), "Gateway");
   }
 
-  async listOrchs(): Promise<OrchRecord[]> {
-    return decodeAll(await this.local.list(this.paths.orchsPrefix(this.cell)), "Orch");
+  /** The orchs registered in `cell` (this one by default), read from this cell's local topo. */
+  async listOrchs(cell = this.cell): Promise<OrchRecord[]> {
+    return decodeAll(await this.local.list(this.paths.orchsPrefix(cell)), "Orch");
   }
 
   /**
