@@ -120,8 +120,7 @@ export class ClientSession implements SessionListener {
    * took: what is sent again if the session must move to another pooler.
    */
   #unsettled: { payload: Uint8Array; pieces: number }[] = [];
-  /** Pieces sent on the current data-plane id, and pieces of those the pooler settled. */
-  #piecesSent = 0;
+  /** Pieces of the current data-plane id the pooler settled. */
   #piecesSettled = 0;
   /** From the pooler's last answer: the backend is reserved, or the session has state there. */
   #pinned = false;
@@ -271,24 +270,7 @@ export class ClientSession implements SessionListener {
     const id = this.#handler.newSession(() => this.#backend?.cancel(this.#dpId));
     this.#id = id;
     this.#dpId = id.sessionId;
-    // During a failover the pooler may refuse with RETRY, or be gone (its registration not
-    // expired yet): try again until the window closes.
-    const deadline = Date.now() + this.#opts.failoverWindowMs;
-    let answer: { closed: boolean; retry: boolean; frames: Uint8Array[] };
-    for (;;) {
-      const backend = await this.#handler.route(this.#database, this.#opts.replica);
-      this.#backend = backend;
-      try {
-        answer = await this.#openOn(backend);
-      } catch (e) {
-        // The link to that pooler broke (onLost): nothing ran there.
-        if (Date.now() > deadline || this.#ended) throw e;
-        answer = { closed: true, retry: true, frames: [] };
-      }
-      if (!answer.retry || Date.now() > deadline || this.#ended) break;
-      this.#dpId = this.#handler.newDataPlaneId();
-      await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
-    }
+    const answer = await this.#openWithin(Date.now() + this.#opts.failoverWindowMs);
     const { closed, frames } = answer;
     for (const f of frames) this.#sendResults(f);
     if (closed) {
@@ -327,6 +309,31 @@ export class ClientSession implements SessionListener {
   }
 
   /**
+   * Opens the session (under #dpId, a new id for each further attempt) on the pooler that serves
+   * it now. While none can (a failover: the pooler answers RETRY, or it is gone and its
+   * registration not expired yet), it tries again until `deadline`; the last answer stands.
+   */
+  async #openWithin(
+    deadline: number,
+  ): Promise<{ closed: boolean; retry: boolean; frames: Uint8Array[] }> {
+    for (;;) {
+      const backend = await this.#handler.route(this.#database, this.#opts.replica);
+      this.#backend = backend;
+      let answer: { closed: boolean; retry: boolean; frames: Uint8Array[] };
+      try {
+        answer = await this.#openOn(backend);
+      } catch (e) {
+        // The link to that pooler broke (onLost): nothing ran there.
+        if (Date.now() > deadline || this.#ended) throw e;
+        answer = { closed: true, retry: true, frames: [] };
+      }
+      if (!answer.retry || Date.now() > deadline || this.#ended) return answer;
+      this.#dpId = this.#handler.newDataPlaneId();
+      await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
+    }
+  }
+
+  /**
    * Moves the session to the pooler that serves the primary now (its pooler cannot serve it: a
    * failover or switchover), waiting up to the failover window for one, and sends it the
    * requests the old one did not run. The client sees a pause, not an error. Only a session
@@ -347,45 +354,42 @@ export class ClientSession implements SessionListener {
     }
     let done!: () => void;
     this.#moving = new Promise((r) => (done = r));
-    const deadline = Date.now() + this.#opts.failoverWindowMs;
-    let last: unknown = null;
     try {
-      while (!this.#ended) {
-        if (Date.now() > deadline) {
-          const why = last instanceof Error ? `: ${last.message}` : "";
+      this.#dpId = this.#handler.newDataPlaneId();
+      const { closed, frames } = await this.#openWithin(
+        Date.now() + this.#opts.failoverWindowMs,
+      );
+      if (closed) {
+        this.#backend = undefined;
+        if (frames.length) {
+          // The pooler's FATAL error says why.
+          for (const f of frames) this.#sendResults(f);
+          this.#ended = true;
+          this.#wake();
+        } else {
           this.#fatal(
             new PgError(
               SqlState.CANNOT_CONNECT_NOW,
-              `no primary took over within ${this.#opts.failoverWindowMs} ms${why}`,
+              `no primary took over within ${this.#opts.failoverWindowMs} ms`,
               { severity: "FATAL" },
             ),
           );
-          return;
         }
-        try {
-          const backend = await this.#handler.route(this.#database, this.#opts.replica);
-          this.#dpId = this.#handler.newDataPlaneId();
-          const { closed } = await this.#openOn(backend);
-          if (!closed) {
-            // Its ParameterStatus frames are dropped: the client has them from its own start.
-            this.#backend = backend;
-            this.#piecesSent = this.#piecesSettled = 0;
-            this.#unsettled = [];
-            this.#unackedRequests = 0;
-            this.#ackable = 0;
-            this.#logger?.info("session moved to the new primary", {
-              session: this.#id?.sessionId,
-              resent: resend.length,
-            });
-            for (const payload of resend) this.#execute(payload);
-            return;
-          }
-          last = new Error("the pooler refused the session");
-        } catch (e) {
-          last = e;
-        }
-        await new Promise((r) => setTimeout(r, MOVE_RETRY_MS));
+        return;
       }
+      // Its ParameterStatus frames are dropped: the client has them from its own start.
+      this.#unsettled = [];
+      this.#piecesSettled = 0;
+      this.#unackedRequests = 0;
+      this.#ackable = 0;
+      this.#logger?.info("session moved to the new primary", {
+        session: this.#id?.sessionId,
+        resent: resend.length,
+      });
+      for (const payload of resend) this.#execute(payload);
+    } catch (e) {
+      this.#backend = undefined;
+      this.#fatal(withSeverity(toPgError(e), "FATAL"));
     } finally {
       release();
       this.#moving = null;
@@ -478,9 +482,7 @@ export class ClientSession implements SessionListener {
   #execute(payload: Uint8Array): void {
     if (!this.#backend) return;
     this.#unackedRequests += payload.length;
-    const pieces = this.#backend.execute(this.#dpId, payload);
-    this.#piecesSent += pieces;
-    this.#unsettled.push({ payload, pieces });
+    this.#unsettled.push({ payload, pieces: this.#backend.execute(this.#dpId, payload) });
   }
 
   /** The pooler took `settled` pieces so far: the requests they make up need no resending. */
