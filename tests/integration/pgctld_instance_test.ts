@@ -1,4 +1,4 @@
-// Integration tests of pgctld's PostgresInstance against a real PostgreSQL 15+ (ports 26001-26014).
+// Integration tests of pgctld's PostgresInstance against a real PostgreSQL 15+ (ports 26001-26016).
 
 import assert from "node:assert/strict";
 import { PostgresInstance, type PostgresInstanceOptions } from "../../src/pgctld/mod.ts";
@@ -355,5 +355,67 @@ Deno.test("PostgresInstance.initReplica() fails clearly and leaves no data direc
       /pg_basebackup from 127\.0\.0\.1:26014 failed .*(refused|could not connect)/,
     );
     assert.equal((await replica.status()).state, "NOT_INITIALIZED");
+  });
+});
+
+Deno.test("PostgresInstance.rewind() turns a diverged old primary into a standby of the new one", async () => {
+  await withFixture(26015, async (fx) => {
+    const oldPrimary = fx.make();
+    await oldPrimary.initDataDir();
+    await oldPrimary.start();
+    assert.ok(
+      (await psql(fx.socketDir, fx.port, "create table t (v int); insert into t values (1)")).ok,
+    );
+    const newPort = 26016;
+    const newSock = `${fx.root}/new_sock`;
+    const next = fx.make({ dataDir: `${fx.root}/new`, port: newPort, socketDir: newSock });
+    await next.initReplica({ host: "127.0.0.1", port: fx.port, applicationName: "next" });
+    await next.start();
+    await waitFor(
+      async () => (await psql(newSock, newPort, "select count(*) from t", "")).stdout === "1",
+      30_000,
+      "the replica to have the first row",
+    );
+
+    // Cut off (follow none), then promoted: the two histories part here.
+    await next.follow(null);
+    await waitFor(
+      async () =>
+        (await psql(newSock, newPort, "select count(*) from pg_stat_wal_receiver", "")).stdout ===
+          "0",
+      10_000,
+      "the WAL receiver to stop",
+    );
+    assert.equal((await psql(newSock, newPort, "select pg_promote(true, 60)", "")).stdout, "t");
+    assert.ok((await psql(newSock, newPort, "insert into t values (2)", "")).ok);
+    // The old primary, still up, takes a write no one else has.
+    assert.ok((await psql(fx.socketDir, fx.port, "insert into t values (99)")).ok);
+
+    assert.equal(
+      await oldPrimary.rewind({ host: "127.0.0.1", port: newPort, applicationName: "old" }),
+      "rewound",
+    );
+    await waitFor(
+      async () =>
+        (await psql(fx.socketDir, fx.port, "select string_agg(v::text, ',' order by v) from t", ""))
+          .stdout === "1,2",
+      30_000,
+      "the old primary to follow the new one",
+    );
+    assert.equal((await psql(fx.socketDir, fx.port, "select pg_is_in_recovery()", "")).stdout, "t");
+    const repl = await psql(
+      newSock,
+      newPort,
+      "select application_name from pg_stat_replication",
+      "",
+    );
+    assert.equal(repl.stdout, "old");
+    // What the new primary writes streams to it.
+    assert.ok((await psql(newSock, newPort, "insert into t values (3)", "")).ok);
+    await waitFor(
+      async () => (await psql(fx.socketDir, fx.port, "select max(v) from t", "")).stdout === "3",
+      10_000,
+      "a new row on the rewound standby",
+    );
   });
 });
