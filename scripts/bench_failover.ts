@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { LocalCluster } from "../src/provisioner/mod.ts";
 import { findPrimary, type Kill, killPrimary, streams } from "../tests/helpers/failover.ts";
 import { missing, Writers } from "../tests/helpers/writers.ts";
+import { eventually, psql } from "../tests/helpers/cluster.ts";
 
 const OFFSET = 3100;
 const PASSWORD = "postgres";
@@ -25,24 +26,16 @@ const { values: flags } = parseArgs({
 const kills = Number(flags.kills);
 const clients = Number(flags.clients);
 
-async function psql(cluster: LocalCluster, sql: string): Promise<string> {
-  const out = await new Deno.Command("psql", {
-    args: ["-h", "127.0.0.1", "-p", String(cluster.ports.gatewayPg), "-U", "postgres", "-tAc", sql],
-    env: { PGPASSWORD: PASSWORD, PGCONNECT_TIMEOUT: "20" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).trim());
-  return new TextDecoder().decode(out.stdout);
+/** One query through the gateway, unaligned output; throws psql's error. */
+async function query(cluster: LocalCluster, sql: string): Promise<string> {
+  const r = await psql(cluster.ports.gatewayPg, ["-tAc", sql], PASSWORD);
+  if (r.code !== 0) throw new Error(r.stderr.trim());
+  return r.stdout;
 }
 
+/** Waits for `fn` to hold; throws naming `what` after `ms`. */
 async function until(what: string, ms: number, fn: () => Promise<boolean> | boolean) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await Promise.resolve().then(fn).catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out: ${what}`);
+  if (!(await eventually(fn, ms, 100))) throw new Error(`timed out: ${what}`);
 }
 
 function median(xs: number[]): number {
@@ -69,7 +62,7 @@ const rows: { kill: Kill; primary: string; healMs: number; errors: number; lost:
 try {
   console.error(`starting a 3-cell cluster in ${dir} ...`);
   await cluster.start();
-  await psql(cluster, "create table fo (client int, seq int, primary key (client, seq))");
+  await query(cluster, "create table fo (client int, seq int, primary key (client, seq))");
   const kinds: Kill[] = ["postgres", "pooler", "all"];
   for (let i = 0; i < kills; i++) {
     const what = kinds[i % kinds.length];
@@ -93,7 +86,7 @@ try {
     await until("a write after the kill", 30_000, () => writers.healedAfter(killedAt) !== null);
     await new Promise((r) => setTimeout(r, 500));
     const report = await writers.stop();
-    const present = (await psql(cluster, "select client || ':' || seq from fo")).split("\n");
+    const present = (await query(cluster, "select client || ':' || seq from fo")).split("\n");
     const lost = missing(report.acked, present).length;
     const healMs = writers.healedAfter(killedAt)! - killedAt;
     rows.push({ kill: what, primary: before.rec.id, healMs, errors: report.errors.length, lost });
@@ -109,7 +102,7 @@ try {
     await until(
       `${before.rec.id} rejoining`,
       120_000,
-      () => streams((sql) => psql(cluster, sql), before.rec.id),
+      () => streams((sql) => query(cluster, sql), before.rec.id),
     );
   }
   const heal = rows.map((r) => r.healMs);

@@ -6,6 +6,7 @@ import {
   LocalCluster,
   lsnBytes,
 } from "../provisioner/mod.ts";
+import { newestPrimary } from "../shared/topo/mod.ts";
 
 const USAGE = `multigres: run a Multigres cluster on this machine
 
@@ -154,8 +155,7 @@ function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
   }
   if (!shards.size) lines.push("  (no pooler registered)");
   for (const [k, members] of shards) {
-    const primary = members.filter((m) => m.type === "PRIMARY")
-      .sort((a, b) => b.term - a.term)[0];
+    const primary = newestPrimary(members);
     lines.push(
       `  ${k}  primary: ${
         primary

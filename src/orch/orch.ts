@@ -1,6 +1,6 @@
 import type { HealthStatus, PoolerRecord, ShardRule, ShardStatus } from "../shared/grpc/types.ts";
 import type { Logger } from "../shared/log/mod.ts";
-import type { Topo } from "../shared/topo/mod.ts";
+import { newestPrimary, type Topo } from "../shared/topo/mod.ts";
 
 /** What a recruit reports (RecruitResponse). */
 export interface Recruit {
@@ -183,7 +183,7 @@ export class Orch {
   reconcile(): void {
     for (const [key, members] of this.#shards()) {
       if (this.#inFlight.has(key)) continue;
-      let leader = leaderOf(members) ?? this.#lastLeader.get(key);
+      let leader = newestPrimary(members) ?? this.#lastLeader.get(key);
       if (leader && members.includes(leader)) this.#lastLeader.set(key, leader);
       if (!leader && members.some((p) => p.type === "REPLICA")) {
         // Replicas and no primary this orch ever saw (its registration expired before this orch
@@ -233,10 +233,15 @@ export class Orch {
       .finally(() => this.#inFlight.delete(key));
   }
 
+  /** The shard's members as the topo shows them now (not this orch's last view). */
+  async #members(key: string): Promise<PoolerRecord[]> {
+    return (await this.#topo.listAllPoolers()).filter((p) => shardKey(p) === key);
+  }
+
   async #appoint(key: string, leader: PoolerRecord, members: PoolerRecord[]): Promise<void> {
     // Another orch may have acted while this one waited for the lock.
-    const now = (await this.#topo.listAllPoolers()).filter((p) => shardKey(p) === key);
-    if (leaderOf(now)) return;
+    const now = await this.#members(key);
+    if (newestPrimary(now)) return;
     const term = Math.max(0, ...members.map((m) => m.term)) + 1;
     const rule: ShardRule = {
       term,
@@ -250,8 +255,8 @@ export class Orch {
   }
 
   async #failover(key: string, leader: PoolerRecord, why: string): Promise<void> {
-    const members = (await this.#topo.listAllPoolers()).filter((p) => shardKey(p) === key);
-    const current = leaderOf(members);
+    const members = await this.#members(key);
+    const current = newestPrimary(members);
     // Re-checked under the lock: another orch may have failed over already.
     if (current && current.id !== leader.id) return;
     if (!this.#deadReason(leader, members)) return;
@@ -275,8 +280,8 @@ export class Orch {
     try {
       const release = await this.#topo.lockShard(shard);
       try {
-        const members = (await this.#topo.listAllPoolers()).filter((p) => shardKey(p) === key);
-        const leader = leaderOf(members);
+        const members = await this.#members(key);
+        const leader = newestPrimary(members);
         if (!leader) throw new Error(`shard ${key} has no primary`);
         if (opts.to && !members.some((p) => p.id === opts.to && p.id !== leader.id)) {
           throw new Error(`${opts.to} is not a replica of ${key}`);
@@ -398,7 +403,7 @@ export class Orch {
   status(): ShardStatus[] {
     const out = new Map<string, ShardStatus>();
     for (const [key, members] of this.#shards()) {
-      const leader = leaderOf(members);
+      const leader = newestPrimary(members);
       const first = members[0];
       out.set(key, {
         database: first.database,
@@ -421,15 +426,6 @@ export class Orch {
     this.#health.clear();
     return Promise.resolve();
   }
-}
-
-/** The shard's primary: the PRIMARY member with the highest term. */
-export function leaderOf(members: PoolerRecord[]): PoolerRecord | undefined {
-  let best: PoolerRecord | undefined;
-  for (const p of members) {
-    if (p.type === "PRIMARY" && (!best || p.term > best.term)) best = p;
-  }
-  return best;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

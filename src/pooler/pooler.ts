@@ -10,7 +10,7 @@ import type {
   ShardRule,
 } from "../shared/grpc/types.ts";
 import type { Logger } from "../shared/log/mod.ts";
-import { encodeRecord, type Registration, type Topo } from "../shared/topo/mod.ts";
+import { encodeRecord, newestPrimary, type Registration, type Topo } from "../shared/topo/mod.ts";
 import { AdminConn } from "./admin.ts";
 import type { PgAddress } from "./backend/backend_conn.ts";
 import {
@@ -252,8 +252,7 @@ export class Pooler {
   }
 
   async #loadRule(): Promise<void> {
-    const rec = await this.#admin.query("SELECT pg_is_in_recovery()");
-    const inRecovery = rec.rows[0]?.[0] === "t";
+    const inRecovery = await this.#inRecovery();
     this.#rule = await readRule(this.#admin, this.#shardKey());
     if (this.#rule && this.#rule.leaderId === this.cfg.id && !inRecovery) {
       this.#type = "PRIMARY";
@@ -278,12 +277,7 @@ export class Pooler {
 
   /** The shard's leader as the topo shows it: the serving primary peer with the highest term. */
   #leaderOf(all: PoolerRecord[]): PoolerRecord | undefined {
-    let best: PoolerRecord | undefined;
-    for (const p of all) {
-      if (p.type !== "PRIMARY" || !p.serving || !p.postgresAddr || !this.#isPeer(p)) continue;
-      if (!best || p.term > best.term) best = p;
-    }
-    return best;
+    return newestPrimary(all, (p) => p.serving && !!p.postgresAddr && this.#isPeer(p));
   }
 
   #shardKey(): { database: string; tablegroup: string; shard: string } {
@@ -480,22 +474,25 @@ export class Pooler {
     }
     for (const id of seen) this.#standbys.add(id);
     if (n > 1 && this.#standbys.size >= n - 1) this.#policyArmed = true;
-    const names = this.#policyArmed && n > 1
-      ? `ANY ${n - 1} (${[...this.#standbys].sort().map(quoteIdent).join(", ")})`
-      : "";
+    const names = this.#policyArmed ? syncStandbyNames(n, this.#standbys) : "";
     if (this.#syncNames === null) {
       const cur = await this.#admin.query("SHOW synchronous_standby_names");
       this.#syncNames = cur.rows[0]?.[0] ?? "";
     }
     if (names === this.#syncNames || (!names && !this.#policyArmed)) return;
-    // ALTER SYSTEM persists it (a restarted primary keeps waiting); it cannot share a query.
-    await this.#admin.query(`ALTER SYSTEM SET synchronous_standby_names = ${literal(names)}`);
-    await this.#admin.query("SELECT pg_reload_conf()");
-    this.#syncNames = names;
+    await this.#setSyncNames(names);
     this.#logger.info("durability policy applied", {
       policy: `AT_LEAST_N ${n}`,
       synchronousStandbyNames: names,
     });
+  }
+
+  /** Sets synchronous_standby_names with ALTER SYSTEM (a restarted primary keeps waiting). */
+  async #setSyncNames(names: string): Promise<void> {
+    // ALTER SYSTEM cannot share a query with anything else.
+    await this.#admin.query(`ALTER SYSTEM SET synchronous_standby_names = ${literal(names)}`);
+    await this.#admin.query("SELECT pg_reload_conf()");
+    this.#syncNames = names;
   }
 
   #encodedRecord(): string {
@@ -564,8 +561,7 @@ export class Pooler {
     if (rule.leaderId !== this.cfg.id) {
       throw new PgError(SqlState.INTERNAL_ERROR, `rule names ${rule.leaderId}, not ${this.cfg.id}`);
     }
-    const rec = await this.#admin.query("SELECT pg_is_in_recovery()");
-    if (rec.rows[0]?.[0] === "t") {
+    if (await this.#inRecovery()) {
       throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is in recovery; cannot be primary");
     }
     await this.#writeRule(schemaSql(this.cfg.database));
@@ -666,12 +662,8 @@ export class Pooler {
         throw new PgError(SqlState.INTERNAL_ERROR, "Postgres did not leave recovery in 60 s");
       }
     }
-    const names = n > 1 && standbys.length
-      ? `ANY ${n - 1} (${[...standbys].sort().map(quoteIdent).join(", ")})`
-      : "";
-    await this.#admin.query(`ALTER SYSTEM SET synchronous_standby_names = ${literal(names)}`);
-    await this.#admin.query("SELECT pg_reload_conf()");
-    this.#syncNames = names;
+    const names = syncStandbyNames(n, standbys);
+    await this.#setSyncNames(names);
     for (const id of standbys) this.#standbys.add(id);
     this.#policyArmed = n > 1 && standbys.length >= n - 1;
     this.#upstream = "";
@@ -802,6 +794,15 @@ export interface RecruitResult {
   term: number;
   lsn: string;
   rule: ShardRule | null;
+}
+
+/**
+ * synchronous_standby_names for AT_LEAST_N `n` over `standbys`: `ANY n-1 ("a", "b")`, or "" when
+ * commits need no replica (n of 1, or no standby).
+ */
+function syncStandbyNames(n: number, standbys: Iterable<string>): string {
+  const ids = [...standbys].sort();
+  return n > 1 && ids.length ? `ANY ${n - 1} (${ids.map(quoteIdent).join(", ")})` : "";
 }
 
 /** A name for synchronous_standby_names, double-quoted. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { E2E, eventually, psql, psqlCommand } from "../helpers/cluster.ts";
+import { streams } from "../helpers/failover.ts";
 import { alive, LocalCluster } from "../../src/provisioner/mod.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -217,13 +218,8 @@ Deno.test(
           const log = await Deno.readTextFile(cluster.logPath("pgctld"));
           assert.match(log, /Postgres exited unexpectedly/);
           // The old primary comes back as a streaming replica of the new one.
-          const rejoined = await eventually(async () => {
-            const r = await psql(port, [
-              "-tAc",
-              "select count(*) from pg_stat_replication where application_name = 'zone1-pooler-0'",
-            ], "postgres");
-            return r.stdout.trim() === "1";
-          }, 60_000);
+          const sql = async (q: string) => (await psql(port, ["-tAc", q], "postgres")).stdout;
+          const rejoined = await eventually(() => streams(sql, "zone1-pooler-0"), 60_000);
           assert.ok(rejoined, "zone1's Postgres did not rejoin as a replica");
           const st = await cluster.status();
           assert.ok(st.poolers.some((p) => p.type === "PRIMARY" && p.term === 2 && p.serving));

@@ -4,6 +4,7 @@
  */
 import type { LocalCluster } from "../../src/provisioner/mod.ts";
 import type { PoolerRecord } from "../../src/shared/grpc/types.ts";
+import { newestPrimary } from "../../src/shared/topo/mod.ts";
 
 /** What a kill takes down: the primary's Postgres, its pooler, or all of its processes. */
 export type Kill = "postgres" | "pooler" | "all";
@@ -13,8 +14,7 @@ export async function findPrimary(
   cluster: LocalCluster,
 ): Promise<{ rec: PoolerRecord; cell: LocalCluster }> {
   const st = await cluster.status();
-  const rec = st.poolers.filter((p) => p.type === "PRIMARY" && p.serving)
-    .sort((a, b) => b.term - a.term)[0];
+  const rec = newestPrimary(st.poolers, (p) => p.serving);
   if (!rec) throw new Error("no serving primary");
   const cell = [cluster, ...cluster.members].find((m) => m.cfg.cell === rec.cell);
   if (!cell) throw new Error(`no local cell ${rec.cell}`);

@@ -5,7 +5,7 @@ import type {
   PoolerRecord,
 } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
-import type { Topo } from "../../shared/topo/mod.ts";
+import { newestPrimary, type Topo } from "../../shared/topo/mod.ts";
 import { PoolerConn } from "../poolergateway/pooler_conn.ts";
 
 const DEFAULT_TABLEGROUP = "default";
@@ -79,15 +79,12 @@ export class Router {
 
   /** The serving primary of the database's shard; the newest term wins over a stale one. */
   #primaryRecord(database: string): PoolerRecord | undefined {
-    let best: PoolerRecord | undefined;
-    for (const p of this.#poolers) {
-      if (
-        p.type === "PRIMARY" && p.serving && p.database === database &&
-        p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED &&
-        (!best || p.term > best.term)
-      ) best = p;
-    }
-    return best;
+    return newestPrimary(
+      this.#poolers,
+      (p) =>
+        p.serving && p.database === database && p.tablegroup === DEFAULT_TABLEGROUP &&
+        p.shard === UNSHARDED,
+    );
   }
 
   /** A serving replica of the database's shard: this cell's first, in turn. */

@@ -5,6 +5,6 @@
  * @module
  */
 export { TopoPaths, validateName } from "./paths.ts";
-export { decodeRecord, encodeRecord, type RecordType } from "./records.ts";
+export { decodeRecord, encodeRecord, newestPrimary, type RecordType } from "./records.ts";
 export { etcdHosts, PrefixWatch, Registration, TopoServer } from "./topo_server.ts";
 export { REGISTRATION_TTL_SECONDS, Topo } from "./topo.ts";

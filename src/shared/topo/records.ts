@@ -1,6 +1,7 @@
 import protobuf from "protobufjs";
 import { join } from "node:path";
 import { protoDir } from "../grpc/mod.ts";
+import type { PoolerRecord } from "../grpc/types.ts";
 
 /** The record types stored in the topo, by message name in clustermetadata.proto. */
 export type RecordType = "Cell" | "Database" | "Pooler" | "Gateway" | "Orch";
@@ -43,4 +44,19 @@ function camelKeys(v: unknown): unknown {
     out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = camelKeys(val);
   }
   return out;
+}
+
+/**
+ * The primary among `poolers` with the highest term (a primary that lost its place may still be
+ * registered, under an older term), considering only those `accept` lets through.
+ */
+export function newestPrimary(
+  poolers: readonly PoolerRecord[],
+  accept: (p: PoolerRecord) => boolean = () => true,
+): PoolerRecord | undefined {
+  let best: PoolerRecord | undefined;
+  for (const p of poolers) {
+    if (p.type === "PRIMARY" && (!best || p.term > best.term) && accept(p)) best = p;
+  }
+  return best;
 }
