@@ -233,6 +233,20 @@ async function main(): Promise<void> {
     tls: false,
   }, () => {});
   let bouncerPid = 0;
+  // Everything started here is stopped on every way out: the end, an error, Ctrl-C, SIGTERM.
+  let stopping: Promise<void> | null = null;
+  const stopAll = () =>
+    stopping ??= (async () => {
+      if (bouncerPid && alive(bouncerPid)) await stopPid(bouncerPid);
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    })();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => {
+      console.error(`\n${sig}: stopping the cluster and PgBouncer`);
+      stopAll().finally(() => Deno.exit(130));
+    });
+  }
   try {
     console.error("Starting the cluster and PgBouncer ...");
     await Deno.mkdir(`${dir}/cluster`, { recursive: true });
@@ -359,9 +373,7 @@ async function main(): Promise<void> {
     console.log(`\nMultigres bench: ${rounds} rounds × ${duration} s, median of rounds\n`);
     console.log(rows.join("\n"));
   } finally {
-    if (bouncerPid && alive(bouncerPid)) await stopPid(bouncerPid);
-    await cluster.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await stopAll();
   }
 }
 

@@ -59,6 +59,13 @@ const cluster = new LocalCluster({
   cells: 3,
 }, () => {});
 const rows: { kill: Kill; primary: string; healMs: number; errors: number; lost: number }[] = [];
+// Stopped on every way out: the end, an error, Ctrl-C, SIGTERM.
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, () => {
+    console.error(`\n${sig}: stopping the cluster`);
+    cluster.stop().finally(() => Deno.exit(130));
+  });
+}
 try {
   console.error(`starting a 3-cell cluster in ${dir} ...`);
   await cluster.start();

@@ -141,6 +141,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onInterrupt);
   const started = Date.now();
   try {
     const suite = await prepareSuite();
@@ -170,6 +171,7 @@ async function main(args: string[]): Promise<number> {
     throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onInterrupt);
   }
 }
 

@@ -134,7 +134,8 @@ export class Gateway implements GatewayHandler {
       failoverWindowMs: this.#failoverWindowMs,
     };
     if (tlsContext) {
-      const server = net.createServer((sock) => {
+      // allowHalfOpen: a client that shuts down its write side still gets its answers.
+      const server = net.createServer({ allowHalfOpen: true }, (sock) => {
         new ClientSession(new NodeSocketTransport(sock, tlsContext), this, sessionOpts).run();
       });
       await new Promise<void>((resolve, reject) => {

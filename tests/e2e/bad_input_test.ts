@@ -104,16 +104,15 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
     });
 
     await t.step(
-      "a startup packet with a bad length → FATAL 08P01, connection closed",
+      "a startup packet with a bad length → closed without a word, as Postgres does",
       async () => {
-        const tooShort = await sendRaw(c.port, u32(3), new Uint8Array(4));
-        assert.equal(tooShort.error?.sqlstate, "08P01");
-        assert.equal(tooShort.error?.severity, "FATAL");
-        assert.ok(tooShort.closed);
-        const tooLong = await sendRaw(c.port, u32(20000), new Uint8Array(64));
-        assert.equal(tooLong.error?.sqlstate, "08P01");
-        assert.match(tooLong.error!.message, /invalid length of startup packet/);
-        assert.ok(tooLong.closed);
+        // Postgres only logs "invalid length of startup packet" (COMMERROR) and closes.
+        for (const port of [c.port, c.directPort]) {
+          const tooShort = await sendRaw(port, u32(3), new Uint8Array(4));
+          assert.deepEqual(tooShort, { error: undefined, closed: true });
+          const tooLong = await sendRaw(port, u32(20000), new Uint8Array(64));
+          assert.deepEqual(tooLong, { error: undefined, closed: true });
+        }
         await stillServes(c);
       },
     );
@@ -156,43 +155,49 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
       await stillServes(c);
     });
 
-    await t.step("a client that disconnects mid-query leaves no busy backend", async () => {
-      const w = new WireWriter();
-      // Under transaction pooling an idle session (the held one) keeps no backend.
-      const baseline = 0;
-      assert.ok(await eventually(async () => (await poolerStatus(c)).backendsInUse === baseline));
-      const client = await c.client();
-      client.on("error", () => {}); // it is about to lose its socket on purpose
-      // deno-lint-ignore no-explicit-any
-      const stream = (client as any).connection.stream;
-      writeQuery(w, "select pg_sleep(60) /* abandoned */");
-      stream.write(w.view().slice());
-      const direct = await c.client({ direct: true });
-      try {
-        const running = await eventually(async () => {
-          const r = await direct.query(
-            "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
-          );
-          return r.rows[0].n === 1;
-        });
-        assert.ok(running, "the sleep never started");
-        stream.destroy(); // the client vanishes without Terminate
-        let seen = "";
-        const gone = await eventually(async () => {
-          const r = await direct.query(
-            "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
-          );
-          const st = await poolerStatus(c);
-          seen = `active queries ${
-            r.rows[0].n
-          }, backends in use ${st.backendsInUse} (want ${baseline})`;
-          return r.rows[0].n === 0 && st.backendsInUse === baseline;
-        });
-        assert.ok(gone, `the abandoned query kept running or its backend stayed reserved: ${seen}`);
-      } finally {
-        await direct.end();
-      }
-    });
+    await t.step(
+      "a client that disconnects mid-query: the statement ends as in Postgres, the backend is freed",
+      async () => {
+        const w = new WireWriter();
+        // Under transaction pooling an idle session (the held one) keeps no backend.
+        const baseline = 0;
+        assert.ok(await eventually(async () => (await poolerStatus(c)).backendsInUse === baseline));
+        const client = await c.client();
+        client.on("error", () => {}); // it is about to lose its socket on purpose
+        // deno-lint-ignore no-explicit-any
+        const stream = (client as any).connection.stream;
+        writeQuery(w, "select pg_sleep(2) /* abandoned */");
+        stream.write(w.view().slice());
+        const direct = await c.client({ direct: true });
+        try {
+          const running = await eventually(async () => {
+            const r = await direct.query(
+              "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
+            );
+            return r.rows[0].n === 1;
+          });
+          assert.ok(running, "the sleep never started");
+          // The client vanishes without Terminate. Postgres notices a vanished client only when it
+          // next reads or writes, so the statement runs to its end there; here too, and then the
+          // backend is rolled back and given back.
+          stream.destroy();
+          let seen = "";
+          const gone = await eventually(async () => {
+            const r = await direct.query(
+              "select count(*)::int as n from pg_stat_activity where query like '%abandoned%' and state = 'active' and pid <> pg_backend_pid()",
+            );
+            const st = await poolerStatus(c);
+            seen = `active queries ${
+              r.rows[0].n
+            }, backends in use ${st.backendsInUse} (want ${baseline})`;
+            return r.rows[0].n === 0 && st.backendsInUse === baseline;
+          });
+          assert.ok(gone, `the abandoned query's backend stayed reserved: ${seen}`);
+        } finally {
+          await direct.end();
+        }
+      },
+    );
 
     await t.step("a client that stops reading holds back its own backend, not memory", async () => {
       const gatewayPid = c.cluster.running().multigateway!;

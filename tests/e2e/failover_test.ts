@@ -44,6 +44,36 @@ Deno.test("failover: no acknowledged write is lost, the old primary rejoins", E2
     });
 
     await t.step(
+      "an in-place tablespace (Postgres's regression suite makes one) replays on replicas",
+      async () => {
+        const made = await c.psql([
+          "-c",
+          "set allow_in_place_tablespaces = on",
+          "-c",
+          "create tablespace regress_in_place location ''",
+          "-c",
+          "create table in_place (v int) tablespace regress_in_place",
+          "-c",
+          "insert into in_place values (42)",
+        ]);
+        assert.equal(made.code, 0, made.stderr);
+        const replicaPort = c.cluster.ports.gatewayPgReplica;
+        const seen = await eventually(async () => {
+          const r = await psql(replicaPort, ["-tAc", "select v from in_place"], c.password);
+          return r.stdout.trim() === "42";
+        });
+        assert.ok(seen, "the replica did not replay the in-place tablespace");
+        const dropped = await c.psql([
+          "-c",
+          "drop table in_place",
+          "-c",
+          "drop tablespace regress_in_place",
+        ]);
+        assert.equal(dropped.code, 0, dropped.stderr);
+      },
+    );
+
+    await t.step(
       "a replica's cell cut off: commits go on while the policy can be met, then wait",
       async () => {
         const { rec } = await findPrimary(c.cluster);

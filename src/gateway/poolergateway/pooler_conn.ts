@@ -9,7 +9,7 @@ import {
   type SessionRequest,
 } from "../../shared/grpc/mod.ts";
 import { connectionFailure, type PgError } from "../../shared/errors/mod.ts";
-import { MAX_BATCH_BYTES, MAX_PAYLOAD_PIECE } from "../../shared/grpc/types.ts";
+import { CloseReason, MAX_BATCH_BYTES, MAX_PAYLOAD_PIECE } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 
 /** Receives one session's results from the data-plane stream. */
@@ -136,11 +136,13 @@ export class PoolerConn {
   }
 
   /**
-   * Ends the session on the pooler (rolls back, returns the backend). `graceful`: the client said
-   * goodbye, so what it sent last runs to its end rather than being cancelled.
+   * Ends the session on the pooler (what was sent runs to its end, then it rolls back and returns
+   * the backend). With a draining reason (TERMINATE, EOF, PROTOCOL_ERROR) the listener keeps
+   * getting answers until the pooler reports the session closed; otherwise it is dropped now.
    */
-  close(sessionId: number, graceful = false): void {
-    if (!this.#sessions.delete(sessionId)) return;
+  close(sessionId: number, reason: number = CloseReason.GONE): void {
+    if (!this.#sessions.has(sessionId)) return;
+    if (!DRAINING[reason]) this.#sessions.delete(sessionId);
     this.#queue({
       sessionId,
       op: "CLOSE",
@@ -148,7 +150,7 @@ export class PoolerConn {
       database: "",
       startup: {},
       payload: EMPTY,
-      graceful,
+      reason,
     });
   }
 
@@ -224,3 +226,9 @@ export class PoolerConn {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Close reasons after which the pooler still sends the session's answers. */
+const DRAINING: Record<number, boolean> = {
+  [CloseReason.TERMINATE]: true,
+  [CloseReason.EOF]: true,
+  [CloseReason.PROTOCOL_ERROR]: true,
+};

@@ -11,10 +11,12 @@ import {
   concatBytes,
   FrameReader,
   FrontendCode,
+  GSSENC_REQUEST_CODE,
   parseSaslInitialResponse,
   parseStartupPacket,
   READY_IDLE,
   slab,
+  SSL_REQUEST_CODE,
   WireWriter,
   writeAuthOk,
   writeAuthSasl,
@@ -26,7 +28,12 @@ import {
 } from "../../shared/wire/mod.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
-import { DoneFlag, FLOW_ACK_BYTES, FLOW_WINDOW_BYTES } from "../../shared/grpc/types.ts";
+import {
+  CloseReason,
+  DoneFlag,
+  FLOW_ACK_BYTES,
+  FLOW_WINDOW_BYTES,
+} from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
 import { writeAll } from "./_io.ts";
 import type { ClientTransport } from "./transport.ts";
@@ -44,6 +51,19 @@ export interface ClientSessionOptions {
    * switchover): its requests wait, then go to the new primary.
    */
   failoverWindowMs?: number;
+}
+
+/**
+ * Postgres's limits on a message's declared length (`PQ_LARGE_MESSAGE_LIMIT`,
+ * `PQ_SMALL_MESSAGE_LIMIT`): Query, Parse, Bind, FunctionCall and CopyData may be large; every other
+ * type is refused past 10,000 bytes, as soon as its header arrives.
+ */
+const LARGE_MESSAGE_LIMIT = 0x3fffffff - 1;
+const SMALL_MESSAGE_LIMIT = 10_000;
+const LARGE_TYPES = new Uint8Array(256);
+for (const c of "QPBFd") LARGE_TYPES[c.charCodeAt(0)] = 1;
+function messageLimit(code: number): number {
+  return LARGE_TYPES[code] ? LARGE_MESSAGE_LIMIT : SMALL_MESSAGE_LIMIT;
 }
 
 /** Frontend message types relayed to the backend after startup (Terminate is handled here). */
@@ -104,8 +124,17 @@ export class ClientSession implements SessionListener {
   /** Request bytes sent to the pooler and not yet acknowledged as written to Postgres. */
   #unackedRequests = 0;
   #requestsAcked?: () => void;
-  /** The client said goodbye with Terminate. */
-  #terminated = false;
+  /**
+   * How the client's side of the session ended (Terminate, EOF, a protocol violation, gone),
+   * once it has; what the pooler is told when the session closes.
+   */
+  #endReason?: number;
+  /** With a protocol violation: the FATAL error sent once the answers before it are out. */
+  #finalError?: PgError;
+  /** While a closing session's last answers drain: resolves when the pooler has closed it. */
+  #drained?: () => void;
+  /** The client sent a startup packet of a malformed length. */
+  #badStartup = false;
   /** The connection was upgraded to TLS. */
   #tls = false;
   #opening?: {
@@ -133,13 +162,14 @@ export class ClientSession implements SessionListener {
     this.#logger = opts.logger;
     this.#opts = {
       authTimeoutMs: opts.authTimeoutMs ?? 60_000,
-      maxFrameSize: opts.maxFrameSize ?? 64 * 1024 * 1024,
+      maxFrameSize: opts.maxFrameSize ?? LARGE_MESSAGE_LIMIT,
       failoverWindowMs: opts.failoverWindowMs ?? 15_000,
       replica: opts.replica ?? false,
     };
     this.#reader = new FrameReader({
       initialSize: CLIENT_READ_BYTES,
       maxFrameSize: this.#opts.maxFrameSize,
+      frameLimit: (code) => Math.min(messageLimit(code), this.#opts.maxFrameSize),
     });
   }
 
@@ -155,7 +185,10 @@ export class ClientSession implements SessionListener {
     try {
       const ok = await this.#startupPhase();
       clearTimeout(timer);
-      if (ok) await this.#readyPhase();
+      if (ok) {
+        await this.#readyPhase();
+        await this.#drain();
+      }
     } catch (e) {
       const err = toPgError(e);
       if (!(e instanceof PgError)) this.#logger?.error("session failed", { error: e });
@@ -171,23 +204,47 @@ export class ClientSession implements SessionListener {
   /** Returns false when the client went away before the session was established. */
   async #startupPhase(): Promise<boolean> {
     const r = this.#reader;
+    // As Postgres: one SSLRequest and one GSSENCRequest at most (GSSAPI encryption is not offered;
+    // once TLS is on, no GSSENCRequest); another one is an unsupported protocol version.
+    let sslDone = false;
+    let gssDone = false;
     for (;;) {
-      if (!(await this.#readUntil(() => r.nextStartup()))) return false;
-      const pkt = parseStartupPacket(r.body);
-      if (pkt.kind === "ssl" && this.#conn.startTls && !this.#tls) {
+      // Postgres closes without a word on a malformed startup length (it only logs it).
+      if (!(await this.#readUntil(() => this.#cutStartup()))) return false;
+      if (this.#badStartup) return false;
+      const version = startupCode(r.body);
+      if (version === SSL_REQUEST_CODE && !sslDone) {
+        const accept = !!this.#conn.startTls && !this.#tls;
         // Bytes after SSLRequest and before the handshake would be trusted as if encrypted
-        // (CVE-2021-23214): Postgres refuses them, and so do we.
-        if (r.buffered() > 0) {
-          throw protocolViolation("received unencrypted data after SSL request");
+        // (CVE-2021-23214): Postgres refuses them once the handshake is done, and so do we.
+        const pipelined = r.buffered() > 0;
+        await writeAll(this.#conn, accept ? SSL_ACCEPTED : SSL_NOT_SUPPORTED);
+        if (accept && pipelined) {
+          // Postgres would now wait for a TLS handshake that the client, busy sending plaintext,
+          // never starts, and close at its authentication timeout: close at once instead.
+          return false;
         }
-        await writeAll(this.#conn, SSL_ACCEPTED);
-        this.#conn = await this.#conn.startTls();
-        this.#tls = true;
+        if (pipelined) throw unencryptedAfter("SSL request");
+        if (accept) {
+          this.#conn = await this.#conn.startTls!();
+          this.#tls = true;
+          gssDone = true;
+        }
+        sslDone = true;
         continue;
       }
-      if (pkt.kind === "ssl" || pkt.kind === "gssenc") {
+      if (version === GSSENC_REQUEST_CODE && !gssDone) {
         await writeAll(this.#conn, SSL_NOT_SUPPORTED);
+        if (r.buffered() > 0) throw unencryptedAfter("GSSAPI encryption request");
+        gssDone = true;
         continue;
+      }
+      let pkt;
+      try {
+        pkt = parseStartupPacket(r.body);
+      } catch (e) {
+        if (e instanceof PgError && e.message === "invalid length of startup packet") return false;
+        throw e;
       }
       if (pkt.kind === "cancel") {
         // As Postgres: act on it if the key matches, answer nothing, close.
@@ -195,6 +252,10 @@ export class ClientSession implements SessionListener {
           this.#logger?.debug("cancel request failed", { error: e })
         );
         return false;
+      }
+      if (pkt.kind !== "startup") {
+        // A second SSLRequest or GSSENCRequest: its code is no protocol version Postgres knows.
+        throw unsupportedProtocol(version);
       }
       this.#user = pkt.params.get("user")!;
       this.#database = pkt.params.get("database") || this.#user;
@@ -213,6 +274,16 @@ export class ClientSession implements SessionListener {
     }
     if (!(await this.#authenticate())) return false;
     return await this.#openSession();
+  }
+
+  /** nextStartup(), where a malformed length sets #badStartup instead of throwing. */
+  #cutStartup(): boolean {
+    try {
+      return this.#reader.nextStartup();
+    } catch {
+      this.#badStartup = true;
+      return true;
+    }
   }
 
   async #authenticate(): Promise<boolean> {
@@ -413,7 +484,7 @@ export class ClientSession implements SessionListener {
         continue;
       }
       this.#forwardBuffered();
-      if (this.#ended) return;
+      if (this.#ended || this.#endReason !== undefined) return;
       const full = this.#backend?.congested();
       if (full) {
         await full;
@@ -432,10 +503,13 @@ export class ClientSession implements SessionListener {
       try {
         n = await this.#conn.read(r.writable(CLIENT_READ_BYTES));
       } catch {
-        n = null;
+        this.#endReason ??= CloseReason.GONE;
+        return;
       }
       if (n === null) {
-        this.#clientGone();
+        // EOF: like Postgres, answer every whole message received before it, then close. A
+        // message cut off by the EOF is dropped without a word (Postgres only logs it).
+        this.#endReason ??= CloseReason.EOF;
         return;
       }
       r.commit(n);
@@ -444,33 +518,61 @@ export class ClientSession implements SessionListener {
 
   /**
    * Sends every complete frame buffered from the client to the pooler, as one payload (the
-   * session's backend is pinned, so Postgres itself keeps the order). Terminate ends the session;
-   * a message type the protocol does not know is a FATAL protocol violation.
+   * session's backend is pinned, so Postgres itself keeps the order). Terminate ends the
+   * session; a message type the protocol does not know is a FATAL protocol violation, and a
+   * length past Postgres's limits closes the connection, each once the messages before it are
+   * answered, as in Postgres.
    */
   #forwardBuffered(): void {
     const r = this.#reader;
     let start = -1;
     let end = 0;
     try {
-      while (!this.#ended && r.next()) {
-        const code = r.code;
-        if (code === FrontendCode.Terminate) {
-          this.#terminated = true;
-          this.#ended = true;
+      while (this.#endReason === undefined && !this.#ended) {
+        // Postgres judges a message's type as soon as its first byte arrives, before its length.
+        const next = r.peekCode();
+        if (next < 0) break;
+        if (!FORWARDED[next] && next !== FrontendCode.Terminate) {
+          this.#violation(next);
           break;
         }
-        if (!FORWARDED[code]) {
-          this.#flushFrames(start, end);
-          start = -1;
-          throw protocolViolation(`invalid frontend message type ${code}`);
+        if (!r.next()) break;
+        if (r.code === FrontendCode.Terminate) {
+          this.#endReason = CloseReason.TERMINATE;
+          break;
         }
         if (start < 0) start = r.frameStart;
         end = r.frameEnd;
       }
-      this.#flushFrames(start, end);
-    } catch (e) {
-      this.#fatal(toPgError(e));
+    } catch {
+      // A declared length Postgres refuses: it closes without an answer (it only logs it).
+      this.#endReason = CloseReason.PROTOCOL_ERROR;
     }
+    this.#flushFrames(start, end);
+  }
+
+  #violation(code: number): void {
+    this.#endReason = CloseReason.PROTOCOL_ERROR;
+    this.#finalError = protocolViolation(`invalid frontend message type ${code}`);
+  }
+
+  /**
+   * The client's side has ended (#endReason): the pooler finishes what was sent before, passes
+   * the answers on (unless the client is gone), rolls back whatever is open and closes the
+   * session; then the FATAL error of a protocol violation, if any, is sent.
+   */
+  async #drain(): Promise<void> {
+    const reason = this.#endReason;
+    if (reason === undefined || this.#ended) return;
+    const backend = this.#backend;
+    if (backend && this.#id && reason !== CloseReason.GONE) {
+      const closed = new Promise<void>((resolve) => (this.#drained = resolve));
+      backend.close(this.#dpId, reason);
+      await closed;
+      this.#drained = undefined;
+    }
+    if (this.#finalError) this.#fatal(this.#finalError);
+    this.#ended = true;
   }
 
   #flushFrames(start: number, end: number): void {
@@ -535,6 +637,11 @@ export class ClientSession implements SessionListener {
       return;
     }
     this.#pinned = reserved !== 0 || (flags & DoneFlag.STATEFUL) !== 0;
+    if (closed && this.#drained) {
+      this.#backend = undefined;
+      this.#drained();
+      return;
+    }
     if (closed) {
       this.#backend = undefined;
       this.#ended = true;
@@ -555,6 +662,10 @@ export class ClientSession implements SessionListener {
 
   onLost(err: PgError): void {
     this.#backend = undefined;
+    if (this.#drained) {
+      this.#drained();
+      return;
+    }
     if (this.#opening) {
       this.#opening.reject(withSeverity(err, "FATAL"));
       return;
@@ -637,13 +748,19 @@ export class ClientSession implements SessionListener {
   }
 
   #clientGone(): void {
+    if (this.#drained && this.#backend) {
+      // Draining for a client that is gone now: the pooler drops the rest of the answers.
+      this.#backend.close(this.#dpId, CloseReason.GONE);
+      this.#backend = undefined;
+      this.#drained();
+    }
     this.#ended = true;
     this.#wake();
   }
 
   async #finish(): Promise<void> {
     this.#ended = true;
-    if (this.#backend && this.#id) this.#backend.close(this.#dpId, this.#terminated);
+    if (this.#backend && this.#id) this.#backend.close(this.#dpId, CloseReason.GONE);
     this.#backend = undefined;
     await this.#written();
     this.#closeConn();
@@ -666,4 +783,27 @@ export class ClientSession implements SessionListener {
     }
     return true;
   }
+}
+
+/** The protocol version (or request code) that starts a startup-phase packet's body. */
+function startupCode(body: Uint8Array): number {
+  return ((body[0] << 24) | (body[1] << 16) | (body[2] << 8) | body[3]) >>> 0;
+}
+
+function unencryptedAfter(what: string): PgError {
+  return new PgError(SqlState.PROTOCOL_VIOLATION, `received unencrypted data after ${what}`, {
+    severity: "FATAL",
+    detail:
+      "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.",
+  });
+}
+
+function unsupportedProtocol(version: number): PgError {
+  return new PgError(
+    SqlState.FEATURE_NOT_SUPPORTED,
+    `unsupported frontend protocol ${version >>> 16}.${
+      version & 0xffff
+    }: server supports 3.0 to 3.0`,
+    { severity: "FATAL" },
+  );
 }

@@ -10,8 +10,12 @@ export interface SessionBackend {
   ): void;
   /** @returns how many data-plane requests it took (see SessionListener.onDone's `settled`). */
   execute(sessionId: number, payload: Uint8Array): number;
-  /** `graceful`: the client sent Terminate, so its last statements run to their end. */
-  close(sessionId: number, graceful?: boolean): void;
+  /**
+   * Ends the session. What was sent before runs to its end, then the pooler rolls back whatever
+   * is open. `reason` (CloseReason): TERMINATE, EOF and PROTOCOL_ERROR keep the answers flowing
+   * until onDone reports `closed`; GONE (the default) drops them and forgets the session at once.
+   */
+  close(sessionId: number, reason?: number): void;
   /** Flow control: `bytes` more of the session's results were written to its client. */
   ack(sessionId: number, bytes: number): void;
   /** A promise while the link to the pooler is full; null when requests may flow. */

@@ -416,6 +416,15 @@ export class BackendConn {
     }
   }
 
+  /**
+   * Shuts down the write side of the socket: Postgres reads EOF, as from a client that did so
+   * (it ends the connection; the pump sees the end). The connection is not reused after this.
+   */
+  shutdownWrite(): void {
+    this.#broken = true;
+    (this.#conn as Deno.TcpConn).closeWrite().catch(() => {});
+  }
+
   /** Gives back a receive buffer that grew for a large frame. */
   shrink(): void {
     this.#reader.shrink();

@@ -1,6 +1,7 @@
 import { BackendCode, FrontendCode, readCString, slab, WireWriter } from "../../shared/wire/mod.ts";
 import { ReservationReason } from "../../shared/grpc/types.ts";
 import { literal } from "../metadata/schema.ts";
+import { isExtendedCode, SyncEnd } from "./sync_counter.ts";
 
 /** A named protocol-level prepared statement of a session, under the name the pooler gave it. */
 interface Statement {
@@ -23,6 +24,8 @@ export interface Translation {
   out: Uint8Array;
   /** How many ReadyForQuery frames they will produce. */
   syncPoints: number;
+  /** How they leave the extended protocol (SyncEnd). */
+  end: number;
 }
 
 const encoder = new TextEncoder();
@@ -127,6 +130,7 @@ export class SessionState {
     let raw = 0; // start of the frames not yet copied into `w`
     const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
     let syncPoints = 0;
+    let end: number = SyncEnd.SAME;
     let off = 0;
     while (off + 5 <= frames.length) {
       const start = off;
@@ -135,15 +139,18 @@ export class SessionState {
       if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
       const body = frames.subarray(off + 5, off + 1 + len);
       off += 1 + len;
+      if (isExtendedCode(code)) end = SyncEnd.UNSYNCED;
       switch (code) {
         case FrontendCode.Query:
           this.#query(decoder.decode(body.subarray(0, body.length - 1)));
           syncPoints++;
+          end = SyncEnd.SYNCED;
           this.#sentSegment++;
           continue;
         case FrontendCode.Sync:
         case FrontendCode.FunctionCall:
           syncPoints++;
+          end = SyncEnd.SYNCED;
           this.#sentSegment++;
           continue;
         case FrontendCode.Parse:
@@ -170,11 +177,11 @@ export class SessionState {
           backendStatements,
         );}
     }
-    if (!w) return { out: frames, syncPoints };
+    if (!w) return { out: frames, syncPoints, end };
     w.raw(frames.subarray(raw));
     const out = slab.copy(w.view());
     if (w.length > SHARED_WRITER_MAX) sharedWriter = null; // do not keep a big one around
-    return { out, syncPoints };
+    return { out, syncPoints, end };
   }
 
   #query(sql: string): void {

@@ -6,8 +6,11 @@ import {
   withSeverity,
 } from "../../shared/errors/mod.ts";
 import {
+  BackendCode,
+  concatBytes,
   FrameReader,
   FrontendCode,
+  TERMINATE,
   WireWriter,
   writeErrorResponse,
   writeParameterStatus,
@@ -15,6 +18,7 @@ import {
   writeSync,
 } from "../../shared/wire/mod.ts";
 import {
+  CloseReason,
   DoneFlag,
   FLOW_WINDOW_BYTES,
   ReservationReason,
@@ -24,7 +28,7 @@ import type { Logger } from "../../shared/log/mod.ts";
 import type { BackendConn } from "../backend/backend_conn.ts";
 import { type Pool, poolKey } from "../pool/pool.ts";
 import { backendStartupParams } from "./startup_params.ts";
-import { SyncCounter } from "./sync_counter.ts";
+import { SyncCounter, SyncEnd, syncEnd } from "./sync_counter.ts";
 import { SessionState } from "./session_state.ts";
 
 /** `session`: a session keeps one backend while it lives; `transaction`: between transactions. */
@@ -80,7 +84,23 @@ class Session {
   readonly database: string;
   backend?: BackendConn;
   chain: Promise<void> = Promise.resolve();
+  /** The gateway closed the session (requests sent before still run). */
   closing = false;
+  /** How the client's session ended (CloseReason), once closing. */
+  closeReason: number = CloseReason.GONE;
+  /** Results are no longer passed on (the client is gone, or the pooler's own close queries run). */
+  dropResults = false;
+  /** The session is over: requests still queued are not run. */
+  discard = false;
+  /**
+   * While the pooler's own close queries run for a draining session: what the backend sends,
+   * kept until the close marker (see #passPending).
+   */
+  captured?: Uint8Array[];
+  /** Wakes a close that waits for the client's last answers (see #stopPump). */
+  wakeCloser?: () => void;
+  /** The session was reported closed to the gateway. */
+  ended = false;
   /** ReadyForQuery frames still owed for what was sent (one per Query, Sync, FunctionCall). */
   expectedReady = 0;
   /** The running read pump (while the backend is pinned). */
@@ -97,6 +117,12 @@ class Session {
   state?: SessionState;
   /** Transaction pooling: a frame split across request pieces, while it is put together. */
   requests?: FrameReader;
+  /**
+   * Extended-protocol messages were sent after the last sync point: Postgres holds state for
+   * them (an open implicit transaction) until the next one, so the backend must not be given
+   * back to the pool, where another session's Sync would commit them.
+   */
+  unsynced = false;
   /** Requests received and not yet sent (the backend must not be given back meanwhile). */
   inFlight = 0;
   /** EXECUTE requests taken (sent on, or buffered as part of a frame), for `done`. */
@@ -181,7 +207,9 @@ export class SessionTable {
       }
       case "CLOSE": {
         const s = this.#sessions.get(req.sessionId);
-        if (s) this.#close(s, req.graceful ?? false);
+        const reason = req.reason ?? CloseReason.GONE;
+        if (s) this.#close(s, reason);
+        else if (DRAINING[reason]) this.#sink.done(req.sessionId, 0, true); // ended already
         return;
       }
       case "CANCEL": {
@@ -292,7 +320,7 @@ export class SessionTable {
   async #executeTx(s: Session, payload: Uint8Array): Promise<void> {
     let counted = false;
     try {
-      if (s.closing) return;
+      if (s.discard) return;
       let frames: Uint8Array;
       if (!s.requests && wholeFrames(payload)) {
         frames = payload; // the common case: the message's own bytes, whole frames, no copy
@@ -307,6 +335,7 @@ export class SessionTable {
         if (!r.buffered()) s.requests = undefined;
         if (!frames.length) {
           s.taken++;
+          this.#ackRequest(s, payload.length); // held here until the frame is whole
           return; // only part of a frame so far
         }
       }
@@ -335,15 +364,24 @@ export class SessionTable {
           }
         }
       }
-      const t = s.state!.translate(frames, backend.statements);
+      let t: { out: Uint8Array; syncPoints: number; end: number };
+      try {
+        t = s.state!.translate(frames, backend.statements);
+      } catch (e) {
+        // Frames the session state cannot read are malformed: Postgres judges them itself and
+        // answers with its own error, as it would the client.
+        this.#logger?.debug("passing on frames the session state cannot read", { error: e });
+        t = { out: frames, ...syncEnd(frames) };
+      }
       s.expectedReady += t.syncPoints;
+      if (t.end !== SyncEnd.SAME) s.unsynced = t.end === SyncEnd.UNSYNCED;
       s.inFlight--;
       s.taken++;
       counted = true;
       await this.#send(s, backend, t.out, payload.length);
     } catch (e) {
       this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
-      this.#close(s, false);
+      this.#close(s, CloseReason.GONE);
     } finally {
       if (!counted) s.inFlight--;
     }
@@ -354,7 +392,7 @@ export class SessionTable {
    * queued, no transaction open, nothing pinned.
    */
   #canDetach(s: Session, txStatus: number): boolean {
-    return this.#mode === "transaction" && !s.closing && s.expectedReady === 0 &&
+    return this.#mode === "transaction" && !s.closing && s.expectedReady === 0 && !s.unsynced &&
       s.inFlight === 0 && txStatus === 0x49 && s.state!.pins === 0 && !s.backend?.copyIn;
   }
 
@@ -363,7 +401,11 @@ export class SessionTable {
     try {
       await backend.pump({
         frames: (frames) => {
-          if (s.closing) return;
+          if (s.captured) {
+            s.captured.push(frames.slice());
+            return;
+          }
+          if (s.dropResults) return;
           s.unacked += frames.length;
           this.#sink.frames(s.id, frames);
           const stream = this.#sink.congested();
@@ -375,6 +417,7 @@ export class SessionTable {
         },
         ready: (txStatus) => {
           if (s.expectedReady > 0) s.expectedReady--;
+          if (s.closing) this.#wakeCloser(s);
           // A closing session's pump ends at its close marker (see #stopPump).
           if (!s.closing && s.expectedReady === 0) {
             this.#sink.done(s.id, this.#reserved(s), false, this.#doneFlags(s), s.taken);
@@ -385,14 +428,23 @@ export class SessionTable {
           }
           return true;
         },
-        inspect: s.state
-          ? (code, body) => s.state!.inspect(code, body, backend.statements)
-          : undefined,
+        inspect: (code, body) => {
+          // A COPY FROM that starts while the session closes: the close stops waiting for it.
+          if (code === BackendCode.CopyInResponse && s.closing) {
+            queueMicrotask(() => this.#wakeCloser(s));
+          }
+          return s.state ? s.state.inspect(code, body, backend.statements) : true;
+        },
       });
     } catch (e) {
       this.#pool.discard(backend);
       s.backend = undefined;
-      if (s.closing) return;
+      if (s.closing) {
+        // Postgres ended the connection (a COPY the client abandoned makes it do so).
+        this.#wakeCloser(s);
+        this.#closed(s);
+        return;
+      }
       this.#sessions.delete(s.id);
       if (backend.sawFatal) {
         // Postgres already told the client why (e.g. terminated by an administrator).
@@ -415,18 +467,56 @@ export class SessionTable {
       return;
     }
     await this.#release(s);
+    if (s.closing) {
+      this.#passPending(s);
+      this.#closed(s);
+    }
+  }
+
+  /**
+   * Of the output captured during the close, passes on what Postgres itself would have sent the
+   * client: the answers to its unsynced extended-protocol messages come before those of the
+   * pooler's close queries (up to the first ReadyForQuery, less the first ROLLBACK's notice and
+   * tag). Postgres flushes its output at an error, so the answers up to the last ErrorResponse
+   * reach the client; on a protocol violation the FATAL error the gateway adds would flush all
+   * of them. The rest Postgres never sends (it leaves buffered output unsent when it exits).
+   */
+  #passPending(s: Session): void {
+    const captured = s.captured;
+    s.captured = undefined;
+    if (!captured?.length) return;
+    const bytes = captured.length === 1 ? captured[0] : concatBytes(captured);
+    const frames: { code: number; start: number; end: number }[] = [];
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let off = 0; off + 5 <= bytes.length;) {
+      const end = off + 1 + dv.getInt32(off + 1);
+      if (bytes[off] === BackendCode.ReadyForQuery) break;
+      frames.push({ code: bytes[off], start: off, end });
+      off = end;
+    }
+    const last = frames[frames.length - 1];
+    if (last?.code === BackendCode.CommandComplete && isTag(bytes, last, "ROLLBACK")) {
+      frames.pop();
+      const warning = frames[frames.length - 1];
+      if (warning?.code === BackendCode.NoticeResponse) frames.pop();
+    }
+    let keep = frames.length;
+    if (s.closeReason !== CloseReason.PROTOCOL_ERROR) {
+      while (keep > 0 && frames[keep - 1].code !== BackendCode.ErrorResponse) keep--;
+    }
+    if (keep) this.#sink.frames(s.id, bytes.subarray(0, frames[keep - 1].end));
   }
 
   async #execute(s: Session, payload: Uint8Array): Promise<void> {
     s.inFlight--;
     s.taken++;
     const backend = s.backend;
-    if (!backend || s.closing) return;
+    if (!backend || s.discard) return;
     try {
       s.expectedReady += (s.counter ??= new SyncCounter()).feed(payload);
     } catch (e) {
       this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
-      this.#close(s, false);
+      this.#close(s, CloseReason.GONE);
       return;
     }
     await this.#send(s, backend, payload, payload.length);
@@ -443,8 +533,13 @@ export class SessionTable {
     } catch {
       return;
     }
-    s.requestAckable += requestBytes;
-    if (s.requestAckable >= REQUEST_ACK_BYTES && !s.closing) {
+    this.#ackRequest(s, requestBytes);
+  }
+
+  /** Acknowledges request bytes to the gateway, in steps (flow control). */
+  #ackRequest(s: Session, bytes: number): void {
+    s.requestAckable += bytes;
+    if (s.requestAckable >= REQUEST_ACK_BYTES && !s.ended) {
       this.#sink.ackRequests(s.id, s.requestAckable);
       s.requestAckable = 0;
     }
@@ -468,7 +563,8 @@ export class SessionTable {
       return;
     }
     this.#sessions.delete(s.id);
-    s.closing = true; // requests queued behind this one go with it, unrun
+    s.discard = true; // requests queued behind this one go with it, unrun
+    s.ended = true;
     this.#sink.done(s.id, 0, true, DoneFlag.RETRY, s.taken);
   }
 
@@ -482,6 +578,8 @@ export class SessionTable {
   /** Ends a session with a FATAL error frame; the gateway closes the client. */
   #end(s: Session, err: PgError, flags = 0): void {
     this.#sessions.delete(s.id);
+    s.discard = true;
+    s.ended = true;
     this.#fail(s.id, err, true, flags);
   }
 
@@ -499,25 +597,73 @@ export class SessionTable {
     r?.();
   }
 
-  #close(s: Session, graceful: boolean): void {
-    if (s.closing) return;
+  /**
+   * The gateway closes the session. Requests it sent before run to their end, as in Postgres (a
+   * backend never notices its client gone before it reads again); then #stopPump settles the
+   * backend. With a draining reason the answers keep flowing until the session is reported
+   * closed; a later GONE drops them.
+   */
+  #close(s: Session, reason: number): void {
+    if (s.closing) {
+      if (!DRAINING[reason]) {
+        s.dropResults = true;
+        this.#resume(s);
+        this.#wakeCloser(s);
+      }
+      return;
+    }
     s.closing = true;
+    s.closeReason = reason;
+    s.dropResults = !DRAINING[reason];
+    if (s.dropResults) this.#resume(s); // nothing more goes out: let the pump run to its end
+    s.chain = s.chain.then(() => this.#stopPump(s));
+  }
+
+  #wakeCloser(s: Session): void {
+    const w = s.wakeCloser;
+    s.wakeCloser = undefined;
+    w?.();
+  }
+
+  /** The session is over on this pooler; a draining gateway hears `closed`. */
+  #closed(s: Session): void {
+    if (s.ended) return;
+    s.ended = true;
     this.#sessions.delete(s.id);
-    this.#resume(s); // results are dropped from now on: let the pump run to its end
-    s.chain = s.chain.then(() => this.#stopPump(s, graceful));
+    if (DRAINING[s.closeReason]) this.#sink.done(s.id, 0, true);
   }
 
   /**
-   * Settles the pinned backend so it can be reused: a statement still running for a client that
-   * vanished is cancelled (one that said goodbye with Terminate runs to its end, as in Postgres),
-   * an open COPY is failed, a Sync ends any extended-protocol error state, ROLLBACK ends any
-   * transaction, and a marker query tells the pump where the session's output ends. A backend
-   * that does not settle in time is closed instead of reused.
+   * Settles the pinned backend so it can be reused, without ever committing what the client
+   * did not: once the client's last answers are out (draining), an unfinished COPY FROM ends as
+   * Postgres would end it for this client (Terminate: the backend gets the Terminate and fails
+   * the COPY; EOF: its socket is shut down likewise, and it is not reused), or else is failed
+   * (CopyFail); then ROLLBACK, which also aborts an implicit transaction an unsynced Execute left
+   * open, Sync to leave an extended-protocol error state, ROLLBACK again for a transaction block
+   * that error left, and a marker query that tells the pump where the session's output ends.
+   * No Sync is sent while an unsynced Execute's implicit transaction may be open: that would
+   * commit it. A backend that does not settle in time is closed instead of reused.
    */
-  async #stopPump(s: Session, graceful: boolean): Promise<void> {
+  async #stopPump(s: Session): Promise<void> {
     if (s.detaching) await s.detaching;
     const b = s.backend;
-    if (!b || !s.pump) return;
+    if (!b || !s.pump) {
+      this.#closed(s);
+      return;
+    }
+    // The client's last answers first (a COPY FROM waiting for data answers only once ended).
+    while (!s.dropResults && s.backend === b && s.expectedReady > 0 && !b.copyIn) {
+      await new Promise<void>((r) => (s.wakeCloser = r));
+    }
+    if (s.backend !== b) return; // the backend was lost meanwhile; the pump reported it
+    if (b.copyIn && !s.dropResults) {
+      if (s.closeReason === CloseReason.TERMINATE) {
+        await b.send(TERMINATE).catch(() => {});
+      } else {
+        b.shutdownWrite();
+      }
+      return; // Postgres ends the connection; the pump sees it and discards the backend
+    }
     const token = `multigres_close_${crypto.randomUUID().replaceAll("-", "")}`;
     b.expectCloseMarker(token);
     const copyIn = b.copyIn;
@@ -528,9 +674,15 @@ export class SessionTable {
       b.close();
     }, CLOSE_TIMEOUT_MS);
     s.pump.finally(() => clearTimeout(timer));
-    if (!graceful && s.expectedReady > 0) await b.cancel();
+    if (s.closeReason === CloseReason.SHUTDOWN && s.expectedReady > 0) await b.cancel();
+    // What follows answers the pooler's own queries; a draining session's output still pending
+    // in Postgres (unsynced extended-protocol messages) comes first: it is captured and sorted
+    // out at the marker.
+    if (!s.dropResults) s.captured = [];
+    s.dropResults = true;
     const w = new WireWriter(128);
     if (copyIn) w.begin(FrontendCode.CopyFail).cstring("client disconnected").end();
+    writeQuery(w, "ROLLBACK");
     writeSync(w);
     writeQuery(w, "ROLLBACK");
     writeQuery(w, `SELECT 1 AS "${token}"`);
@@ -549,9 +701,25 @@ export class SessionTable {
 
   /** Closes every session (the stream ended: the gateway went away). */
   closeAll(): void {
-    for (const s of [...this.#sessions.values()]) this.#close(s, false);
+    for (const s of [...this.#sessions.values()]) this.#close(s, CloseReason.SHUTDOWN);
   }
 }
+
+/** Whether the CommandComplete frame `f` of `bytes` carries `tag`. */
+function isTag(bytes: Uint8Array, f: { start: number; end: number }, tag: string): boolean {
+  if (f.end - f.start - 5 !== tag.length + 1) return false;
+  for (let i = 0; i < tag.length; i++) {
+    if (bytes[f.start + 5 + i] !== tag.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Close reasons after which the gateway still wants the session's answers, then `closed`. */
+const DRAINING: Record<number, boolean> = {
+  [CloseReason.TERMINATE]: true,
+  [CloseReason.EOF]: true,
+  [CloseReason.PROTOCOL_ERROR]: true,
+};
 
 /** Errors that say Postgres cannot be reached now, before anything was sent to it. */
 function unavailable(err: PgError): boolean {

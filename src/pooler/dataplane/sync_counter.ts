@@ -45,3 +45,44 @@ export class SyncCounter {
 export function countSyncPoints(payload: Uint8Array): number {
   return new SyncCounter().feed(payload);
 }
+
+/** How a payload leaves the extended protocol (see {@linkcode syncEnd}). */
+export const SyncEnd = {
+  /** No sync point and no extended-protocol message: as before the payload. */
+  SAME: 0,
+  /** The last sync point (Query, Sync, FunctionCall) comes after every extended-protocol message. */
+  SYNCED: 1,
+  /**
+   * Parse, Bind, Describe, Execute or Close follow the last sync point: Postgres holds state for
+   * them (an implicit transaction, say) until the next one, so the backend must stay with the
+   * session.
+   */
+  UNSYNCED: 2,
+} as const;
+
+/** Whether an extended-protocol frame code leaves state that only a sync point settles. */
+export function isExtendedCode(code: number): boolean {
+  return code === FrontendCode.Parse || code === FrontendCode.Bind ||
+    code === FrontendCode.Describe || code === FrontendCode.Execute || code === FrontendCode.Close;
+}
+
+/** Sync points of a payload of whole frames, and how it leaves the extended protocol. */
+export function syncEnd(payload: Uint8Array): { syncPoints: number; end: number } {
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  let syncPoints = 0;
+  let end: number = SyncEnd.SAME;
+  for (let off = 0; off + 5 <= payload.length;) {
+    const code = payload[off];
+    const len = dv.getInt32(off + 1);
+    if (len < 4) throw new RangeError(`invalid frame length ${len} in data-plane payload`);
+    if (
+      code === FrontendCode.Query || code === FrontendCode.Sync ||
+      code === FrontendCode.FunctionCall
+    ) {
+      syncPoints++;
+      end = SyncEnd.SYNCED;
+    } else if (isExtendedCode(code)) end = SyncEnd.UNSYNCED;
+    off += 1 + len;
+  }
+  return { syncPoints, end };
+}

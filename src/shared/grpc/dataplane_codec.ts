@@ -165,7 +165,7 @@ function measureRequest(r: SessionRequest): EncodedRequest {
   }
   if (r.payload?.length) size += 1 + varintSize(r.payload.length) + r.payload.length;
   if (r.acked) size += 1 + varintSize(r.acked);
-  if (r.graceful) size += 2;
+  if (r.reason) size += 1 + varintSize(r.reason);
   if (r.replica) size += 2;
   e.size = size;
   return e;
@@ -196,9 +196,9 @@ function writeRequest(o: Out, r: SessionRequest, e: EncodedRequest): void {
     o.tag(7, WIRE_VARINT);
     o.varint(r.acked);
   }
-  if (r.graceful) {
+  if (r.reason) {
     o.tag(8, WIRE_VARINT);
-    o.varint(1);
+    o.varint(r.reason);
   }
   if (r.replica) {
     o.tag(9, WIRE_VARINT);
@@ -215,7 +215,7 @@ function readRequest(i: In): SessionRequest {
     startup: {},
     payload: EMPTY,
     acked: 0,
-    graceful: false,
+    reason: 0,
     replica: false,
   };
   while (i.pos < i.end) {
@@ -240,7 +240,7 @@ function readRequest(i: In): SessionRequest {
       r.startup[k] = v;
     } else if (field === 6 && wire === WIRE_LEN) r.payload = i.view();
     else if (field === 7 && wire === WIRE_VARINT) r.acked = i.varint();
-    else if (field === 8 && wire === WIRE_VARINT) r.graceful = i.varint() !== 0;
+    else if (field === 8 && wire === WIRE_VARINT) r.reason = i.varint();
     else if (field === 9 && wire === WIRE_VARINT) r.replica = i.varint() !== 0;
     else i.skip(wire);
   }

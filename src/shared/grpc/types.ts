@@ -98,8 +98,8 @@ export interface SessionRequest {
   payload: Uint8Array;
   /** With ACK: bytes of results the gateway wrote to its client since its last ACK. */
   acked?: number;
-  /** With CLOSE: the client sent Terminate; let its last statements finish. */
-  graceful?: boolean;
+  /** With CLOSE: why the session ends (CloseReason); statements already sent run to their end. */
+  reason?: number;
   /** With OPEN: a read-only session served by a replica. */
   replica?: boolean;
 }
@@ -127,6 +127,23 @@ export interface SessionResponse {
   /** With `done`: EXECUTE requests of this session the pooler has taken so far. */
   settled?: number;
 }
+
+/**
+ * CloseReason (multipoolerdata.proto): how a client session ended, which decides what its
+ * backend is told, as Postgres itself would have reacted to the same ending.
+ */
+export const CloseReason = {
+  /** The client is gone (reset, write error): results are dropped. */
+  GONE: 0,
+  /** The client sent Terminate: results still flow until the pooler answers `closed`. */
+  TERMINATE: 1,
+  /** The client shut down its write side (EOF): results flow until `closed`. */
+  EOF: 2,
+  /** The gateway closes the session on a protocol violation after the answers before it. */
+  PROTOCOL_ERROR: 3,
+  /** The gateway's link to the pooler ends: statements running are cancelled. */
+  SHUTDOWN: 4,
+} as const;
 
 /** DoneFlag (multipoolerdata.proto). */
 export const DoneFlag = {

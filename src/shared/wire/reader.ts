@@ -21,6 +21,11 @@ export interface FrameReaderOptions {
    * Default 64 MiB.
    */
   maxFrameSize?: number;
+  /**
+   * A tighter limit by frame type (Postgres allows 10,000 bytes for most message types): the
+   * limit for the type byte `code`, at most `maxFrameSize`.
+   */
+  frameLimit?: (code: number) => number;
 }
 
 /**
@@ -57,6 +62,7 @@ export class FrameReader {
   #end = 0; // end of received bytes
   #need = 0; // total size of the pending frame when its header is known, else 0
   #maxFrameSize: number;
+  #frameLimit?: (code: number) => number;
   #initialSize: number;
   #code = 0;
   #frameStart = 0;
@@ -68,6 +74,7 @@ export class FrameReader {
   constructor(opts?: FrameReaderOptions) {
     this.#initialSize = Math.max(16, opts?.initialSize ?? 16 * 1024);
     this.#maxFrameSize = opts?.maxFrameSize ?? 64 * 1024 * 1024;
+    this.#frameLimit = opts?.frameLimit;
     this.#buf = new Uint8Array(this.#initialSize);
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
@@ -108,6 +115,11 @@ export class FrameReader {
   /** Size of the receive buffer (for metrics and tests). */
   get capacity(): number {
     return this.#buf.length;
+  }
+
+  /** The type byte of the next frame when at least one byte of it is buffered, else -1. */
+  peekCode(): number {
+    return this.#end > this.#start ? this.#buf[this.#start] : -1;
   }
 
   /** Bytes received but not yet cut into frames. */
@@ -154,7 +166,8 @@ export class FrameReader {
     const avail = this.#end - start;
     if (avail < 5) return this.#none(avail);
     const len = this.#view.getInt32(start + 1);
-    if (len < 4 || len > this.#maxFrameSize) throw protocolViolation("invalid message length");
+    const max = this.#frameLimit ? this.#frameLimit(this.#buf[start]) : this.#maxFrameSize;
+    if (len < 4 || len > max) throw protocolViolation("invalid message length");
     const total = len + 1;
     if (avail < total) {
       this.#need = total;
