@@ -179,6 +179,14 @@ function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
       );
     }
   }
+  for (const cell of st.notJoined) {
+    lines.push(
+      `  ${
+        `${cell}-pooler-0`.padEnd(18)
+      } not joined: the replica of cell ${cell} does not stream ` +
+        `yet (see ${cluster.cfg.dataDir}/cells/${cell}/logs)`,
+    );
+  }
   lines.push("", `Gateways: ${st.gateways.join(", ") || "none"}`);
   lines.push(`Orchs: ${st.orchs.join(", ") || "none"}`);
   return lines.join("\n");

@@ -40,6 +40,11 @@ export interface LocalClusterConfig {
   cells?: number;
   /** Set on the further cells: the first cell's etcd address (no etcd or gateway here). */
   memberOf?: string;
+  /**
+   * How long start() waits for a replica cell to join before it reports it and goes on (the
+   * join is then retried in the background). Default 300 s: a base backup takes a while.
+   */
+  joinTimeoutMs?: number;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -206,12 +211,45 @@ export class LocalCluster {
     await this.waitForQuery();
     // One at a time: each base backup forces a checkpoint on the primary, and one taken while
     // another streams can recycle WAL that the other still needs.
+    let joined = 0;
     for (const m of this.members) {
-      await m.#bootstrapMemberCell();
-      await m.start();
-      await m.waitForReplica();
+      try {
+        await m.#joinMember(this.cfg.joinTimeoutMs);
+        joined++;
+      } catch (e) {
+        // A broken replica must not take the serving primary down with it: say so, and keep
+        // trying in the background (while this process runs: `cluster start --foreground`).
+        this.#log(
+          `warning: cell ${m.cfg.cell}'s replica did not join: ${(e as Error).message}; ` +
+            "the primary keeps serving, and the replica is retried in the background",
+        );
+        this.#retryJoin(m);
+      }
     }
-    if (this.members.length) await this.#waitForPolicy();
+    if (this.members.length && joined === this.members.length) await this.#waitForPolicy();
+  }
+
+  async #joinMember(timeoutMs?: number): Promise<void> {
+    await this.#bootstrapMemberCell();
+    await this.start();
+    await this.waitForReplica(timeoutMs);
+  }
+
+  /** Retries a member cell's join with a growing pause until it works or the cluster stops. */
+  async #retryJoin(m: LocalCluster): Promise<void> {
+    for (let pause = 5_000; !this.#stopping; pause = Math.min(pause * 2, 60_000)) {
+      await new Promise((r) => setTimeout(r, pause));
+      if (this.#stopping) return;
+      try {
+        await m.#joinMember(120_000);
+        this.#log(`cell ${m.cfg.cell}'s replica joined`);
+        return;
+      } catch (e) {
+        this.#log(
+          `warning: cell ${m.cfg.cell}'s replica still did not join: ${(e as Error).message}`,
+        );
+      }
+    }
   }
 
   /**
@@ -478,7 +516,11 @@ export class LocalCluster {
   }
 
   /** Stops every component by PID, gateway first, etcd last; Postgres with its pgctld. */
+  /** Set once stop() begins: background joins give up. */
+  #stopping = false;
+
   async stop(): Promise<void> {
+    this.#stopping = true;
     for (const m of this.members) await m.stop();
     for (const c of [...this.#components].reverse()) {
       const pid = readPid(this.#pidPath(c));
@@ -532,6 +574,7 @@ export class LocalCluster {
       policies: {},
       gateways: [],
       orchs: [],
+      notJoined: [],
       topoError: "",
     };
     if (!running.etcd) {
@@ -553,6 +596,10 @@ export class LocalCluster {
       for (const d of await topo.listDatabases()) {
         const pol = d.durabilityPolicy;
         out.policies[d.name] = pol?.kind === "AT_LEAST_N" ? `AT_LEAST_N ${pol.n}` : "none";
+      }
+      for (const m of this.members) {
+        const rec = out.poolers.find((p) => p.id === `${m.cfg.cell}-pooler-0`);
+        if (rec?.type !== "REPLICA" && rec?.type !== "PRIMARY") out.notJoined.push(m.cfg.cell);
       }
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
       // One orch per cell; the dev cluster's cells share one etcd.
@@ -577,6 +624,8 @@ export interface ClusterStatus {
   policies: Record<string, string>;
   gateways: string[];
   orchs: string[];
+  /** Replica cells whose pooler is not registered as a replica (or primary): not joined yet. */
+  notJoined: string[];
   topoError: string;
 }
 

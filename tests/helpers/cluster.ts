@@ -9,6 +9,8 @@ import { LocalCluster } from "../../src/provisioner/mod.ts";
 
 export interface TestCluster {
   cluster: LocalCluster;
+  /** What the provisioner said while starting (warnings about replicas, say). */
+  logs: string[];
   dir: string;
   /** Gateway port (the PostgreSQL protocol). */
   port: number;
@@ -33,13 +35,14 @@ export interface PsqlResult {
 /** Starts a cluster; `offset` must be unique per test file (1000, 1100, …). */
 export async function startCluster(
   offset: number,
-  opts: { poolMode?: "session" | "transaction"; cells?: number } = {},
+  opts: { poolMode?: "session" | "transaction"; cells?: number; joinTimeoutMs?: number } = {},
 ): Promise<TestCluster> {
   await reapLeftover(offset);
   const dir = await Deno.makeTempDir({ prefix: "multigres_e2e_" });
   await Deno.writeTextFile(markerPath(offset), dir);
   await Deno.chmod(dir, 0o755); // Postgres runs as the postgres user and must reach its folder
   const password = "postgres";
+  const logs: string[] = [];
   const cluster = new LocalCluster({
     dataDir: dir,
     cluster: "e2e",
@@ -51,7 +54,8 @@ export async function startCluster(
     gatewayListenAddress: "127.0.0.1",
     poolMode: opts.poolMode ?? "transaction",
     cells: opts.cells ?? 1,
-  }, () => {});
+    joinTimeoutMs: opts.joinTimeoutMs,
+  }, (msg) => logs.push(msg));
   try {
     await cluster.start();
   } catch (e) {
@@ -63,6 +67,7 @@ export async function startCluster(
   const directPort = cluster.ports.postgres;
   return {
     cluster,
+    logs,
     dir,
     port,
     directPort,
