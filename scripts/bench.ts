@@ -8,7 +8,10 @@
  * 127.0.0.1 and is stopped by PID at the end.
  *
  * Flags: --duration S (per pgbench run, default 15), --rounds N (default 3), --clients 1,10,50,
- * --idle 1000,10000, --skip-memory, --skip-pgbench.
+ * --idle 1000,10000, --skip-memory, --skip-pgbench, --data-plane h2|grpc-js (the transport of
+ * the gateway-pooler stream, default h2). --quick measures only select-only simple at 1 and 50
+ * clients, 3 × 10 s, and prints the two ratios against PgBouncer (added latency at 1 client, TPS
+ * at 50 clients).
  *
  * @module
  */
@@ -28,11 +31,19 @@ const { values: flags } = parseArgs({
     idle: { type: "string", default: "1000,10000" },
     "skip-memory": { type: "boolean", default: false },
     "skip-pgbench": { type: "boolean", default: false },
+    "quick": { type: "boolean", default: false },
+    "data-plane": { type: "string", default: "h2" },
   },
 });
-const duration = Number(flags.duration);
-const rounds = Number(flags.rounds);
-const clientCounts = flags.clients!.split(",").map(Number);
+const quick = flags.quick!;
+const duration = quick ? 10 : Number(flags.duration);
+const rounds = quick ? 3 : Number(flags.rounds);
+const clientCounts = quick ? [1, 50] : flags.clients!.split(",").map(Number);
+const modes = quick ? ["simple"] : ["simple", "extended", "prepared"];
+if (flags["data-plane"] !== "h2" && flags["data-plane"] !== "grpc-js") {
+  console.error(`error: --data-plane must be h2 or grpc-js`);
+  Deno.exit(2);
+}
 const idleCounts = flags.idle!.split(",").map(Number);
 
 interface Target {
@@ -129,8 +140,18 @@ async function startPgBouncer(dir: string, pgPort: number, port: number): Promis
   );
   await sh("chown", ["-R", "postgres:postgres", dir]);
   // PgBouncer refuses to run as root; setpriv's fresh environment has no /usr/sbin on PATH.
-  const bin = (await sh("sh", ["-c", "command -v pgbouncer || ls /usr/sbin/pgbouncer"])).out.trim();
-  if (!bin) throw new Error("PgBouncer is missing: run apt-get install -y pgbouncer");
+  const find = async () =>
+    (await sh("sh", ["-c", "command -v pgbouncer || ls /usr/sbin/pgbouncer"])).out.trim();
+  let bin = await find();
+  if (!bin && Deno.uid() === 0) {
+    // As the dev cluster does for Postgres and etcd: install it, once, when we may.
+    console.error("Installing pgbouncer with apt-get (once) ...");
+    await sh("apt-get", ["install", "-y", "-q", "pgbouncer"], {
+      DEBIAN_FRONTEND: "noninteractive",
+    });
+    bin = await find();
+  }
+  if (!bin) throw new Error("PgBouncer is missing: run sudo apt-get install -y pgbouncer");
   const asPostgres = Deno.uid() === 0
     ? ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--reset-env"]
     : [];
@@ -231,6 +252,7 @@ async function main(): Promise<void> {
     poolCapacity: 20,
     // PgBouncer runs without TLS here; so does the gateway, for a like-for-like comparison.
     tls: false,
+    dataPlane: flags["data-plane"] as "h2" | "grpc-js",
   }, () => {});
   let bouncerPid = 0;
   // Everything started here is stopped on every way out: the end, an error, Ctrl-C, SIGTERM.
@@ -278,7 +300,7 @@ async function main(): Promise<void> {
     const results = new Map<string, Run[]>();
     const cases: { label: string; args: string[]; skip?: string }[] = [];
     for (const c of flags["skip-pgbench"] ? [] : clientCounts) {
-      for (const mode of ["simple", "extended", "prepared"]) {
+      for (const mode of modes) {
         cases.push({
           label: `select-only ${mode} c=${c}`,
           args: ["-S", "-M", mode, "-c", String(c), "-j", String(Math.min(c, 2))],
@@ -286,7 +308,7 @@ async function main(): Promise<void> {
         });
       }
     }
-    for (const mode of flags["skip-pgbench"] ? [] : ["simple", "extended"]) {
+    for (const mode of flags["skip-pgbench"] || quick ? [] : ["simple", "extended"]) {
       cases.push({
         label: `tpcb-like ${mode} c=10`,
         args: ["-b", "tpcb-like", "-M", mode, "-c", "10", "-j", "2"],
@@ -352,7 +374,13 @@ async function main(): Promise<void> {
       );
     }
 
-    if (!flags["skip-memory"]) {
+    if (results.has("select-only simple c=50|direct")) {
+      const label = "select-only simple c=50";
+      const ratio = med(label, "gateway", "tps") / med(label, "pgbouncer", "tps");
+      rows.push(``, `TPS at 50 clients (simple): gateway ${ratio.toFixed(2)}× PgBouncer's`);
+    }
+
+    if (!flags["skip-memory"] && !quick) {
       const running = cluster.running();
       for (const n of idleCounts) {
         const gw = await idleMemory(p.gatewayPg, n, {
@@ -370,7 +398,11 @@ async function main(): Promise<void> {
         );
       }
     }
-    console.log(`\nMultigres bench: ${rounds} rounds × ${duration} s, median of rounds\n`);
+    console.log(
+      `\nMultigres bench: ${rounds} rounds × ${duration} s, median of rounds, data plane ${
+        flags["data-plane"]
+      }\n`,
+    );
     console.log(rows.join("\n"));
   } finally {
     await stopAll();

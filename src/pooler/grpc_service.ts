@@ -7,49 +7,102 @@ import {
   unary,
 } from "../shared/grpc/mod.ts";
 import type { Logger } from "../shared/log/mod.ts";
+import { decodeDataPlaneRequest, encodeDataPlaneResponse } from "../shared/grpc/dataplane_codec.ts";
+import { type BidiServer, serveBidi } from "../shared/grpc/h2/mod.ts";
+import { DATA_PLANE_PATH, type SessionResponse } from "../shared/grpc/types.ts";
 import { Batcher } from "./dataplane/batcher.ts";
 import { type PoolMode, SessionTable } from "./dataplane/session_table.ts";
 import type { Pooler } from "./pooler.ts";
 
+/** The data-plane streams a pooler serves, over grpc-js and over the lean h2 server. */
+export class DataPlaneStreams {
+  readonly #tables = new Set<SessionTable>();
+  readonly #pooler: Pooler;
+  readonly #logger: Logger;
+  readonly #mode: PoolMode;
+
+  constructor(pooler: Pooler, logger: Logger, mode: PoolMode) {
+    this.#pooler = pooler;
+    this.#logger = logger;
+    this.#mode = mode;
+    pooler.sessionCount = () => {
+      let n = 0;
+      for (const t of this.#tables) n += t.size;
+      return n;
+    };
+  }
+
+  /**
+   * A new stream: `send` writes one response message (false: wait for `drained()`). Returns
+   * what the transport calls on a request message, on drain, and once the stream is over.
+   */
+  open(send: (responses: SessionResponse[]) => boolean): DataPlaneStream {
+    const batcher = new Batcher(send);
+    const table = new SessionTable({
+      pool: this.#pooler.pool,
+      sink: batcher,
+      canServe: (replica) => this.#pooler.canServe(replica),
+      logger: this.#logger,
+      mode: this.#mode,
+    });
+    this.#tables.add(table);
+    return {
+      request: (msg) => {
+        for (const req of msg.requests) table.handle(req);
+      },
+      drained: () => batcher.drained(),
+      finish: () => {
+        if (!this.#tables.delete(table)) return;
+        table.closeAll();
+        batcher.drained();
+      },
+    };
+  }
+
+  /** Serves DataPlane on the lean h2 transport (grpc/h2) from `listener`. */
+  serveH2(listener: Deno.Listener): BidiServer {
+    return serveBidi(listener, {
+      path: DATA_PLANE_PATH,
+      // Request payloads are handled after the message callback returns: keep them.
+      retainMessages: true,
+      onStream: (stream) => {
+        const s = this.open((responses) => stream.write(encodeDataPlaneResponse({ responses })));
+        stream.onDrain = s.drained;
+        stream.onMessage = (msg) => s.request(decodeDataPlaneRequest(msg));
+        stream.onEnd = () => {
+          s.finish();
+          stream.end();
+        };
+        stream.onClose = s.finish;
+      },
+    });
+  }
+}
+
+/** One data-plane stream's handlers (see DataPlaneStreams.open). */
+export interface DataPlaneStream {
+  request(msg: DataPlaneRequest): void;
+  drained(): void;
+  finish(): void;
+}
+
 /** The MultiPooler gRPC service: decodes requests, calls the Pooler, maps errors. */
 export function poolerService(
   pooler: Pooler,
-  logger: Logger,
-  mode: PoolMode = "transaction",
+  streams: DataPlaneStreams,
 ): grpc.UntypedServiceImplementation {
-  const tables = new Set<SessionTable>();
-  pooler.sessionCount = () => {
-    let n = 0;
-    for (const t of tables) n += t.size;
-    return n;
-  };
   return {
     DataPlane(call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResponse>) {
-      const batcher = new Batcher((responses) => call.write({ responses }));
-      call.on("drain", () => batcher.drained());
-      const table = new SessionTable({
-        pool: pooler.pool,
-        sink: batcher,
-        canServe: (replica) => pooler.canServe(replica),
-        logger,
-        mode,
-      });
-      tables.add(table);
-      call.on("data", (msg: DataPlaneRequest) => {
-        for (const req of msg.requests) table.handle(req);
-      });
-      const finish = () => {
-        if (!tables.delete(table)) return;
-        table.closeAll();
-        batcher.drained();
-      };
+      const s = streams.open((responses) => call.write({ responses }));
+      call.on("drain", s.drained);
+      call.on("data", s.request);
       call.on("end", () => {
-        finish();
+        s.finish();
         call.end();
       });
-      call.on("cancelled", finish);
-      call.on("error", finish);
-      call.on("close", finish);
+      call.on("cancelled", s.finish);
+      call.on("error", s.finish);
+      call.on("close", s.finish);
     },
 
     HealthStream(call: grpc.ServerWritableStream<unknown, HealthStatus>) {

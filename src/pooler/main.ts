@@ -13,7 +13,7 @@ import {
   stopGrpcServer,
 } from "../shared/grpc/mod.ts";
 import { Pooler, type ReplicaSource } from "./pooler.ts";
-import { poolerService } from "./grpc_service.ts";
+import { DataPlaneStreams, poolerService } from "./grpc_service.ts";
 import { DEFAULT_TABLEGROUP, UNSHARDED } from "./metadata/schema.ts";
 
 export const POOLER_FLAGS = {
@@ -21,6 +21,12 @@ export const POOLER_FLAGS = {
   "id": { type: "string", default: "", help: "Pooler id, unique in the cell (required)" },
   "http-port": { type: "number", default: 15200, help: "HTTP port (/live, /ready, /metrics)" },
   "grpc-port": { type: "number", default: 15270, help: "gRPC port" },
+  "data-plane-port": {
+    type: "number",
+    default: 15280,
+    help:
+      "Port of the data-plane stream on the lean HTTP/2 transport (still gRPC; 0: serve it on the gRPC port only)",
+  },
   "pgctld-addr": {
     type: "string",
     default: "127.0.0.1:15470",
@@ -108,6 +114,7 @@ async function main(): Promise<void> {
     shard: cfg.shard,
     grpcAddr: `${host}:${cfg["grpc-port"]}`,
     httpAddr: `${host}:${cfg["http-port"]}`,
+    dataPlaneAddr: cfg["data-plane-port"] ? `${host}:${cfg["data-plane-port"]}` : "",
     adminUser: cfg["admin-user"],
     poolCapacity: cfg["pool-capacity"],
     healthIntervalMs: cfg["health-interval-ms"],
@@ -115,10 +122,23 @@ async function main(): Promise<void> {
     stateFile: cfg["state-file"],
   }, { topo, pgctld, logger });
 
+  const streams = new DataPlaneStreams(pooler, logger, mode);
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {
-    MultiPooler: poolerService(pooler, logger, mode),
+    MultiPooler: poolerService(pooler, streams),
   });
   env.onShutdown(() => stopGrpcServer(server));
+  if (cfg["data-plane-port"]) {
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ hostname: host, port: cfg["data-plane-port"] });
+    } catch (e) {
+      throw new Error(
+        `Cannot listen on ${host}:${cfg["data-plane-port"]} (data plane): ${(e as Error).message}`,
+      );
+    }
+    const h2 = streams.serveH2(listener);
+    env.onShutdown(() => h2.close());
+  }
   await env.serveHttp(host, cfg["http-port"]);
   env.setReadiness(() => pooler.serving);
   env.setStatus(() => pooler.status());

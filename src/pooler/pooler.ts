@@ -54,6 +54,8 @@ export interface PoolerConfig {
   shard: string;
   grpcAddr: string;
   httpAddr: string;
+  /** Where the data plane is served on the lean h2 transport ("" : grpc-js only). */
+  dataPlaneAddr?: string;
   adminUser: string;
   poolCapacity: number;
   /** How often Postgres is probed. */
@@ -298,6 +300,7 @@ export class Pooler {
       term: this.#rule?.term ?? 0,
       serving: this.serving,
       postgresAddr: this.#postgresAddr,
+      dataPlaneAddr: this.cfg.dataPlaneAddr ?? "",
     };
   }
 

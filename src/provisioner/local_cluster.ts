@@ -41,6 +41,11 @@ export interface LocalClusterConfig {
   /** Set on the further cells: the first cell's etcd address (no etcd or gateway here). */
   memberOf?: string;
   /**
+   * The transport of the gateway-pooler data-plane stream: `h2` (default: the lean HTTP/2
+   * implementation on its own port) or `grpc-js` (DataPlane on the pooler's gRPC port).
+   */
+  dataPlane?: "h2" | "grpc-js";
+  /**
    * How long start() waits for a replica cell to join before it reports it and goes on (the
    * join is then retried in the background). Default 300 s: a base backup takes a while.
    */
@@ -75,6 +80,7 @@ export function clusterPorts(offset: number) {
     gatewayGrpc: 15170 + offset,
     poolerHttp: 15200 + offset,
     poolerGrpc: 15270 + offset,
+    poolerDataPlane: 15280 + offset,
     orchHttp: 15300 + offset,
     orchGrpc: 15370 + offset,
     pgctldHttp: 15400 + offset,
@@ -326,6 +332,7 @@ export class LocalCluster {
         `--id=${this.cfg.cell}-pooler-0`,
         `--http-port=${p.poolerHttp}`,
         `--grpc-port=${p.poolerGrpc}`,
+        `--data-plane-port=${this.cfg.dataPlane === "grpc-js" ? 0 : p.poolerDataPlane}`,
         `--pgctld-addr=127.0.0.1:${p.pgctldGrpc}`,
         `--pool-mode=${this.cfg.poolMode}`,
         ...(this.cfg.poolCapacity ? [`--pool-capacity=${this.cfg.poolCapacity}`] : []),
@@ -353,10 +360,16 @@ export class LocalCluster {
       ? { [envName("pg-superuser-password")]: this.cfg.password }
       : undefined;
     if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/${c}`, args: flags, env };
+    // MULTIGRES_CPU_PROF_DIR: the gateway and pooler write V8 CPU profiles there on exit (with a
+    // markdown summary), to find where the time of a request goes.
+    const profDir = Deno.env.get("MULTIGRES_CPU_PROF_DIR");
+    const prof = profDir && (c === "multigateway" || c === "multipooler")
+      ? [`--cpu-prof-dir=${profDir}`, "--cpu-prof-md", `--cpu-prof-name=${c}.cpuprofile`]
+      : [];
     return {
       name: c,
       cmd: Deno.execPath(),
-      args: ["run", "-A", "--quiet", `${REPO_ROOT}${SOURCES[c]}`, ...flags],
+      args: ["run", "-A", "--quiet", ...prof, `${REPO_ROOT}${SOURCES[c]}`, ...flags],
       cwd: REPO_ROOT,
       env,
     };

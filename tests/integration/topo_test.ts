@@ -368,6 +368,7 @@ Deno.test({
         term: 7,
         serving: true,
         postgresAddr: "127.0.0.1:25432",
+        dataPlaneAddr: "127.0.0.1:15280",
       };
       const reg = topo.registerPooler(rec);
       try {

@@ -9,7 +9,17 @@ import {
   type SessionRequest,
 } from "../../shared/grpc/mod.ts";
 import { connectionFailure, type PgError } from "../../shared/errors/mod.ts";
-import { CloseReason, MAX_BATCH_BYTES, MAX_PAYLOAD_PIECE } from "../../shared/grpc/types.ts";
+import {
+  CloseReason,
+  DATA_PLANE_PATH,
+  MAX_BATCH_BYTES,
+  MAX_PAYLOAD_PIECE,
+} from "../../shared/grpc/types.ts";
+import {
+  decodeDataPlaneResponse,
+  encodeDataPlaneRequest,
+} from "../../shared/grpc/dataplane_codec.ts";
+import { connectBidi, type GrpcStream } from "../../shared/grpc/h2/mod.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 
 /** Receives one session's results from the data-plane stream. */
@@ -34,9 +44,11 @@ export interface SessionListener {
  */
 export class PoolerConn {
   readonly addr: string;
+  /** The pooler's data plane on the lean h2 transport; "" : DataPlane over grpc-js. */
+  readonly dataPlaneAddr: string;
   readonly #client: grpc.Client;
   readonly #logger?: Logger;
-  #stream?: grpc.ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
+  #stream?: DataPlaneLink;
   readonly #sessions = new Map<number, SessionListener>();
   #pending: SessionRequest[] = [];
   #scheduled = false;
@@ -44,8 +56,9 @@ export class PoolerConn {
   #closed = false;
   #drain: Promise<void> | null = null;
 
-  constructor(addr: string, logger?: Logger) {
+  constructor(addr: string, logger?: Logger, dataPlaneAddr = "") {
     this.addr = addr;
+    this.dataPlaneAddr = dataPlaneAddr;
     this.#logger = logger;
     this.#client = makeClient("MultiPooler", addr);
   }
@@ -140,7 +153,7 @@ export class PoolerConn {
    * the backend). With a draining reason (TERMINATE, EOF, PROTOCOL_ERROR) the listener keeps
    * getting answers until the pooler reports the session closed; otherwise it is dropped now.
    */
-  close(sessionId: number, reason: number = CloseReason.GONE): void {
+  close(sessionId: number, reason: number = CloseReason.GONE, payload: Uint8Array = EMPTY): void {
     if (!this.#sessions.has(sessionId)) return;
     if (!DRAINING[reason]) this.#sessions.delete(sessionId);
     this.#queue({
@@ -149,7 +162,7 @@ export class PoolerConn {
       user: "",
       database: "",
       startup: {},
-      payload: EMPTY,
+      payload,
       reason,
     });
   }
@@ -171,7 +184,7 @@ export class PoolerConn {
     if (!stream) return;
     if (!stream.write({ requests }) && !this.#drain) {
       this.#drain = new Promise((resolve) =>
-        stream.once("drain", () => {
+        stream.onceDrained(() => {
           this.#drain = null;
           resolve();
         })
@@ -181,13 +194,7 @@ export class PoolerConn {
 
   #ensureStream(): void {
     if (this.#stream || this.#closed) return;
-    // deno-lint-ignore no-explicit-any
-    const stream = (this.#client as any).DataPlane() as grpc.ClientDuplexStream<
-      DataPlaneRequest,
-      DataPlaneResponse
-    >;
-    this.#stream = stream;
-    stream.on("data", (msg: DataPlaneResponse) => {
+    const onResponse = (msg: DataPlaneResponse) => {
       for (const r of msg.responses) {
         const l = this.#sessions.get(r.sessionId);
         if (!l) continue;
@@ -198,11 +205,11 @@ export class PoolerConn {
           l.onDone(r.reserved, r.closed, r.flags ?? 0, r.settled ?? 0);
         }
       }
-    });
+    };
     const fail = (why: string) => {
       if (this.#stream !== stream) return;
       this.#stream = undefined;
-      stream.emit("drain"); // release anyone waiting on the dead stream
+      stream.releaseDrained(); // release anyone waiting on the dead stream
       const err = connectionFailure(`connection to the pooler was lost: ${why}`);
       const lost = [...this.#sessions.values()];
       this.#sessions.clear();
@@ -213,14 +220,24 @@ export class PoolerConn {
       });
       for (const l of lost) l.onLost(err);
     };
-    stream.on("error", (e: Error) => fail(e.message));
-    stream.on("end", () => fail("stream ended"));
+    const stream: DataPlaneLink = this.dataPlaneAddr
+      ? new H2Link(this.dataPlaneAddr, onResponse, fail)
+      : new GrpcJsLink(
+        // deno-lint-ignore no-explicit-any
+        (this.#client as any).DataPlane() as grpc.ClientDuplexStream<
+          DataPlaneRequest,
+          DataPlaneResponse
+        >,
+        onResponse,
+        fail,
+      );
+    this.#stream = stream;
   }
 
   /** Closes the stream and the channel. */
   shutdown(): void {
     this.#closed = true;
-    this.#stream?.cancel();
+    this.#stream?.close();
     this.#client.close();
   }
 }
@@ -232,3 +249,111 @@ const DRAINING: Record<number, boolean> = {
   [CloseReason.EOF]: true,
   [CloseReason.PROTOCOL_ERROR]: true,
 };
+
+/** The data-plane stream, whichever transport carries it. */
+interface DataPlaneLink {
+  /** Sends one message; false when the writer should wait for onceDrained. */
+  write(msg: DataPlaneRequest): boolean;
+  onceDrained(cb: () => void): void;
+  /** Calls every waiting onceDrained callback (the stream died). */
+  releaseDrained(): void;
+  close(): void;
+}
+
+/** DataPlane over grpc-js. */
+class GrpcJsLink implements DataPlaneLink {
+  readonly #stream: grpc.ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
+
+  constructor(
+    stream: grpc.ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>,
+    onResponse: (msg: DataPlaneResponse) => void,
+    onEnd: (why: string) => void,
+  ) {
+    this.#stream = stream;
+    stream.on("data", onResponse);
+    stream.on("error", (e: Error) => onEnd(e.message));
+    stream.on("end", () => onEnd("stream ended"));
+  }
+
+  write(msg: DataPlaneRequest): boolean {
+    return this.#stream.write(msg);
+  }
+
+  onceDrained(cb: () => void): void {
+    this.#stream.once("drain", cb);
+  }
+
+  releaseDrained(): void {
+    this.#stream.emit("drain");
+  }
+
+  close(): void {
+    this.#stream.cancel();
+  }
+}
+
+/**
+ * DataPlane over the lean h2 transport (grpc/h2): the same gRPC stream, a fraction of grpc-js's
+ * cost per message. Messages written before the connection is up wait for it, in order.
+ */
+class H2Link implements DataPlaneLink {
+  #stream?: GrpcStream;
+  #queued: Uint8Array[] = [];
+  #drained: (() => void)[] = [];
+  #closed = false;
+  readonly #onEnd: (why: string) => void;
+
+  constructor(
+    addr: string,
+    onResponse: (msg: DataPlaneResponse) => void,
+    onEnd: (why: string) => void,
+  ) {
+    this.#onEnd = onEnd;
+    const i = addr.lastIndexOf(":");
+    connectBidi({
+      hostname: addr.slice(0, i),
+      port: Number(addr.slice(i + 1)),
+      path: DATA_PLANE_PATH,
+      // Result payloads are written to clients after the callback returns: keep them.
+      retainMessages: true,
+      onMessage: (msg) => onResponse(decodeDataPlaneResponse(msg)),
+      onClose: (st) => this.#end(st.message || `stream closed (gRPC status ${st.code})`),
+      onDrain: () => this.releaseDrained(),
+    }).then((stream) => {
+      if (this.#closed) {
+        stream.cancel("the gateway closed its link to the pooler");
+        return;
+      }
+      this.#stream = stream;
+      for (const m of this.#queued) stream.write(m);
+      this.#queued = [];
+    }, (e) => this.#end((e as Error).message));
+  }
+
+  #end(why: string): void {
+    this.#closed = true;
+    this.#onEnd(why);
+  }
+
+  write(msg: DataPlaneRequest): boolean {
+    const bytes = encodeDataPlaneRequest(msg);
+    if (this.#stream) return this.#stream.write(bytes);
+    if (!this.#closed) this.#queued.push(bytes);
+    return true;
+  }
+
+  onceDrained(cb: () => void): void {
+    this.#drained.push(cb);
+  }
+
+  releaseDrained(): void {
+    const cbs = this.#drained;
+    this.#drained = [];
+    for (const cb of cbs) cb();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#stream?.cancel("the gateway closed its link to the pooler");
+  }
+}

@@ -47,11 +47,11 @@ export class Router {
     this.#poll = this.#topo.pollAllPoolers((poolers) => {
       this.#poolers = poolers;
       // Links to poolers that left the topo go, once no session uses them.
-      const live = new Set(poolers.map((p) => p.addr));
-      for (const [addr, c] of this.#conns) {
-        if (!live.has(addr) && c.sessionCount === 0) {
+      const live = new Set(poolers.map(connKey));
+      for (const [key, c] of this.#conns) {
+        if (!live.has(key) && c.sessionCount === 0) {
           c.shutdown();
-          this.#conns.delete(addr);
+          this.#conns.delete(key);
         }
       }
       this.#logger.debug("pooler view changed", { poolers: poolers.map((p) => p.id) });
@@ -69,10 +69,11 @@ export class Router {
   }
 
   #conn(rec: PoolerRecord): PoolerConn {
-    let c = this.#conns.get(rec.addr);
+    const key = connKey(rec);
+    let c = this.#conns.get(key);
     if (!c) {
-      c = new PoolerConn(rec.addr, this.#logger);
-      this.#conns.set(rec.addr, c);
+      c = new PoolerConn(rec.addr, this.#logger, rec.dataPlaneAddr ?? "");
+      this.#conns.set(key, c);
     }
     return c;
   }
@@ -210,4 +211,9 @@ function noPooler(): PgError {
 function asFatal(e: unknown): PgError {
   if (e instanceof PgError) return withSeverity(e, "FATAL");
   return new PgError(SqlState.CANNOT_CONNECT_NOW, String(e), { severity: "FATAL" });
+}
+
+/** One link per pooler process: its gRPC address and, when it has one, its data-plane address. */
+function connKey(rec: PoolerRecord): string {
+  return `${rec.addr} ${rec.dataPlaneAddr ?? ""}`;
 }

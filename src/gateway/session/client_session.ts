@@ -62,7 +62,10 @@ const LARGE_MESSAGE_LIMIT = 0x3fffffff - 1;
 const SMALL_MESSAGE_LIMIT = 10_000;
 const LARGE_TYPES = new Uint8Array(256);
 for (const c of "QPBFd") LARGE_TYPES[c.charCodeAt(0)] = 1;
+/** Postgres's limit on a password or SASL message (`PG_MAX_AUTH_TOKEN_LENGTH`). */
+const AUTH_MESSAGE_LIMIT = 65535;
 function messageLimit(code: number): number {
+  if (code === FrontendCode.Password) return AUTH_MESSAGE_LIMIT;
   return LARGE_TYPES[code] ? LARGE_MESSAGE_LIMIT : SMALL_MESSAGE_LIMIT;
 }
 
@@ -131,6 +134,8 @@ export class ClientSession implements SessionListener {
   #endReason?: number;
   /** With a protocol violation: the FATAL error sent once the answers before it are out. */
   #finalError?: PgError;
+  /** With a protocol violation: the offending message's first bytes, for the pooler. */
+  #violationBytes?: Uint8Array;
   /** While a closing session's last answers drain: resolves when the pooler has closed it. */
   #drained?: () => void;
   /** The client sent a startup packet of a malformed length. */
@@ -296,8 +301,7 @@ export class ClientSession implements SessionListener {
     writeAuthSasl(w, ["SCRAM-SHA-256"]);
     await writeAll(this.#conn, w.view());
 
-    if (!(await this.#readUntil(() => r.next()))) return false;
-    this.#expectPassword(r.code, "SASL");
+    if (!(await this.#readPassword("SASL"))) return false;
     const first = parseSaslInitialResponse(r.body);
     if (first.mechanism !== "SCRAM-SHA-256") {
       throw protocolViolation("client selected an invalid SASL authentication mechanism");
@@ -306,8 +310,7 @@ export class ClientSession implements SessionListener {
       w.reset();
       writeAuthSaslContinue(w, scram.handleClientFirst(first.data.slice()));
       await writeAll(this.#conn, w.view());
-      if (!(await this.#readUntil(() => r.next()))) return false;
-      this.#expectPassword(r.code, "SASL");
+      if (!(await this.#readPassword("SASL"))) return false;
       const final = scram.handleClientFinal(r.body.slice());
       w.reset();
       writeAuthSaslFinal(w, final);
@@ -331,10 +334,27 @@ export class ClientSession implements SessionListener {
     return true;
   }
 
-  #expectPassword(code: number, what: string): void {
-    if (code !== FrontendCode.Password) {
-      throw protocolViolation(`expected ${what} response, got message type ${code}`);
-    }
+  /**
+   * Reads the client's next password-type message (its type judged at its first byte, as
+   * Postgres does). False when the client went away or sent a length Postgres refuses (it closes
+   * without a word then).
+   */
+  async #readPassword(what: string): Promise<boolean> {
+    const r = this.#reader;
+    let malformed = false;
+    const got = await this.#readUntil(() => {
+      const code = r.peekCode();
+      if (code >= 0 && code !== FrontendCode.Password) {
+        throw protocolViolation(`expected ${what} response, got message type ${code}`);
+      }
+      try {
+        return r.next();
+      } catch {
+        malformed = true;
+        return true;
+      }
+    });
+    return got && !malformed;
   }
 
   async #openSession(): Promise<boolean> {
@@ -547,6 +567,7 @@ export class ClientSession implements SessionListener {
     } catch {
       // A declared length Postgres refuses: it closes without an answer (it only logs it).
       this.#endReason = CloseReason.PROTOCOL_ERROR;
+      this.#violationBytes = r.peek(5).slice();
     }
     this.#flushFrames(start, end);
   }
@@ -554,6 +575,7 @@ export class ClientSession implements SessionListener {
   #violation(code: number): void {
     this.#endReason = CloseReason.PROTOCOL_ERROR;
     this.#finalError = protocolViolation(`invalid frontend message type ${code}`);
+    this.#violationBytes = this.#reader.peek(5).slice();
   }
 
   /**
@@ -567,7 +589,7 @@ export class ClientSession implements SessionListener {
     const backend = this.#backend;
     if (backend && this.#id && reason !== CloseReason.GONE) {
       const closed = new Promise<void>((resolve) => (this.#drained = resolve));
-      backend.close(this.#dpId, reason);
+      backend.close(this.#dpId, reason, this.#violationBytes);
       await closed;
       this.#drained = undefined;
     }
@@ -638,6 +660,7 @@ export class ClientSession implements SessionListener {
     }
     this.#pinned = reserved !== 0 || (flags & DoneFlag.STATEFUL) !== 0;
     if (closed && this.#drained) {
+      if (flags & DoneFlag.ANSWERED) this.#finalError = undefined; // Postgres answered it
       this.#backend = undefined;
       this.#drained();
       return;

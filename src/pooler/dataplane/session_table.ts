@@ -101,6 +101,10 @@ class Session {
   wakeCloser?: () => void;
   /** The session was reported closed to the gateway. */
   ended = false;
+  /** With a PROTOCOL_ERROR close: the client's offending bytes. */
+  closePayload?: Uint8Array;
+  /** Postgres answered the offending bytes itself (DoneFlag.ANSWERED). */
+  answered = false;
   /** ReadyForQuery frames still owed for what was sent (one per Query, Sync, FunctionCall). */
   expectedReady = 0;
   /** The running read pump (while the backend is pinned). */
@@ -208,8 +212,10 @@ export class SessionTable {
       case "CLOSE": {
         const s = this.#sessions.get(req.sessionId);
         const reason = req.reason ?? CloseReason.GONE;
-        if (s) this.#close(s, reason);
-        else if (DRAINING[reason]) this.#sink.done(req.sessionId, 0, true); // ended already
+        if (s) {
+          if (req.payload.length) s.closePayload = req.payload.slice();
+          this.#close(s, reason);
+        } else if (DRAINING[reason]) this.#sink.done(req.sessionId, 0, true); // ended already
         return;
       }
       case "CANCEL": {
@@ -630,7 +636,9 @@ export class SessionTable {
     if (s.ended) return;
     s.ended = true;
     this.#sessions.delete(s.id);
-    if (DRAINING[s.closeReason]) this.#sink.done(s.id, 0, true);
+    if (DRAINING[s.closeReason]) {
+      this.#sink.done(s.id, 0, true, s.answered ? DoneFlag.ANSWERED : 0);
+    }
   }
 
   /**
@@ -660,6 +668,11 @@ export class SessionTable {
       if (s.closeReason === CloseReason.TERMINATE) {
         await b.send(TERMINATE).catch(() => {});
       } else {
+        if (s.closeReason === CloseReason.PROTOCOL_ERROR && s.closePayload) {
+          // COPY judges message types its own way: let Postgres answer the offending bytes.
+          await b.send(s.closePayload).catch(() => {});
+          s.answered = true;
+        }
         b.shutdownWrite();
       }
       return; // Postgres ends the connection; the pump sees it and discards the backend

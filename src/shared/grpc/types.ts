@@ -34,6 +34,8 @@ export interface PoolerRecord {
   term: number;
   serving: boolean;
   postgresAddr: string;
+  /** DataPlane on the lean h2 transport (host:port); empty or absent: on `addr` (grpc-js). */
+  dataPlaneAddr?: string;
 }
 
 export interface GatewayRecord {
@@ -98,11 +100,17 @@ export interface SessionRequest {
   payload: Uint8Array;
   /** With ACK: bytes of results the gateway wrote to its client since its last ACK. */
   acked?: number;
-  /** With CLOSE: why the session ends (CloseReason); statements already sent run to their end. */
+  /**
+   * With CLOSE: why the session ends (CloseReason); statements already sent run to their end.
+   * With PROTOCOL_ERROR, `payload` holds the offending message's first bytes.
+   */
   reason?: number;
   /** With OPEN: a read-only session served by a replica. */
   replica?: boolean;
 }
+
+/** The DataPlane method's gRPC path (served by grpc-js and by grpc/h2). */
+export const DATA_PLANE_PATH = "/multigres.multipooler.MultiPooler/DataPlane";
 
 /** Largest piece of payload in one data-plane request or response; bigger ones are split. */
 export const MAX_PAYLOAD_PIECE = 1024 * 1024;
@@ -151,6 +159,11 @@ export const DoneFlag = {
   STATEFUL: 1,
   /** With `closed`: the request was not run; a session that is not STATEFUL may resend it elsewhere. */
   RETRY: 2,
+  /**
+   * With `closed` after a PROTOCOL_ERROR close: Postgres itself answered the client's offending
+   * bytes (a COPY FROM under way judges them), so the gateway adds no error of its own.
+   */
+  ANSWERED: 4,
 } as const;
 
 export interface DataPlaneRequest {

@@ -13,6 +13,7 @@ const POOLER = {
   term: 7,
   serving: true,
   postgresAddr: "127.0.0.1:25432",
+  dataPlaneAddr: "127.0.0.1:15280",
 };
 
 Deno.test("encodeRecord() then decodeRecord() gives a Pooler back unchanged", () => {
@@ -98,6 +99,7 @@ Deno.test("decodeRecord() fills proto defaults for missing fields", () => {
     term: 0,
     serving: false,
     postgresAddr: "",
+    dataPlaneAddr: "",
   });
   assert.deepEqual(decodeRecord("Database", '{"name":"app"}'), {
     name: "app",

@@ -122,6 +122,14 @@ export class FrameReader {
     return this.#end > this.#start ? this.#buf[this.#start] : -1;
   }
 
+  /**
+   * Up to `n` bytes received and not yet cut into frames (the start of the next frame). Valid
+   * until the next `writable()`, `push()` or `shrink()`.
+   */
+  peek(n: number): Uint8Array {
+    return this.#buf.subarray(this.#start, Math.min(this.#end, this.#start + n));
+  }
+
   /** Bytes received but not yet cut into frames. */
   buffered(): number {
     return this.#end - this.#start;
