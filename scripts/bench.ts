@@ -62,10 +62,19 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
 }
 
+/** Commands running now (pgbench, mostly): killed when the bench is interrupted. */
+const children = new Set<Deno.ChildProcess>();
+
 async function sh(cmd: string, args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, out: dec.decode(out.stdout), err: dec.decode(out.stderr) };
+  const child = new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).spawn();
+  children.add(child);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, out: dec.decode(out.stdout), err: dec.decode(out.stderr) };
+  } finally {
+    children.delete(child);
+  }
 }
 
 /** One pgbench run; latency percentiles come from its sampled per-transaction log. */
@@ -266,6 +275,13 @@ async function main(): Promise<void> {
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => {
       console.error(`\n${sig}: stopping the cluster and PgBouncer`);
+      for (const child of children) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
       stopAll().finally(() => Deno.exit(130));
     });
   }

@@ -126,8 +126,9 @@ const MUTATIONS = [
 ] as const;
 
 function mutate(r: Rand, fs: Uint8Array[], typed: boolean): { fs: Uint8Array[]; what: string } {
-  const m = pick(r, MUTATIONS);
   const out: Uint8Array[] = fs.map((f) => f.slice());
+  if (!out.length) return { fs: out, what: "none" }; // an earlier mutation dropped them all
+  const m = pick(r, MUTATIONS);
   const i = int(r, out.length);
   switch (m) {
     case "cut": {

@@ -248,6 +248,7 @@ const DRAINING: Record<number, boolean> = {
   [CloseReason.TERMINATE]: true,
   [CloseReason.EOF]: true,
   [CloseReason.PROTOCOL_ERROR]: true,
+  [CloseReason.MALFORMED]: true,
 };
 
 /** The data-plane stream, whichever transport carries it. */

@@ -566,7 +566,7 @@ export class ClientSession implements SessionListener {
       }
     } catch {
       // A declared length Postgres refuses: it closes without an answer (it only logs it).
-      this.#endReason = CloseReason.PROTOCOL_ERROR;
+      this.#endReason = CloseReason.MALFORMED;
       this.#violationBytes = r.peek(5).slice();
     }
     this.#flushFrames(start, end);

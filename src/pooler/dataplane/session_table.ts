@@ -54,6 +54,11 @@ function wholeFrames(payload: Uint8Array): boolean {
 
 /** How long closing a session may take before its backend is closed instead of reused. */
 const CLOSE_TIMEOUT_MS = 10_000;
+/**
+ * A draining close waits for the client's last answers while the backend keeps sending; after
+ * this long without output it goes on (see #stopPump).
+ */
+const DRAIN_IDLE_MS = 2000;
 /** Request bytes written to Postgres are acknowledged to the gateway in steps of this size. */
 const REQUEST_ACK_BYTES = 256 * 1024;
 
@@ -101,7 +106,9 @@ class Session {
   wakeCloser?: () => void;
   /** The session was reported closed to the gateway. */
   ended = false;
-  /** With a PROTOCOL_ERROR close: the client's offending bytes. */
+  /** While closing: when the backend last sent something (Date.now()). */
+  lastOutput = 0;
+  /** With a PROTOCOL_ERROR or MALFORMED close: the client's offending bytes. */
   closePayload?: Uint8Array;
   /** Postgres answered the offending bytes itself (DoneFlag.ANSWERED). */
   answered = false;
@@ -407,6 +414,7 @@ export class SessionTable {
     try {
       await backend.pump({
         frames: (frames) => {
+          if (s.closing) s.lastOutput = Date.now();
           if (s.captured) {
             s.captured.push(frames.slice());
             return;
@@ -620,6 +628,7 @@ export class SessionTable {
     }
     s.closing = true;
     s.closeReason = reason;
+    s.lastOutput = Date.now();
     s.dropResults = !DRAINING[reason];
     if (s.dropResults) this.#resume(s); // nothing more goes out: let the pump run to its end
     s.chain = s.chain.then(() => this.#stopPump(s));
@@ -660,15 +669,26 @@ export class SessionTable {
       return;
     }
     // The client's last answers first (a COPY FROM waiting for data answers only once ended).
+    // After an extended-protocol error Postgres skips everything up to a Sync, Queries too, so
+    // some answers counted here never come: once the backend has been silent for a while, the
+    // close goes on (its Sync ends the skipping; the output that follows is sorted out at the
+    // marker, #passPending).
     while (!s.dropResults && s.backend === b && s.expectedReady > 0 && !b.copyIn) {
-      await new Promise<void>((r) => (s.wakeCloser = r));
+      const idle = Date.now() - s.lastOutput;
+      if (idle >= DRAIN_IDLE_MS) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        s.wakeCloser = r;
+        timer = setTimeout(r, DRAIN_IDLE_MS - idle);
+      });
+      clearTimeout(timer);
     }
     if (s.backend !== b) return; // the backend was lost meanwhile; the pump reported it
     if (b.copyIn && !s.dropResults) {
       if (s.closeReason === CloseReason.TERMINATE) {
         await b.send(TERMINATE).catch(() => {});
       } else {
-        if (s.closeReason === CloseReason.PROTOCOL_ERROR && s.closePayload) {
+        if (s.closePayload) {
           // COPY judges message types its own way: let Postgres answer the offending bytes.
           await b.send(s.closePayload).catch(() => {});
           s.answered = true;
@@ -732,6 +752,7 @@ const DRAINING: Record<number, boolean> = {
   [CloseReason.TERMINATE]: true,
   [CloseReason.EOF]: true,
   [CloseReason.PROTOCOL_ERROR]: true,
+  [CloseReason.MALFORMED]: true,
 };
 
 /** Errors that say Postgres cannot be reached now, before anything was sent to it. */

@@ -151,6 +151,11 @@ export const CloseReason = {
   PROTOCOL_ERROR: 3,
   /** The gateway's link to the pooler ends: statements running are cancelled. */
   SHUTDOWN: 4,
+  /**
+   * A message length Postgres refuses: like PROTOCOL_ERROR, but the connection closes without
+   * a word (Postgres only logs it), so nothing Postgres had not flushed reaches the client.
+   */
+  MALFORMED: 5,
 } as const;
 
 /** DoneFlag (multipoolerdata.proto). */
