@@ -296,6 +296,8 @@ async function main(): Promise<void> {
       { name: "gateway", port: p.gatewayPg },
     ];
     bouncerPid = await startPgBouncer(`${dir}/pgbouncer`, p.postgres, 6432 + OFFSET);
+    // Interrupted while PgBouncer started: stopAll() may have looked before it had a pid.
+    if (stopping && alive(bouncerPid)) await stopPid(bouncerPid);
     const init = await sh("pgbench", [
       "-i",
       "-s",

@@ -22,7 +22,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     try {
       // Once its gateway answers, the whole cluster is up (PgBouncer starts right after).
       const up = await eventually(() => exited || portAnswers(PORTS.gateway), 120_000, 250);
-      assert.ok(up && !exited, `the bench did not start its cluster:\n${await stderr}`);
+      if (!up || exited) assert.fail(`the bench did not start its cluster:\n${await stderr}`);
       bench.kill(signal);
       const { code } = await status;
       assert.equal(code, 130, await stderr);
