@@ -66,11 +66,16 @@ export class DataPlaneStreams {
       // Request payloads are handled after the message callback returns: keep them.
       retainMessages: true,
       onStream: (stream) => {
-        const s = this.open((responses) => stream.write(encodeDataPlaneResponse({ responses })));
+        let ended = false;
+        // After the stream ended, answers of sessions still settling have nobody to go to.
+        const s = this.open((responses) =>
+          ended || stream.isClosed || stream.write(encodeDataPlaneResponse({ responses }))
+        );
         stream.onDrain = s.drained;
         stream.onMessage = (msg) => s.request(decodeDataPlaneRequest(msg));
         stream.onEnd = () => {
           s.finish();
+          ended = true;
           stream.end();
         };
         stream.onClose = s.finish;

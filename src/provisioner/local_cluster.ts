@@ -528,10 +528,10 @@ export class LocalCluster {
     return out;
   }
 
-  /** Stops every component by PID, gateway first, etcd last; Postgres with its pgctld. */
   /** Set once stop() begins: background joins give up. */
   #stopping = false;
 
+  /** Stops every component by PID, gateway first, etcd last; Postgres with its pgctld. */
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const m of this.members) await m.stop();

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import pg from "pg";
 import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { scramLogin } from "../helpers/login.ts";
+import { FrameReader, parseErrorFields } from "../../src/shared/wire/mod.ts";
 import {
   type Action,
   CASE_TABLE_SQL,
@@ -388,10 +389,12 @@ Deno.test(
         async () => {
           await admin.query(CASE_TABLE_SQL);
           const a = await openSession(targets.gateway);
+          // Flush: the INSERT's CommandComplete shows it ran, inside its open implicit transaction.
           await a.write(
-            f().query("select 1").parse("insert into t values ('leak', 1)").bind().execute(),
+            f().query("select 1").parse("insert into t values ('leak', 1)").bind().execute()
+              .flush(),
           );
-          await a.ready;
+          await a.inserted;
           // Other sessions come and go on the pooled backends, each ending with a Sync or Query.
           const others: pg.Client[] = await Promise.all([1, 2, 3].map(() => c.client()));
           for (let i = 0; i < 5; i++) {
@@ -411,21 +414,26 @@ Deno.test(
   },
 );
 
-/** A logged-in raw session that stays open: write frames, wait for its first ReadyForQuery. */
+/** A logged-in raw session that stays open: write frames, wait for an INSERT to complete. */
 async function openSession(target: Target) {
   const conn = await scramLogin(target.port, "postgres", target.password);
-  let resolveReady!: () => void;
-  const ready = new Promise<void>((r) => (resolveReady = r));
+  let resolveInserted!: () => void;
+  const inserted = new Promise<void>((r) => (resolveInserted = r));
   (async () => {
-    const buf = new Uint8Array(65536);
+    const r = new FrameReader();
     for (;;) {
-      const n = await conn.read(buf).catch(() => null);
+      const n = await conn.read(r.writable()).catch(() => null);
       if (n === null) return;
-      if (buf.subarray(0, n).includes(0x5a)) resolveReady();
+      r.commit(n);
+      while (r.next()) {
+        if (r.code === 0x45 /* E */) throw new Error(parseErrorFields(r.body).message);
+        const tag = new TextDecoder().decode(r.body);
+        if (r.code === 0x43 /* C */ && tag.startsWith("INSERT")) resolveInserted();
+      }
     }
   })();
   return {
-    ready,
+    inserted,
     write: (fr: Frames) => conn.write(fr.bytes()),
     close: () => conn.close(),
   };

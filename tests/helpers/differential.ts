@@ -7,7 +7,17 @@
  */
 import net from "node:net";
 import { Buffer } from "node:buffer";
-import { parseErrorFields, WireWriter, writeQuery } from "../../src/shared/wire/mod.ts";
+import { ScramClient } from "../../src/shared/auth/mod.ts";
+import {
+  FrameReader,
+  parseAuthentication,
+  parseErrorFields,
+  WireWriter,
+  writeQuery,
+  writeSaslInitialResponse,
+  writeSaslResponse,
+  writeStartupMessage,
+} from "../../src/shared/wire/mod.ts";
 
 /** One thing the client does. */
 export type Action =
@@ -220,12 +230,10 @@ async function connect(target: Target, login: boolean): Promise<net.Socket> {
 
 /** Logs in on a node socket with SCRAM, reading up to the first ReadyForQuery. */
 async function nodeLogin(sock: net.Socket, password: string): Promise<void> {
-  const { ScramClient } = await import("../../src/shared/auth/mod.ts");
-  const wire = await import("../../src/shared/wire/mod.ts");
-  const w = new wire.WireWriter();
-  wire.writeStartupMessage(w, { user: "postgres", database: "postgres" });
+  const w = new WireWriter();
+  writeStartupMessage(w, { user: "postgres", database: "postgres" });
   sock.write(w.view().slice());
-  const r = new wire.FrameReader();
+  const r = new FrameReader();
   const scram = new ScramClient("postgres", password);
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -240,12 +248,12 @@ async function nodeLogin(sock: net.Socket, password: string): Promise<void> {
             return;
           }
           if (r.code !== 0x52) continue;
-          const auth = wire.parseAuthentication(r.body);
+          const auth = parseAuthentication(r.body);
           w.reset();
           if (auth.code === 10) {
-            wire.writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst());
+            writeSaslInitialResponse(w, "SCRAM-SHA-256", scram.clientFirst());
           } else if (auth.code === 11) {
-            wire.writeSaslResponse(w, scram.handleServerFirst(auth.data.slice()));
+            writeSaslResponse(w, scram.handleServerFirst(auth.data.slice()));
           } else if (auth.code === 12) scram.verifyServerFinal(auth.data.slice());
           if (w.length) sock.write(w.view().slice());
         }
@@ -407,6 +415,4 @@ export class Frames {
   }
 }
 
-/** Protocol codes of the startup-phase requests. */
-export const SSL_REQUEST_CODE = 80877103;
-export const GSSENC_REQUEST_CODE = 80877104;
+export { GSSENC_REQUEST_CODE, SSL_REQUEST_CODE } from "../../src/shared/wire/mod.ts";

@@ -14,6 +14,7 @@ import {
   type Target,
   type TargetResult,
 } from "./differential.ts";
+import { CANCEL_REQUEST_CODE, concatBytes } from "../../src/shared/wire/mod.ts";
 
 /** mulberry32: a small, fast, seedable PRNG. */
 export function prng(seed: number): () => number {
@@ -90,7 +91,7 @@ const STARTUP_TEMPLATES: Record<string, (r: Rand) => Uint8Array[]> = {
   "startup with options": () =>
     frames((f) => f.startup({ user: "postgres", database: "postgres", application_name: "fuzz" })),
   "cancel request": () =>
-    frames((f) => f.startupPacket(80877102, new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]))),
+    frames((f) => f.startupPacket(CANCEL_REQUEST_CODE, new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]))),
 };
 
 function q(sql: string): Uint8Array {
@@ -132,7 +133,7 @@ function mutate(r: Rand, fs: Uint8Array[], typed: boolean): { fs: Uint8Array[]; 
   const i = int(r, out.length);
   switch (m) {
     case "cut": {
-      const all = concat(out);
+      const all = concatBytes(out);
       return { fs: [all.subarray(0, int(r, all.length))], what: m };
     }
     case "flip": {
@@ -176,16 +177,6 @@ function mutate(r: Rand, fs: Uint8Array[], typed: boolean): { fs: Uint8Array[]; 
   }
 }
 
-function concat(fs: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(fs.reduce((n, f) => n + f.length, 0));
-  let off = 0;
-  for (const f of fs) {
-    out.set(f, off);
-    off += f.length;
-  }
-  return out;
-}
-
 /** The `index`-th case of `seed`. */
 export function makeCase(seed: number, index: number): FuzzCase {
   const r = prng((seed * 1_000_003 + index) >>> 0);
@@ -206,7 +197,7 @@ export function makeCase(seed: number, index: number): FuzzCase {
     index,
     label: `${name}${whats.length ? ` [${whats.join("; ")}]` : ""} then ${ending}`,
     login: !startup,
-    bytes: concat(fs),
+    bytes: concatBytes(fs),
     ending,
   };
 }
@@ -247,7 +238,7 @@ export async function fuzz(
   for (let i = from; i < from + opts.count; i++) {
     if (opts.deadline && Date.now() > opts.deadline) break;
     const c = makeCase(opts.seed, i);
-    const run = { login: c.login, hangMs: opts.hangMs ?? 2000 };
+    const run = { login: c.login, hangMs: opts.hangMs ?? 3000 }; // above the drain's 2 s idle bound
     const r = await differential(targets, admin, () => actions(c), run);
     ran++;
     const diffs: Difference[] = [];

@@ -12,6 +12,7 @@ import { connectionFailure, type PgError } from "../../shared/errors/mod.ts";
 import {
   CloseReason,
   DATA_PLANE_PATH,
+  isDraining,
   MAX_BATCH_BYTES,
   MAX_PAYLOAD_PIECE,
 } from "../../shared/grpc/types.ts";
@@ -150,12 +151,13 @@ export class PoolerConn {
 
   /**
    * Ends the session on the pooler (what was sent runs to its end, then it rolls back and returns
-   * the backend). With a draining reason (TERMINATE, EOF, PROTOCOL_ERROR) the listener keeps
-   * getting answers until the pooler reports the session closed; otherwise it is dropped now.
+   * the backend). With a draining reason (TERMINATE, EOF, PROTOCOL_ERROR, MALFORMED: see
+   * isDraining) the listener keeps getting answers until the pooler reports the session closed;
+   * otherwise it is dropped now. `payload`: a protocol violation's first bytes.
    */
   close(sessionId: number, reason: number = CloseReason.GONE, payload: Uint8Array = EMPTY): void {
     if (!this.#sessions.has(sessionId)) return;
-    if (!DRAINING[reason]) this.#sessions.delete(sessionId);
+    if (!isDraining(reason)) this.#sessions.delete(sessionId);
     this.#queue({
       sessionId,
       op: "CLOSE",
@@ -243,13 +245,6 @@ export class PoolerConn {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Close reasons after which the pooler still sends the session's answers. */
-const DRAINING: Record<number, boolean> = {
-  [CloseReason.TERMINATE]: true,
-  [CloseReason.EOF]: true,
-  [CloseReason.PROTOCOL_ERROR]: true,
-  [CloseReason.MALFORMED]: true,
-};
 
 /** The data-plane stream, whichever transport carries it. */
 interface DataPlaneLink {

@@ -584,6 +584,8 @@ export class ClientSession implements SessionListener {
    * session; then the FATAL error of a protocol violation, if any, is sent.
    */
   async #drain(): Promise<void> {
+    // A session moving to a new primary gets there first: that is where it must be closed.
+    while (this.#moving) await this.#moving;
     const reason = this.#endReason;
     if (reason === undefined || this.#ended) return;
     const backend = this.#backend;
@@ -640,6 +642,14 @@ export class ClientSession implements SessionListener {
       return;
     }
     this.#settle(settled);
+    if (closed && this.#drained) {
+      // The session was closing: whatever the pooler says now (even RETRY: a failover
+      // refused what was left unrun, which then never ran), it is over.
+      if (flags & DoneFlag.ANSWERED) this.#finalError = undefined; // Postgres answered it
+      this.#backend = undefined;
+      this.#drained();
+      return;
+    }
     if (closed && flags & DoneFlag.RETRY && this.#canMove() && settled === this.#piecesSettled) {
       // The pooler ran none of what is left (it is not the primary any more, or its Postgres
       // is down): it goes to whichever pooler serves the primary now.
@@ -659,12 +669,6 @@ export class ClientSession implements SessionListener {
       return;
     }
     this.#pinned = reserved !== 0 || (flags & DoneFlag.STATEFUL) !== 0;
-    if (closed && this.#drained) {
-      if (flags & DoneFlag.ANSWERED) this.#finalError = undefined; // Postgres answered it
-      this.#backend = undefined;
-      this.#drained();
-      return;
-    }
     if (closed) {
       this.#backend = undefined;
       this.#ended = true;
@@ -763,6 +767,7 @@ export class ClientSession implements SessionListener {
 
   /** Sends a FATAL error and ends the session. */
   #fatal(err: PgError): void {
+    this.#drained?.();
     const w = new WireWriter(256);
     writeErrorResponse(w, err.fatal ? err : withSeverity(err, "FATAL"));
     this.#send(w.view());

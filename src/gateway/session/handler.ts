@@ -12,9 +12,10 @@ export interface SessionBackend {
   execute(sessionId: number, payload: Uint8Array): number;
   /**
    * Ends the session. What was sent before runs to its end, then the pooler rolls back whatever
-   * is open. `reason` (CloseReason): TERMINATE, EOF and PROTOCOL_ERROR keep the answers flowing
-   * until onDone reports `closed`; GONE (the default) drops them and forgets the session at once.
-   * With PROTOCOL_ERROR, `payload` is the offending message's first bytes.
+   * is open. `reason` (CloseReason): TERMINATE, EOF, PROTOCOL_ERROR and MALFORMED keep the
+   * answers flowing until onDone reports `closed`; GONE (the default) drops them and forgets the
+   * session at once. With PROTOCOL_ERROR and MALFORMED, `payload` is the offending message's
+   * first bytes.
    */
   close(sessionId: number, reason?: number, payload?: Uint8Array): void;
   /** Flow control: `bytes` more of the session's results were written to its client. */

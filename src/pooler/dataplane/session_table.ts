@@ -10,6 +10,7 @@ import {
   concatBytes,
   FrameReader,
   FrontendCode,
+  parseErrorFields,
   TERMINATE,
   WireWriter,
   writeErrorResponse,
@@ -21,6 +22,7 @@ import {
   CloseReason,
   DoneFlag,
   FLOW_WINDOW_BYTES,
+  isDraining,
   ReservationReason,
   type SessionRequest,
 } from "../../shared/grpc/types.ts";
@@ -222,7 +224,7 @@ export class SessionTable {
         if (s) {
           if (req.payload.length) s.closePayload = req.payload.slice();
           this.#close(s, reason);
-        } else if (DRAINING[reason]) this.#sink.done(req.sessionId, 0, true); // ended already
+        } else if (isDraining(reason)) this.#sink.done(req.sessionId, 0, true); // ended already
         return;
       }
       case "CANCEL": {
@@ -511,8 +513,13 @@ export class SessionTable {
     const last = frames[frames.length - 1];
     if (last?.code === BackendCode.CommandComplete && isTag(bytes, last, "ROLLBACK")) {
       frames.pop();
+      // The ROLLBACK's "there is no transaction in progress" warning, not a notice of the client's.
       const warning = frames[frames.length - 1];
-      if (warning?.code === BackendCode.NoticeResponse) frames.pop();
+      if (
+        warning?.code === BackendCode.NoticeResponse &&
+        parseErrorFields(bytes.subarray(warning.start + 5, warning.end)).sqlstate ===
+          SqlState.NO_ACTIVE_SQL_TRANSACTION
+      ) frames.pop();
     }
     let keep = frames.length;
     if (s.closeReason !== CloseReason.PROTOCOL_ERROR) {
@@ -561,7 +568,7 @@ export class SessionTable {
 
   /** STATEFUL unless the session could open afresh on another pooler and carry on. */
   #doneFlags(s: Session): number {
-    return s.state && !s.state.stateful && !s.backend?.copyIn && !s.requests
+    return s.state && !s.state.stateful && !s.backend?.copyIn && !s.requests && !s.unsynced
       ? 0
       : DoneFlag.STATEFUL;
   }
@@ -619,7 +626,7 @@ export class SessionTable {
    */
   #close(s: Session, reason: number): void {
     if (s.closing) {
-      if (!DRAINING[reason]) {
+      if (!isDraining(reason)) {
         s.dropResults = true;
         this.#resume(s);
         this.#wakeCloser(s);
@@ -629,7 +636,7 @@ export class SessionTable {
     s.closing = true;
     s.closeReason = reason;
     s.lastOutput = Date.now();
-    s.dropResults = !DRAINING[reason];
+    s.dropResults = !isDraining(reason);
     if (s.dropResults) this.#resume(s); // nothing more goes out: let the pump run to its end
     s.chain = s.chain.then(() => this.#stopPump(s));
   }
@@ -645,7 +652,7 @@ export class SessionTable {
     if (s.ended) return;
     s.ended = true;
     this.#sessions.delete(s.id);
-    if (DRAINING[s.closeReason]) {
+    if (isDraining(s.closeReason)) {
       this.#sink.done(s.id, 0, true, s.answered ? DoneFlag.ANSWERED : 0);
     }
   }
@@ -674,6 +681,8 @@ export class SessionTable {
     // close goes on (its Sync ends the skipping; the output that follows is sorted out at the
     // marker, #passPending).
     while (!s.dropResults && s.backend === b && s.expectedReady > 0 && !b.copyIn) {
+      // A pump parked on the flow-control window (a slow client) is not a silent backend.
+      if (s.resumePump) s.lastOutput = Date.now();
       const idle = Date.now() - s.lastOutput;
       if (idle >= DRAIN_IDLE_MS) break;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -684,6 +693,13 @@ export class SessionTable {
       clearTimeout(timer);
     }
     if (s.backend !== b) return; // the backend was lost meanwhile; the pump reported it
+    const timer = setTimeout(() => {
+      this.#logger?.warn("backend did not settle after the session closed; closing it", {
+        session: s.id,
+      });
+      b.close();
+    }, CLOSE_TIMEOUT_MS);
+    s.pump.finally(() => clearTimeout(timer));
     if (b.copyIn && !s.dropResults) {
       if (s.closeReason === CloseReason.TERMINATE) {
         await b.send(TERMINATE).catch(() => {});
@@ -700,19 +716,13 @@ export class SessionTable {
     const token = `multigres_close_${crypto.randomUUID().replaceAll("-", "")}`;
     b.expectCloseMarker(token);
     const copyIn = b.copyIn;
-    const timer = setTimeout(() => {
-      this.#logger?.warn("backend did not settle after the session closed; closing it", {
-        session: s.id,
-      });
-      b.close();
-    }, CLOSE_TIMEOUT_MS);
-    s.pump.finally(() => clearTimeout(timer));
     if (s.closeReason === CloseReason.SHUTDOWN && s.expectedReady > 0) await b.cancel();
     // What follows answers the pooler's own queries; a draining session's output still pending
     // in Postgres (unsynced extended-protocol messages) comes first: it is captured and sorted
     // out at the marker.
     if (!s.dropResults) s.captured = [];
     s.dropResults = true;
+    this.#resume(s); // nothing more goes to the client uncounted: no flow-control wait
     const w = new WireWriter(128);
     if (copyIn) w.begin(FrontendCode.CopyFail).cstring("client disconnected").end();
     writeQuery(w, "ROLLBACK");
@@ -746,14 +756,6 @@ function isTag(bytes: Uint8Array, f: { start: number; end: number }, tag: string
   }
   return true;
 }
-
-/** Close reasons after which the gateway still wants the session's answers, then `closed`. */
-const DRAINING: Record<number, boolean> = {
-  [CloseReason.TERMINATE]: true,
-  [CloseReason.EOF]: true,
-  [CloseReason.PROTOCOL_ERROR]: true,
-  [CloseReason.MALFORMED]: true,
-};
 
 /** Errors that say Postgres cannot be reached now, before anything was sent to it. */
 function unavailable(err: PgError): boolean {

@@ -102,7 +102,7 @@ export interface SessionRequest {
   acked?: number;
   /**
    * With CLOSE: why the session ends (CloseReason); statements already sent run to their end.
-   * With PROTOCOL_ERROR, `payload` holds the offending message's first bytes.
+   * With PROTOCOL_ERROR and MALFORMED, `payload` holds the offending message's first bytes.
    */
   reason?: number;
   /** With OPEN: a read-only session served by a replica. */
@@ -158,6 +158,15 @@ export const CloseReason = {
   MALFORMED: 5,
 } as const;
 
+/**
+ * Whether the gateway still wants a session's answers after closing it with `reason` (then
+ * `closed`): Terminate, EOF and the protocol violations (PROTOCOL_ERROR, MALFORMED).
+ */
+export function isDraining(reason: number): boolean {
+  return reason === CloseReason.TERMINATE || reason === CloseReason.EOF ||
+    reason === CloseReason.PROTOCOL_ERROR || reason === CloseReason.MALFORMED;
+}
+
 /** DoneFlag (multipoolerdata.proto). */
 export const DoneFlag = {
   /** The session cannot move to another pooler (it holds state there). */
@@ -165,8 +174,9 @@ export const DoneFlag = {
   /** With `closed`: the request was not run; a session that is not STATEFUL may resend it elsewhere. */
   RETRY: 2,
   /**
-   * With `closed` after a PROTOCOL_ERROR close: Postgres itself answered the client's offending
-   * bytes (a COPY FROM under way judges them), so the gateway adds no error of its own.
+   * With `closed` after a PROTOCOL_ERROR or MALFORMED close: Postgres itself answered the
+   * client's offending bytes (a COPY FROM under way judges them), so the gateway adds no error of
+   * its own.
    */
   ANSWERED: 4,
 } as const;
