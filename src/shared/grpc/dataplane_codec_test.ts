@@ -92,7 +92,14 @@ const response: DataPlaneResponse = {
 };
 
 /** CloseReason's names by number (multipoolerdata.proto). */
-const CLOSE_REASONS = ["CLOSE_REASON_GONE", "TERMINATE", "EOF", "PROTOCOL_ERROR", "SHUTDOWN"];
+const CLOSE_REASONS = [
+  "CLOSE_REASON_GONE",
+  "CLOSE_REASON_TERMINATE",
+  "CLOSE_REASON_EOF",
+  "CLOSE_REASON_PROTOCOL_ERROR",
+  "CLOSE_REASON_SHUTDOWN",
+  "CLOSE_REASON_MALFORMED",
+];
 
 /** Bytes (Uint8Array or protobufjs's Buffer) as a hex string, so that values compare plainly. */
 function plain(x: unknown): unknown {
