@@ -197,47 +197,93 @@ async function prepareSuite(): Promise<Suite> {
   });
   const version = await packageVersion(PG_PACKAGE);
   if (!version) throw new CompatError(`${PG_PACKAGE} is not installed`);
-  const upstream = version.replace(/^\d+:/, "").replace(/-[^-]*$/, "");
+  const upstream = upstreamOf(version);
   step(`Installed server: ${PG_PACKAGE} ${version}`);
 
-  const srcDir = await ensureSource(version, upstream);
+  const src = await ensureSource(version);
   await ensureServerDev(version);
-  const dlpath = await buildRegressLib(srcDir, upstream);
-  return { version, upstream, srcDir, dlpath };
+  const dlpath = await buildRegressLib(src.srcDir, src.upstream);
+  return { version, upstream, srcDir: src.srcDir, dlpath };
 }
 
-/** Debian's source of postgresql-15 at `version`, unpacked under `.compat/src/`. */
-async function ensureSource(version: string, upstream: string): Promise<string> {
-  const parent = `${CACHE}/src/${version}`;
-  const srcDir = `${parent}/${PG_PACKAGE}-${upstream}`;
-  if (await exists(`${srcDir}/src/test/regress/parallel_schedule`)) return srcDir;
-
+/**
+ * Debian's source of postgresql-15 at `version`, unpacked under `.compat/src/`. When Debian does
+ * not serve that version's source (its index may list a security update whose files are gone),
+ * the newest source it does serve is used instead, with a note: the suite then runs against a
+ * newer server, which is why the gateway is compared with the direct run of the same suite.
+ */
+async function ensureSource(version: string): Promise<{ srcDir: string; upstream: string }> {
+  const unpacked = (v: string) => {
+    const upstream = upstreamOf(v);
+    return { srcDir: `${CACHE}/src/${v}/${PG_PACKAGE}-${upstream}`, upstream };
+  };
+  for (const v of [version, ...(await cachedSourceVersions())]) {
+    if (await exists(`${unpacked(v).srcDir}/src/test/regress/parallel_schedule`)) {
+      if (v !== version) step(`Using the cached source of ${PG_PACKAGE} ${v} (server ${version})`);
+      return unpacked(v);
+    }
+  }
   requireRoot(`download Debian's source of ${PG_PACKAGE}`);
-  if (!(await sourceAvailable(version))) {
-    if (!(await hasDebSrc())) {
-      const text = await debSrcEntries();
-      step(`Adding deb-src entries to apt: ${APT_SRC_FILE}`);
-      await Deno.writeTextFile(APT_SRC_FILE, text);
-    }
-    await aptUpdate();
-    if (!(await sourceAvailable(version))) {
-      throw new CompatError(
-        `Debian's source package ${PG_PACKAGE} ${version} is not in the configured apt sources`,
-      );
-    }
+  if (!(await hasDebSrc())) {
+    const text = await debSrcEntries();
+    step(`Adding deb-src entries to apt: ${APT_SRC_FILE}`);
+    await Deno.writeTextFile(APT_SRC_FILE, text);
   }
+  if (!(await sourceAvailable(version))) await aptUpdate();
   if (!(await commandExists("dpkg-source"))) await aptInstall(["dpkg-dev"]);
-  step(`Downloading ${PG_PACKAGE} ${version} source into ${parent}`);
-  await Deno.remove(parent, { recursive: true }).catch(() => {});
-  await Deno.mkdir(parent, { recursive: true });
-  await must("apt-get", ["source", `${PG_PACKAGE}=${version}`], {
-    what: "apt-get source",
-    cwd: parent,
-  });
-  if (!(await exists(`${srcDir}/src/test/regress/parallel_schedule`))) {
-    throw new CompatError(`apt-get source did not unpack the regression suite into ${srcDir}`);
+  const candidates = [version, ...(await sourceVersions()).filter((v) => v !== version)];
+  for (const v of candidates) {
+    const { srcDir } = unpacked(v);
+    const parent = `${CACHE}/src/${v}`;
+    step(`Downloading ${PG_PACKAGE} ${v} source into ${parent}`);
+    await Deno.remove(parent, { recursive: true }).catch(() => {});
+    await Deno.mkdir(parent, { recursive: true });
+    const r = await run("apt-get", ["source", `${PG_PACKAGE}=${v}`], { cwd: parent });
+    if (r.code !== 0) {
+      step(`Debian does not serve ${PG_PACKAGE} ${v}'s source; trying an older one`);
+      continue;
+    }
+    if (!(await exists(`${srcDir}/src/test/regress/parallel_schedule`))) {
+      throw new CompatError(`apt-get source did not unpack the regression suite into ${srcDir}`);
+    }
+    if (v !== version) step(`Using the regression suite of ${v} against the ${version} server`);
+    return unpacked(v);
   }
-  return srcDir;
+  throw new CompatError(`Debian serves no source of ${PG_PACKAGE} that apt-get can download`);
+}
+
+/** `1:15.18-0+deb12u1` → `15.18`. */
+function upstreamOf(version: string): string {
+  return version.replace(/^\d+:/, "").replace(/-[^-]*$/, "");
+}
+
+/** Source versions apt lists for the package, newest first. */
+async function sourceVersions(): Promise<string[]> {
+  const r = await run("apt-cache", ["showsrc", PG_PACKAGE]);
+  const vs = [...r.stdout.matchAll(/^Version: (\S+)$/gm)].map((m) => m[1]);
+  return [...new Set(vs)].sort((a, b) => compareVersions(b, a));
+}
+
+/** Versions whose source is already unpacked under the cache. */
+async function cachedSourceVersions(): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${CACHE}/src`)) if (e.isDirectory) out.push(e.name);
+  } catch {
+    // no cache yet
+  }
+  return out.sort((a, b) => compareVersions(b, a));
+}
+
+/** Orders Debian versions of one package by their upstream numbers (enough for 15.x). */
+function compareVersions(a: string, b: string): number {
+  const pa = upstreamOf(a).split(".").map(Number);
+  const pb = upstreamOf(b).split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d) return d;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 async function sourceAvailable(version: string): Promise<boolean> {
