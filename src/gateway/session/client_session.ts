@@ -8,6 +8,7 @@ import {
 } from "../../shared/errors/mod.ts";
 import { parseScramVerifier, ScramError, ScramServer } from "../../shared/auth/mod.ts";
 import {
+  CANCEL_REQUEST_CODE,
   concatBytes,
   FrameReader,
   FrontendCode,
@@ -17,6 +18,7 @@ import {
   READY_IDLE,
   slab,
   SSL_REQUEST_CODE,
+  unsupportedProtocol,
   WireWriter,
   writeAuthOk,
   writeAuthSasl,
@@ -244,13 +246,9 @@ export class ClientSession implements SessionListener {
         gssDone = true;
         continue;
       }
-      let pkt;
-      try {
-        pkt = parseStartupPacket(r.body);
-      } catch (e) {
-        if (e instanceof PgError && e.message === "invalid length of startup packet") return false;
-        throw e;
-      }
+      // A CancelRequest of the wrong length: Postgres only logs it and closes.
+      if (version === CANCEL_REQUEST_CODE && r.body.length !== 12) return false;
+      const pkt = parseStartupPacket(r.body);
       if (pkt.kind === "cancel") {
         // As Postgres: act on it if the key matches, answer nothing, close.
         await this.#handler.cancelRequest(pkt.pid, pkt.secret).catch((e) =>
@@ -824,14 +822,4 @@ function unencryptedAfter(what: string): PgError {
     detail:
       "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.",
   });
-}
-
-function unsupportedProtocol(version: number): PgError {
-  return new PgError(
-    SqlState.FEATURE_NOT_SUPPORTED,
-    `unsupported frontend protocol ${version >>> 16}.${
-      version & 0xffff
-    }: server supports 3.0 to 3.0`,
-    { severity: "FATAL" },
-  );
 }

@@ -54,6 +54,20 @@ function badLayout(): PgError {
 }
 
 /**
+ * Postgres's FATAL 0A000 for a startup packet whose protocol version (or request code) it does
+ * not serve, e.g. a second SSLRequest.
+ */
+export function unsupportedProtocol(version: number): PgError {
+  return new PgError(
+    SqlState.FEATURE_NOT_SUPPORTED,
+    `unsupported frontend protocol ${version >>> 16}.${
+      version & 0xffff
+    }: server supports 3.0 to 3.0`,
+    { severity: "FATAL" },
+  );
+}
+
+/**
  * Parses the body (after the length) of a StartupMessage, SSLRequest, GSSENCRequest or
  * CancelRequest. A minor version above 0 is accepted and returned in `version` so the caller
  * can answer with NegotiateProtocolVersion.
@@ -69,14 +83,7 @@ export function parseStartupPacket(body: Uint8Array): StartupPacket {
     if (body.length !== 12) throw protocolViolation("invalid length of startup packet");
     return { kind: "cancel", pid: int32(body, 4), secret: int32(body, 8) };
   }
-  const major = version >>> 16;
-  if (major !== PROTOCOL_VERSION_3 >>> 16) {
-    throw new PgError(
-      SqlState.FEATURE_NOT_SUPPORTED,
-      `unsupported frontend protocol ${major}.${version & 0xffff}: server supports 3.0 to 3.0`,
-      { severity: "FATAL" },
-    );
-  }
+  if (version >>> 16 !== PROTOCOL_VERSION_3 >>> 16) throw unsupportedProtocol(version);
   const params = new Map<string, string>();
   const end = body.length;
   let off = 4;
