@@ -5,6 +5,7 @@ import {
   ensurePrereqs,
   LocalCluster,
   lsnBytes,
+  watchShards,
 } from "../provisioner/mod.ts";
 import { newestPrimary } from "../shared/topo/mod.ts";
 
@@ -66,6 +67,11 @@ async function main(args: string[]): Promise<number> {
     const cluster = LocalCluster.load(values["data-dir"]!);
     const res = await cluster.switchover({ to: values.to || undefined });
     console.log(`Switched over: ${res.primary} is the primary (term ${res.term}).`);
+    return 0;
+  }
+  if (group === "cluster" && verb === "provision") {
+    // The shard provisioner's process (started by `cluster start`; not for people to run).
+    await watchShards(values["data-dir"]!);
     return 0;
   }
   if (group !== "cluster" || !["start", "stop", "status"].includes(verb ?? "")) {
@@ -186,6 +192,35 @@ function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
       } not joined: the replica of cell ${cell} does not stream ` +
         `yet (see ${cluster.cfg.dataDir}/cells/${cell}/logs)`,
     );
+  }
+  lines.push("", "Databases:");
+  if (!st.layout) lines.push("  (the hidden schema cannot be read now: no serving primary)");
+  for (const db of st.layout ?? []) {
+    lines.push(`  ${db.name}`);
+    for (const tg of db.tablegroups) {
+      lines.push(`    tablegroup ${tg.name}`);
+      for (const sh of tg.shards) {
+        const members = st.poolers.filter((p) =>
+          p.shard === sh.name && p.tablegroup === tg.name &&
+          (p.database === db.name || tg.name === "default")
+        );
+        // A database's default tablegroup lives on the default database's server.
+        const on = tg.name === "default" && !members.some((p) => p.database === db.name)
+          ? members.filter((p) => p.database !== db.name)
+          : members.filter((p) => p.database === db.name);
+        const desc = on.length
+          ? on.map((p) => `${p.id} ${p.type}${p.serving ? "" : " (not serving)"}`).join(", ")
+          : "no pooler yet";
+        lines.push(`      shard ${sh.name.padEnd(10)} ${desc}`);
+      }
+      for (const t of (db.tables ?? []).filter((t) => t.tablegroup === tg.name)) {
+        lines.push(
+          `      table ${t.name}${
+            t.shardingColumn ? ` sharded by ${t.shardingColumn} (${t.shardingType})` : ""
+          }`,
+        );
+      }
+    }
   }
   lines.push("", `Gateways: ${st.gateways.join(", ") || "none"}`);
   lines.push(`Orchs: ${st.orchs.join(", ") || "none"}`);

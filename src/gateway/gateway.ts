@@ -2,6 +2,9 @@ import type { Logger } from "../shared/log/mod.ts";
 import type { GetAuthCredentialsResponse } from "../shared/grpc/types.ts";
 import type { Router } from "./router/router.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./session/handler.ts";
+import { type DefaultRelay, StatementRouter } from "./shardsession/statement_router.ts";
+import { PlanCache, planQuery } from "./planner/mod.ts";
+import type { ShardMap } from "./router/shard_map.ts";
 import { ClientSession } from "./session/client_session.ts";
 import { NodeSocketTransport } from "./session/transport.ts";
 import net from "node:net";
@@ -99,6 +102,38 @@ export class Gateway implements GatewayHandler {
   sessionEnded(id: SessionIdentity): void {
     const entry = this.#live.get(localId(id.sessionId));
     if (entry?.id.sessionId === id.sessionId) this.#live.delete(localId(id.sessionId));
+  }
+
+  readonly #plans = new PlanCache();
+
+  statementRouter(
+    session: { user: string; database: string; startup: Record<string, string> },
+    relay: DefaultRelay,
+  ): StatementRouter {
+    const router = this.#router;
+    const db = session.database;
+    return new StatementRouter(
+      {
+        map: () => router.shardMap(db),
+        plan: (sql: string, map: ShardMap) => {
+          // Plans depend on the database's layout: its name and version are part of the key.
+          const key = `${db}\0${sql}`;
+          const hit = this.#plans.get(key, map.version);
+          if (hit) return hit;
+          const plan = planQuery(sql, map);
+          this.#plans.set(key, map.version, plan);
+          return plan;
+        },
+        routeShard: (tg, shard) => router.routeShard(db, tg, shard),
+        newDataPlaneId: () => this.newDataPlaneId(),
+        changeMetadata: (req) =>
+          router.changeMetadata({ user: session.user, database: db, ...req }),
+        refresh: () => router.refresh(),
+        missingShards: (tg, shards) => router.missingShards(db, tg, shards),
+      },
+      relay,
+      session,
+    );
   }
 
   /** A CancelRequest: ours is acted on when the secret matches; another gateway's is forwarded. */

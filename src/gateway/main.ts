@@ -16,6 +16,7 @@ import {
 import { Gateway, MAX_PID_PREFIX } from "./gateway.ts";
 import type { Topo } from "../shared/topo/mod.ts";
 import { Router } from "./router/router.ts";
+import { initPlanner } from "./planner/mod.ts";
 import { loadTlsContext } from "./session/transport.ts";
 
 export const GATEWAY_FLAGS = {
@@ -57,6 +58,8 @@ async function main(): Promise<void> {
   const id = cfg.id || `gateway-${crypto.randomUUID().slice(0, 8)}`;
   const { logger, env, topo } = await startComponent("multigateway", id, cfg);
   const failoverWindowMs = cfg["failover-window-ms"];
+  // The Postgres grammar (WebAssembly) the planner parses statements with.
+  await initPlanner();
   const router = new Router(topo, logger, { failoverWindowMs });
   router.start();
   env.onShutdown(() => router.stop());

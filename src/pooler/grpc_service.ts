@@ -9,7 +9,11 @@ import {
 import type { Logger } from "../shared/log/mod.ts";
 import { decodeDataPlaneRequest, encodeDataPlaneResponse } from "../shared/grpc/dataplane_codec.ts";
 import { type BidiServer, serveBidi } from "../shared/grpc/h2/mod.ts";
-import { DATA_PLANE_PATH, type SessionResponse } from "../shared/grpc/types.ts";
+import {
+  type ChangeMetadataRequest,
+  DATA_PLANE_PATH,
+  type SessionResponse,
+} from "../shared/grpc/types.ts";
 import { Batcher } from "./dataplane/batcher.ts";
 import { type PoolMode, SessionTable } from "./dataplane/session_table.ts";
 import type { Pooler } from "./pooler.ts";
@@ -121,6 +125,10 @@ export function poolerService(
 
     GetAuthCredentials: unary((req: { user: string }) => pooler.getAuthCredentials(req.user)),
     GetMetadata: unary(() => pooler.getMetadata()),
+    ChangeMetadata: unary(async (req: ChangeMetadataRequest) => {
+      await pooler.changeMetadata(req);
+      return {};
+    }),
     AppointPrimary: unary(async (req: { rule: Parameters<Pooler["appointPrimary"]>[0] }) => ({
       rule: await pooler.appointPrimary(req.rule),
     })),

@@ -1,5 +1,6 @@
 import { PgError, SqlState } from "../shared/errors/mod.ts";
 import type {
+  ChangeMetadataRequest,
   GetAuthCredentialsResponse,
   GetMetadataResponse,
   HealthStatus,
@@ -13,7 +14,9 @@ import type { Logger } from "../shared/log/mod.ts";
 import { encodeRecord, newestPrimary, type Registration, type Topo } from "../shared/topo/mod.ts";
 import { AdminConn } from "./admin.ts";
 import type { PgAddress } from "./backend/backend_conn.ts";
+import { changeMetadata } from "./metadata/changes.ts";
 import {
+  DEFAULT_TABLEGROUP,
   literal,
   readLayout,
   readRule,
@@ -131,7 +134,9 @@ export class Pooler {
       new AdminConn({
         address: () => this.#pgAddress(),
         user: cfg.adminUser,
-        database: cfg.database,
+        // The maintenance database every server has: a shard's own database is made only
+        // once it is appointed primary (see #ensureDatabase).
+        database: MAINTENANCE_DATABASE,
         logger: deps.logger,
       });
     this.#admin = admin();
@@ -162,7 +167,7 @@ export class Pooler {
     if (this.#type === "PRIMARY") {
       // Keep the metadata schema current with this version's definition. Not awaited: it
       // commits under the durability policy, which may wait for replicas.
-      this.#writeRule(schemaSql(this.cfg.database))
+      this.#writeRule(this.#schemaSql())
         .catch((e) => this.#logger.warn("cannot update the metadata schema", { error: e }));
     }
     await this.#readLsn();
@@ -545,6 +550,41 @@ export class Pooler {
   }
 
   /**
+   * Writes a change to the hidden schema's databases, tablegroups and tables: only the default
+   * tablegroup's primary holds them.
+   */
+  async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
+    if (this.#type !== "PRIMARY" || this.cfg.tablegroup !== DEFAULT_TABLEGROUP) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        "this pooler is not the primary of the default tablegroup",
+        { retryable: true },
+      );
+    }
+    await changeMetadata(this.#ruleWriter, req);
+  }
+
+  /** The hidden schema; only the default tablegroup's server records the cluster's databases. */
+  #schemaSql(): string {
+    return schemaSql(this.cfg.database, { seed: this.cfg.tablegroup === DEFAULT_TABLEGROUP });
+  }
+
+  /**
+   * A new shard's server gets the database its tables live in (the default database's server
+   * has it: Postgres's own CREATE DATABASE made it there).
+   */
+  async #ensureDatabase(): Promise<void> {
+    const db = this.cfg.database;
+    if (db === MAINTENANCE_DATABASE) return;
+    const r = await this.#admin.query(
+      `SELECT 1 FROM pg_catalog.pg_database WHERE datname = ${literal(db)}`,
+    );
+    if (r.rows.length) return;
+    this.#logger.info("creating the shard's database", { database: db });
+    await this.#admin.query(`CREATE DATABASE ${quoteIdent(db)}`);
+  }
+
+  /**
    * Becomes the primary of the shard under `rule`: at bootstrap, and as the last step of a
    * failover (after promote()). The rule is written as a row in this Postgres, so it commits
    * under the durability policy like any other write.
@@ -567,7 +607,8 @@ export class Pooler {
     if (await this.#inRecovery()) {
       throw new PgError(SqlState.CANNOT_CONNECT_NOW, "Postgres is in recovery; cannot be primary");
     }
-    await this.#writeRule(schemaSql(this.cfg.database));
+    await this.#writeRule(this.#schemaSql());
+    await this.#ensureDatabase();
     await this.#writeRule(writeRuleSql(this.#shardKey(), rule));
     this.#rule = await readRule(this.#admin, this.#shardKey());
     await this.#terms?.promise(rule.term);
@@ -785,6 +826,9 @@ export class Pooler {
     this.#ruleWriter.close();
   }
 }
+
+/** The database every Postgres server has, where the pooler's own connection goes. */
+const MAINTENANCE_DATABASE = "postgres";
 
 /** How often the primary re-reads the policy and the shard's replicas. */
 const POLICY_CHECK_MS = 2000;

@@ -2,7 +2,9 @@ import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import type {
   CellRecord,
+  DatabaseLayout,
   DatabaseRecord,
+  GetMetadataResponse,
   PoolerRecord,
   PoolerStatusResponse,
 } from "../shared/grpc/types.ts";
@@ -11,6 +13,7 @@ import { decodeRecord, encodeRecord, Topo, TopoPaths, TopoServer } from "../shar
 import { envName } from "../shared/servenv/mod.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
 import { alive, type ProcessSpec, readPid, sleep, spawnDetached, stopPid } from "./processes.ts";
+import { ShardProvisioner } from "./shards.ts";
 
 /** Everything that defines a local cluster; saved as `<data-dir>/cluster.json`. */
 export interface LocalClusterConfig {
@@ -50,6 +53,22 @@ export interface LocalClusterConfig {
    * join is then retried in the background). Default 300 s: a base backup takes a while.
    */
   joinTimeoutMs?: number;
+  /**
+   * Set for the processes of one shard of a tablegroup other than `default` (started by the
+   * shard provisioner from the hidden schema): only pgctld and a pooler, on the shard's ports.
+   */
+  shard?: ShardCellSpec;
+}
+
+/** One cell's member of a shard the provisioner runs. */
+export interface ShardCellSpec {
+  database: string;
+  tablegroup: string;
+  name: string;
+  /** The shard's slot: it picks the ports (see shardPorts). */
+  slot: number;
+  /** 0 for the cell that bootstraps the shard's primary; further cells join as replicas. */
+  cellIndex: number;
 }
 
 export const DEFAULT_CONFIG: LocalClusterConfig = {
@@ -67,6 +86,28 @@ export const DEFAULT_CONFIG: LocalClusterConfig = {
 
 /** Processes of a further cell (see LocalClusterConfig.cells). */
 const MEMBER_COMPONENTS = ["pgctld", "multipooler", "multiorch"] as const;
+/** Processes of a shard's member in a cell (the cell's orch serves every shard). */
+const SHARD_COMPONENTS = ["pgctld", "multipooler"] as const;
+
+/** Most shards the local provisioner runs at once (slots 1…MAX_SHARD_SLOTS). */
+export const MAX_SHARD_SLOTS = 99;
+
+/**
+ * The ports of a shard's member: 20000 + port offset + 20 × slot + 6 × cell index, then pgctld
+ * HTTP, pgctld gRPC, pooler HTTP, pooler gRPC, pooler data plane, Postgres (at most 3 cells).
+ */
+export function shardPorts(offset: number, slot: number, cellIndex: number) {
+  const base = 20000 + offset + 20 * slot + 6 * cellIndex;
+  return {
+    ...clusterPorts(offset),
+    pgctldHttp: base,
+    pgctldGrpc: base + 1,
+    poolerHttp: base + 2,
+    poolerGrpc: base + 3,
+    poolerDataPlane: base + 4,
+    postgres: base + 5,
+  };
+}
 
 /** The ports of a cluster with the given offset (DESIGN.md's defaults at offset 0). */
 export function clusterPorts(offset: number) {
@@ -91,13 +132,22 @@ export function clusterPorts(offset: number) {
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Start order; stop runs it backwards. */
-const COMPONENTS = ["etcd", "pgctld", "multipooler", "multiorch", "multigateway"] as const;
+const COMPONENTS = [
+  "etcd",
+  "pgctld",
+  "multipooler",
+  "multiorch",
+  "multigateway",
+  "provisioner",
+] as const;
 export type Component = typeof COMPONENTS[number];
 const SOURCES: Record<Exclude<Component, "etcd">, string> = {
   pgctld: "src/pgctld/main.ts",
   multipooler: "src/pooler/main.ts",
   multiorch: "src/orch/main.ts",
   multigateway: "src/gateway/main.ts",
+  // The shard provisioner is a subcommand of the CLI (`multigres cluster provision`).
+  provisioner: "src/cli/main.ts",
 };
 
 /** A cluster on this machine: one etcd and, for the cell, pgctld + Postgres, pooler, orch, gateway. */
@@ -112,7 +162,9 @@ export class LocalCluster {
     // A compiled `multigres` starts the compiled components beside it.
     const binDir = cfg.binDir || (Deno.build.standalone ? dirname(Deno.execPath()) : "");
     this.cfg = { ...DEFAULT_CONFIG, ...cfg, binDir, dataDir: resolve(cfg.dataDir) };
-    this.ports = clusterPorts(cfg.portOffset);
+    this.ports = cfg.shard
+      ? shardPorts(cfg.portOffset, cfg.shard.slot, cfg.shard.cellIndex)
+      : clusterPorts(cfg.portOffset);
     this.#log = log;
     if (this.cfg.memberOf) return;
     for (let i = 2; i <= (this.cfg.cells ?? 1); i++) {
@@ -134,7 +186,14 @@ export class LocalCluster {
 
   /** The processes this cell runs. */
   get #components(): readonly Component[] {
+    if (this.cfg.shard) return SHARD_COMPONENTS;
     return this.cfg.memberOf ? MEMBER_COMPONENTS : COMPONENTS;
+  }
+
+  /** This cell's pooler id. */
+  get poolerId(): string {
+    const shard = this.cfg.shard;
+    return shard ? `${this.cfg.cell}-s${shard.slot}-pooler` : `${this.cfg.cell}-pooler-0`;
   }
 
   /** Reads the config a started cluster saved in its data directory. */
@@ -313,6 +372,18 @@ export class LocalCluster {
         ],
       };
     }
+    if (c === "provisioner") {
+      const args = ["cluster", "provision", `--data-dir=${this.cfg.dataDir}`];
+      const env = { [envName("pg-superuser-password")]: this.cfg.password };
+      if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/multigres`, args, env };
+      return {
+        name: c,
+        cmd: Deno.execPath(),
+        args: ["run", "-A", "--quiet", `${REPO_ROOT}${SOURCES[c]}`, ...args],
+        cwd: REPO_ROOT,
+        env,
+      };
+    }
     const common = [
       `--cluster=${this.cfg.cluster}`,
       `--cell=${this.cfg.cell}`,
@@ -329,14 +400,21 @@ export class LocalCluster {
         "--stop-postgres-on-exit",
       ],
       multipooler: [
-        `--id=${this.cfg.cell}-pooler-0`,
+        `--id=${this.poolerId}`,
+        ...(this.cfg.shard
+          ? [
+            `--database=${this.cfg.shard.database}`,
+            `--tablegroup=${this.cfg.shard.tablegroup}`,
+            `--shard=${this.cfg.shard.name}`,
+          ]
+          : []),
         `--http-port=${p.poolerHttp}`,
         `--grpc-port=${p.poolerGrpc}`,
         `--data-plane-port=${this.cfg.dataPlane === "grpc-js" ? 0 : p.poolerDataPlane}`,
         `--pgctld-addr=127.0.0.1:${p.pgctldGrpc}`,
         `--pool-mode=${this.cfg.poolMode}`,
         ...(this.cfg.poolCapacity ? [`--pool-capacity=${this.cfg.poolCapacity}`] : []),
-        ...(this.cfg.memberOf ? ["--join"] : []),
+        ...(this.cfg.memberOf && (this.cfg.shard?.cellIndex ?? 1) > 0 ? ["--join"] : []),
         `--state-file=${this.cfg.dataDir}/pooler-state.json`,
       ],
       multiorch: [
@@ -353,6 +431,7 @@ export class LocalCluster {
         `--bind-address=${this.cfg.gatewayListenAddress}`,
         ...this.#tlsFlags(),
       ],
+      provisioner: [],
     };
     const flags = [...common, ...args[c]];
     // The password goes through the environment, not the command line, which `ps` shows.
@@ -476,7 +555,7 @@ export class LocalCluster {
    * as the primary (after a failover).
    */
   async waitForReplica(timeoutMs = 300_000): Promise<void> {
-    const id = `${this.cfg.cell}-pooler-0`;
+    const id = this.poolerId;
     let last = "not registered yet";
     await retryUntil(timeoutMs, () => `${id} did not become a replica: ${last}`, async () => {
       this.#assertAlive();
@@ -534,6 +613,13 @@ export class LocalCluster {
   /** Stops every component by PID, gateway first, etcd last; Postgres with its pgctld. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    if (!this.cfg.memberOf) {
+      // The shard provisioner first (it would start shards again), then every shard.
+      const pid = readPid(this.#pidPath("provisioner"));
+      if (pid) await stopPid(pid, "SIGTERM", 15_000);
+      const shards = new ShardProvisioner(this, this.#log).allCells();
+      await Promise.all(shards.map((c) => c.stop()));
+    }
     for (const m of this.members) await m.stop();
     for (const c of [...this.#components].reverse()) {
       const pid = readPid(this.#pidPath(c));
@@ -581,6 +667,15 @@ export class LocalCluster {
           const r = m.running();
           return MEMBER_COMPONENTS.map((c) => ({ name: `${m.cfg.cell} ${c}`, pid: r[c] ?? 0 }));
         }),
+        ...(this.cfg.memberOf ? [] : new ShardProvisioner(this, () => {}).allCells()).flatMap(
+          (m) => {
+            const r = m.running();
+            return SHARD_COMPONENTS.map((c) => ({
+              name: `${m.cfg.cell} s${m.cfg.shard!.slot} ${c}`,
+              pid: r[c] ?? 0,
+            }));
+          },
+        ),
       ],
       poolers: [],
       lsns: {},
@@ -588,6 +683,7 @@ export class LocalCluster {
       gateways: [],
       orchs: [],
       notJoined: [],
+      layout: null,
       topoError: "",
     };
     if (!running.etcd) {
@@ -614,6 +710,7 @@ export class LocalCluster {
         const rec = out.poolers.find((p) => p.id === `${m.cfg.cell}-pooler-0`);
         if (rec?.type !== "REPLICA" && rec?.type !== "PRIMARY") out.notJoined.push(m.cfg.cell);
       }
+      out.layout = await readLayoutFrom(out.poolers);
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
       // One orch per cell; the dev cluster's cells share one etcd.
       for (const c of [this, ...this.members]) {
@@ -639,10 +736,30 @@ export interface ClusterStatus {
   orchs: string[];
   /** Replica cells whose pooler is not registered as a replica (or primary): not joined yet. */
   notJoined: string[];
+  /** Databases → tablegroups → shards and tables, from the hidden schema (null: unreadable). */
+  layout: DatabaseLayout[] | null;
   topoError: string;
 }
 
-/** An error that stops retryUntil at once. */
+/** The hidden schema's layout, from the default tablegroup's primary (null when none answers). */
+async function readLayoutFrom(poolers: PoolerRecord[]): Promise<DatabaseLayout[] | null> {
+  const primary = poolers.find((p) =>
+    p.type === "PRIMARY" && p.serving && p.tablegroup === "default"
+  );
+  if (!primary) return null;
+  const client = makeClient("MultiPooler", primary.addr);
+  try {
+    const md = await callUnary<GetMetadataResponse>(client, "GetMetadata", {}, {
+      deadlineMs: 3000,
+    });
+    return md.databases;
+  } catch {
+    return null;
+  } finally {
+    client.close();
+  }
+}
+
 /** A pooler's WAL position from its Status call; "" when it does not answer in time. */
 async function poolerLsn(addr: string): Promise<string> {
   const client = makeClient("MultiPooler", addr);

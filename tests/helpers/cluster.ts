@@ -20,7 +20,9 @@ export interface TestCluster {
   /** Runs psql against the gateway. */
   psql(args: string[], opts?: { password?: string; database?: string }): Promise<PsqlResult>;
   /** A connected npm:pg client to the gateway (or to Postgres directly). */
-  client(opts?: { direct?: boolean; database?: string; password?: string }): Promise<pg.Client>;
+  client(
+    opts?: { direct?: boolean; port?: number; database?: string; password?: string },
+  ): Promise<pg.Client>;
   /** An npm:postgres (postgres.js) client of the gateway, as postgres; `opts` add or override. */
   sql(opts?: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql;
   stop(): Promise<void>;
@@ -76,7 +78,7 @@ export async function startCluster(
     client: async (opts = {}) => {
       const c = new pg.Client({
         host: "127.0.0.1",
-        port: opts.direct ? directPort : port,
+        port: opts.port ?? (opts.direct ? directPort : port),
         user: "postgres",
         password: opts.password ?? password,
         database: opts.database ?? "postgres",

@@ -1,5 +1,6 @@
 import {
   callUnary,
+  type ChangeMetadataRequest,
   type DataPlaneRequest,
   type DataPlaneResponse,
   type GetAuthCredentialsResponse,
@@ -74,6 +75,10 @@ export class PoolerConn {
 
   getMetadata(): Promise<GetMetadataResponse> {
     return callUnary(this.#client, "GetMetadata", {});
+  }
+
+  async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
+    await callUnary(this.#client, "ChangeMetadata", req, { deadlineMs: 30_000 });
   }
 
   /** Starts a session; `listener` gets the ParameterStatus frames (or a FATAL error) and onDone. */

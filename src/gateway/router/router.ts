@@ -1,5 +1,6 @@
 import { PgError, SqlState, unknownDatabase, withSeverity } from "../../shared/errors/mod.ts";
 import type {
+  ChangeMetadataRequest,
   GetAuthCredentialsResponse,
   GetMetadataResponse,
   PoolerRecord,
@@ -7,6 +8,7 @@ import type {
 import type { Logger } from "../../shared/log/mod.ts";
 import { newestPrimary, type Topo } from "../../shared/topo/mod.ts";
 import { PoolerConn } from "../poolergateway/pooler_conn.ts";
+import { ShardMap } from "./shard_map.ts";
 
 const DEFAULT_TABLEGROUP = "default";
 const UNSHARDED = "0-inf";
@@ -114,7 +116,8 @@ export class Router {
     let last: unknown = noPooler();
     const deadline = Date.now() + this.#failoverWindowMs;
     do {
-      for (const rec of this.#anyServing()) {
+      // Roles live on the default tablegroup's servers (a shard's server has only its own).
+      for (const rec of this.#anyServing().filter((p) => p.tablegroup === DEFAULT_TABLEGROUP)) {
         try {
           return await this.#conn(rec).getAuthCredentials(user);
         } catch (e) {
@@ -167,10 +170,15 @@ export class Router {
   #refreshMetadata(): Promise<void> {
     this.#refreshing ??= (async () => {
       try {
-        for (const rec of this.#anyServing()) {
+        // The default tablegroup's servers hold the metadata (a shard's server has none).
+        const servers = this.#anyServing().filter((p) => p.tablegroup === DEFAULT_TABLEGROUP);
+        servers.sort((a, b) => (a.type === "PRIMARY" ? 0 : 1) - (b.type === "PRIMARY" ? 0 : 1));
+        for (const rec of servers) {
           try {
             this.#metadata = await this.#conn(rec).getMetadata();
             this.#metadataAt = Date.now();
+            this.#maps.clear();
+            this.#version++;
             return;
           } catch (e) {
             this.#logger.debug("metadata fetch failed", { pooler: rec.id, error: e });
@@ -181,6 +189,85 @@ export class Router {
       }
     })();
     return this.#refreshing;
+  }
+
+  readonly #maps = new Map<string, ShardMap>();
+  #version = 0;
+
+  /**
+   * The database's shard map as last fetched (a stale one starts a refetch in the background);
+   * null when the database is unknown.
+   */
+  shardMap(database: string): ShardMap | null {
+    if (Date.now() - this.#metadataAt > METADATA_TTL_MS) {
+      this.#refreshMetadata().catch(() => {});
+    }
+    let map = this.#maps.get(database);
+    if (map) return map;
+    const layout = this.#metadata?.databases.find((d) => d.name === database);
+    if (!layout) return null;
+    map = new ShardMap(layout, this.#version);
+    this.#maps.set(database, map);
+    return map;
+  }
+
+  /** Fetches the metadata now (after a change of it). */
+  refresh(): Promise<void> {
+    this.#metadataAt = 0;
+    return this.#refreshMetadata();
+  }
+
+  /**
+   * The pooler connection for one shard's primary; while none serves (a failover), waits up to
+   * the failover window. Throws 57P03 (an ERROR: the client session goes on) when none comes.
+   */
+  async routeShard(database: string, tablegroup: string, shard: string): Promise<PoolerConn> {
+    const find = () =>
+      newestPrimary(
+        this.#poolers,
+        (p) =>
+          p.serving && p.database === database && p.tablegroup === tablegroup && p.shard === shard,
+      );
+    let rec = find();
+    const deadline = Date.now() + this.#failoverWindowMs;
+    while (!rec && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
+      rec = find();
+    }
+    if (!rec) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        `no primary is serving shard ${shard} of tablegroup "${tablegroup}" right now`,
+        { retryable: true },
+      );
+    }
+    return this.#conn(rec);
+  }
+
+  /** Shards of the tablegroup that have no serving primary now. */
+  missingShards(database: string, tablegroup: string, shards: readonly string[]): string[] {
+    return shards.filter((s) =>
+      !this.#poolers.some((p) =>
+        p.serving && p.type === "PRIMARY" && p.database === database &&
+        p.tablegroup === tablegroup && p.shard === s
+      )
+    );
+  }
+
+  /** Writes a metadata change on the default tablegroup's primary (see MultiPooler.ChangeMetadata). */
+  async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
+    const rec = newestPrimary(
+      this.#poolers,
+      (p) => p.serving && p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED,
+    );
+    if (!rec) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        "no primary of the default tablegroup is serving right now",
+        { retryable: true },
+      );
+    }
+    await this.#conn(rec).changeMetadata(req);
   }
 
   /** Pooler id serving each database's primary, for status pages. */

@@ -37,6 +37,8 @@ import {
   FLOW_WINDOW_BYTES,
 } from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
+import type { StatementRouter } from "../shardsession/statement_router.ts";
+import type { Message } from "../shardsession/messages.ts";
 import { writeAll } from "./_io.ts";
 import type { ClientTransport } from "./transport.ts";
 
@@ -86,6 +88,20 @@ const FORWARDED: Record<number, true> = {
   [FrontendCode.CopyDone]: true,
   [FrontendCode.CopyFail]: true,
 };
+/** Messages the statement router sees in units (COPY data and function calls go straight on). */
+const UNIT_TYPES: Record<number, true> = {
+  [FrontendCode.Query]: true,
+  [FrontendCode.Parse]: true,
+  [FrontendCode.Bind]: true,
+  [FrontendCode.Describe]: true,
+  [FrontendCode.Execute]: true,
+  [FrontendCode.Close]: true,
+  [FrontendCode.Sync]: true,
+  [FrontendCode.Flush]: true,
+};
+/** First bytes of a statement that may be DDL the gateway carries out (c, d, a, or a comment). */
+const MAYBE_DDL = new Uint8Array(256);
+for (const c of "cCdDaA/-") MAYBE_DDL[c.charCodeAt(0)] = 1;
 /** Pause between attempts to open a moving session on the primary. */
 const MOVE_RETRY_MS = 200;
 const SSL_NOT_SUPPORTED = new Uint8Array([0x4e]); // 'N'
@@ -160,8 +176,27 @@ export class ClientSession implements SessionListener {
   #piecesSettled = 0;
   /** From the pooler's last answer: the backend is reserved, or the session has state there. */
   #pinned = false;
+  /** From the pooler's last answer: ReservationReason bits. */
+  #reserved = 0;
   /** While the session moves to another pooler: its requests wait for this. */
   #moving: Promise<void> | null = null;
+  /**
+   * Routes statements to the shards of the database's tablegroups (null: the handler has no
+   * sharding, as in protocol tests); see StatementRouter.
+   */
+  #stmt: StatementRouter | null = null;
+  /** Messages of the unit (up to a Query or Sync) being gathered for the statement router. */
+  #unit: Message[] = [];
+  /** While a unit runs elsewhere than the relay: reading waits for its answer. */
+  #busy: Promise<void> | null = null;
+  /** Resolved when the relay has answered everything sent (see #relayIdle). */
+  #idleWaiters: (() => void)[] = [];
+  /** While the relay runs a unit for the statement router: its answer is gathered here. */
+  #collector: {
+    frames: Uint8Array[];
+    resolve: (b: Uint8Array) => void;
+    reject: (e: PgError) => void;
+  } | null = null;
 
   constructor(conn: ClientTransport, handler: GatewayHandler, opts: ClientSessionOptions = {}) {
     this.#conn = conn;
@@ -356,7 +391,10 @@ export class ClientSession implements SessionListener {
   }
 
   async #openSession(): Promise<boolean> {
-    const id = this.#handler.newSession(() => this.#backend?.cancel(this.#dpId));
+    const id = this.#handler.newSession(() => {
+      this.#backend?.cancel(this.#dpId);
+      this.#stmt?.cancel();
+    });
     this.#id = id;
     this.#dpId = id.sessionId;
     const answer = await this.#openWithin(Date.now() + this.#opts.failoverWindowMs);
@@ -368,6 +406,15 @@ export class ClientSession implements SessionListener {
       this.#ended = true;
       return false;
     }
+    this.#stmt = this.#handler.statementRouter?.(
+      { user: this.#user, database: this.#database, startup: this.#startup },
+      {
+        collect: (p) => this.#collect(p),
+        reserved: () => this.#reserved,
+        idle: () => this.#relayIdle(),
+        send: (b) => this.#send(b),
+      },
+    ) ?? null;
     const w = new WireWriter(32);
     writeBackendKeyData(w, id.pid, id.secret);
     w.raw(READY_IDLE);
@@ -501,6 +548,10 @@ export class ClientSession implements SessionListener {
         await this.#moving;
         continue;
       }
+      if (this.#busy) {
+        await this.#busy;
+        continue;
+      }
       this.#forwardBuffered();
       if (this.#ended || this.#endReason !== undefined) return;
       const full = this.#backend?.congested();
@@ -559,6 +610,34 @@ export class ClientSession implements SessionListener {
           this.#endReason = CloseReason.TERMINATE;
           break;
         }
+        if (this.#stmt && UNIT_TYPES[r.code] && this.#wantsUnit(r.code, r.body)) {
+          // A statement the router must see: what came before goes on first.
+          this.#flushFrames(start, end);
+          start = -1;
+          this.#unit.push({ code: r.code, frame: slab.copy(r.frame) });
+          if (r.code === FrontendCode.Flush && !this.#stmt.active) {
+            // A database without tablegroup tables: whatever the unit holds goes to its shard,
+            // and a client waiting on Flush must get its answers now.
+            this.#execute(concatBytes(this.#unit.map((m) => m.frame)));
+            this.#unit = [];
+            continue;
+          }
+          // A Flush ends a unit too: a client may wait for the answers so far before it goes on
+          // (the router keeps the rest of its messages up to Sync on the same shard).
+          if (
+            r.code !== FrontendCode.Query && r.code !== FrontendCode.Sync &&
+            r.code !== FrontendCode.Flush
+          ) continue;
+          const unit = this.#unit;
+          this.#unit = [];
+          const answer = this.#stmt.route(unit);
+          if (!answer) {
+            this.#execute(concatBytes(unit.map((m) => m.frame)));
+            continue;
+          }
+          this.#busy = this.#answerElsewhere(answer);
+          break;
+        }
         if (start < 0) start = r.frameStart;
         end = r.frameEnd;
       }
@@ -568,6 +647,56 @@ export class ClientSession implements SessionListener {
       this.#violationBytes = r.peek(5).slice();
     }
     this.#flushFrames(start, end);
+  }
+
+  /**
+   * Whether a message goes to the statement router: everything while the database has tables
+   * outside its default tablegroup (or a unit is being gathered), else only a Query or Parse
+   * that may be DDL the gateway carries out itself (CREATE/DROP/ALTER …, found by its first
+   * letter; a leading comment counts as maybe).
+   */
+  #wantsUnit(code: number, body: Uint8Array): boolean {
+    if (this.#unit.length || this.#stmt!.active) return true;
+    let i = 0;
+    if (code === FrontendCode.Parse) {
+      while (i < body.length && body[i] !== 0) i++;
+      i++;
+    } else if (code !== FrontendCode.Query) {
+      return false;
+    }
+    while (i < body.length && (body[i] === 0x20 || (body[i] >= 0x09 && body[i] <= 0x0d))) i++;
+    return MAYBE_DDL[body[i]] === 1;
+  }
+
+  /** Sends a unit's answer from elsewhere once the relay's answers before it are out. */
+  async #answerElsewhere(answer: Promise<Uint8Array>): Promise<void> {
+    try {
+      const bytes = await answer;
+      await this.#relayIdle();
+      if (bytes.length) this.#send(bytes);
+    } catch (e) {
+      this.#fatal(withSeverity(toPgError(e), "FATAL"));
+    } finally {
+      this.#busy = null;
+    }
+  }
+
+  /** Resolves once the relay has answered everything sent to it. */
+  #relayIdle(): Promise<void> {
+    if (!this.#unsettled.length || !this.#backend) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  /** Runs `payload` on the relay's pooler session and gathers the answer (for the router). */
+  async #collect(payload: Uint8Array): Promise<Uint8Array> {
+    await this.#relayIdle();
+    if (!this.#backend) {
+      throw new PgError(SqlState.CONNECTION_FAILURE, "the session's pooler is gone");
+    }
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      this.#collector = { frames: [], resolve, reject };
+      this.#execute(payload);
+    });
   }
 
   #violation(code: number): void {
@@ -619,13 +748,21 @@ export class ClientSession implements SessionListener {
     }
     if (i === u.length) u.length = 0;
     else if (i) u.splice(0, i);
+    if (!u.length && this.#idleWaiters.length) {
+      const w = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const f of w) f();
+    }
   }
 
   // ---- SessionListener: results from the pooler ----
 
   onFrames(frames: Uint8Array): void {
     if (this.#opening) this.#opening.frames.push(frames);
-    else this.#sendResults(frames);
+    else if (this.#collector) {
+      this.#collector.frames.push(frames);
+      this.#backend?.ack(this.#dpId, frames.length);
+    } else this.#sendResults(frames);
   }
 
   /** Writes results to the client and acknowledges them to the pooler once written. */
@@ -667,6 +804,14 @@ export class ClientSession implements SessionListener {
       return;
     }
     this.#pinned = reserved !== 0 || (flags & DoneFlag.STATEFUL) !== 0;
+    this.#reserved = reserved;
+    const c = this.#collector;
+    if (c && (closed || !this.#unsettled.length)) {
+      this.#collector = null;
+      if (closed) {
+        c.reject(new PgError(SqlState.CONNECTION_FAILURE, "the session's pooler closed it"));
+      } else c.resolve(concatBytes(c.frames));
+    }
     if (closed) {
       this.#backend = undefined;
       this.#ended = true;
@@ -786,6 +931,9 @@ export class ClientSession implements SessionListener {
 
   async #finish(): Promise<void> {
     this.#ended = true;
+    this.#stmt?.close(this.#endReason === undefined ? CloseReason.GONE : CloseReason.TERMINATE);
+    this.#collector?.reject(new PgError(SqlState.CONNECTION_FAILURE, "the session ended"));
+    this.#collector = null;
     if (this.#backend && this.#id) this.#backend.close(this.#dpId, CloseReason.GONE);
     this.#backend = undefined;
     await this.#written();

@@ -1,5 +1,6 @@
 import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+import type { DefaultRelay, StatementRouter } from "../shardsession/statement_router.ts";
 
 /** Where a session's requests go: one pooler's data plane (PoolerConn in production). */
 export interface SessionBackend {
@@ -61,4 +62,12 @@ export interface GatewayHandler {
   waitForPrimary(): (() => void) | null;
   /** Called once when the session ends. */
   sessionEnded(id: SessionIdentity): void;
+  /**
+   * The statement router of a new session (sharding: tablegroups, shards, new DDL); absent or
+   * null: every statement goes to the session's pooler as it is.
+   */
+  statementRouter?(
+    session: { user: string; database: string; startup: Record<string, string> },
+    relay: DefaultRelay,
+  ): StatementRouter | null;
 }

@@ -15,8 +15,16 @@ export const UNSHARDED = "0-inf";
  * The hidden `multigres` schema: the source of truth for databases, tablegroups and shards, plus
  * each shard's consensus rule and its history. Idempotent; runs in one transaction.
  */
-export function schemaSql(defaultDatabase: string): string {
+export function schemaSql(defaultDatabase: string, opts: { seed?: boolean } = {}): string {
   const db = literal(defaultDatabase);
+  // Only the default database's server holds the cluster's databases; a shard of another
+  // tablegroup keeps its consensus rule here, nothing else.
+  const seed = opts.seed === false ? "" : `
+INSERT INTO multigres.database (name, is_default) VALUES (${db}, true) ON CONFLICT DO NOTHING;
+INSERT INTO multigres.tablegroup (database, name) VALUES (${db}, '${DEFAULT_TABLEGROUP}')
+  ON CONFLICT DO NOTHING;
+INSERT INTO multigres.shard (database, tablegroup, name, key_range_start, key_range_end)
+  VALUES (${db}, '${DEFAULT_TABLEGROUP}', '${UNSHARDED}', '0', '') ON CONFLICT DO NOTHING;`;
   return `
 BEGIN;
 CREATE SCHEMA IF NOT EXISTS multigres;
@@ -49,6 +57,52 @@ CREATE TABLE IF NOT EXISTS multigres.tablegroup_table (
   PRIMARY KEY (database, table_name),
   FOREIGN KEY (database, tablegroup) REFERENCES multigres.tablegroup ON DELETE CASCADE
 );
+ALTER TABLE multigres.tablegroup_table ADD COLUMN IF NOT EXISTS sharding_type text;
+ALTER TABLE multigres.tablegroup_table ADD COLUMN IF NOT EXISTS sharding_position int;
+-- A renamed database keeps its tablegroups, shards and tables.
+ALTER TABLE multigres.tablegroup DROP CONSTRAINT IF EXISTS tablegroup_database_fkey,
+  ADD CONSTRAINT tablegroup_database_fkey FOREIGN KEY (database)
+    REFERENCES multigres.database (name) ON DELETE CASCADE ON UPDATE CASCADE;
+ALTER TABLE multigres.shard DROP CONSTRAINT IF EXISTS shard_database_tablegroup_fkey,
+  ADD CONSTRAINT shard_database_tablegroup_fkey FOREIGN KEY (database, tablegroup)
+    REFERENCES multigres.tablegroup ON DELETE CASCADE ON UPDATE CASCADE;
+ALTER TABLE multigres.tablegroup_table
+  DROP CONSTRAINT IF EXISTS tablegroup_table_database_tablegroup_fkey,
+  ADD CONSTRAINT tablegroup_table_database_tablegroup_fkey FOREIGN KEY (database, tablegroup)
+    REFERENCES multigres.tablegroup ON DELETE CASCADE ON UPDATE CASCADE;
+-- The shards of a tablegroup tile the keyspace: checked at commit, whoever writes the rows.
+-- Range ends are hex prefixes ('' is the end of the keyspace); padded, they compare as text.
+CREATE OR REPLACE FUNCTION multigres.check_tiling() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+  db text;
+  tg text;
+  expect text := '0000000000000000';
+  r record;
+  n int := 0;
+BEGIN
+  IF TG_OP = 'DELETE' THEN db := OLD.database; tg := OLD.tablegroup;
+  ELSE db := NEW.database; tg := NEW.tablegroup; END IF;
+  FOR r IN SELECT s.name, rpad(s.key_range_start, 16, '0') AS lo,
+                  CASE WHEN s.key_range_end = '' THEN 'inf' ELSE rpad(s.key_range_end, 16, '0') END AS hi
+             FROM multigres.shard s WHERE s.database = db AND s.tablegroup = tg
+            ORDER BY rpad(s.key_range_start, 16, '0') COLLATE "C" LOOP
+    IF r.lo <> expect OR r.hi <> 'inf' AND r.hi COLLATE "C" <= r.lo COLLATE "C" THEN
+      RAISE EXCEPTION 'the shards of tablegroup "%" do not tile the keyspace (at shard "%")', tg, r.name
+        USING ERRCODE = 'check_violation';
+    END IF;
+    expect := r.hi;
+    n := n + 1;
+  END LOOP;
+  IF n > 0 AND expect <> 'inf' THEN
+    RAISE EXCEPTION 'the shards of tablegroup "%" do not reach the end of the keyspace', tg
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NULL;
+END
+$f$;
+DROP TRIGGER IF EXISTS shard_tiling ON multigres.shard;
+CREATE CONSTRAINT TRIGGER shard_tiling AFTER INSERT OR UPDATE OR DELETE ON multigres.shard
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION multigres.check_tiling();
 CREATE TABLE IF NOT EXISTS multigres.rule (
   database text NOT NULL,
   tablegroup text NOT NULL,
@@ -70,12 +124,7 @@ CREATE TABLE IF NOT EXISTS multigres.rule_history (
   durability_policy jsonb NOT NULL DEFAULT '{}',
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (database, tablegroup, shard, term)
-);
-INSERT INTO multigres.database (name, is_default) VALUES (${db}, true) ON CONFLICT DO NOTHING;
-INSERT INTO multigres.tablegroup (database, name) VALUES (${db}, '${DEFAULT_TABLEGROUP}')
-  ON CONFLICT DO NOTHING;
-INSERT INTO multigres.shard (database, tablegroup, name, key_range_start, key_range_end)
-  VALUES (${db}, '${DEFAULT_TABLEGROUP}', '${UNSHARDED}', '0', '') ON CONFLICT DO NOTHING;
+);${seed}
 COMMIT;`;
 }
 
@@ -100,11 +149,25 @@ export async function readLayout(
        LEFT JOIN multigres.shard s ON s.database = t.database AND s.tablegroup = t.name
       ORDER BY 1, 2, 3`,
   );
+  const tables = await conn.query(
+    `SELECT database, table_name, tablegroup, coalesce(sharding_column, ''),
+            coalesce(sharding_type, ''), coalesce(sharding_position, 0)
+       FROM multigres.tablegroup_table ORDER BY 1, 2`,
+  );
   let defaultDatabase = "";
   const byName = new Map<string, DatabaseLayout>();
   for (const [name, isDefault] of dbs.rows) {
-    byName.set(name!, { name: name!, tablegroups: [] });
+    byName.set(name!, { name: name!, tablegroups: [], tables: [] });
     if (isDefault === "t") defaultDatabase = name!;
+  }
+  for (const [db, name, tablegroup, column, type, position] of tables.rows) {
+    byName.get(db!)?.tables?.push({
+      name: name!,
+      tablegroup: tablegroup!,
+      shardingColumn: column ?? "",
+      shardingType: type ?? "",
+      shardingPosition: Number(position ?? 0),
+    });
   }
   for (const [db, tg, shard, start, end] of shards.rows) {
     const layout = byName.get(db!);
@@ -127,6 +190,7 @@ export async function readLayout(
     if (!name || byName.has(name)) continue;
     byName.set(name, {
       name,
+      tables: [],
       tablegroups: [{
         name: DEFAULT_TABLEGROUP,
         shards: [{ name: UNSHARDED, keyRange: { start: "0", end: "" } }],

@@ -76,9 +76,21 @@ export interface TableGroupLayout {
   shards: ShardLayout[];
 }
 
+export interface TableLayout {
+  /** Qualified: `schema.table`. */
+  name: string;
+  tablegroup: string;
+  /** Empty for a table of an unsharded tablegroup. */
+  shardingColumn: string;
+  shardingType: string;
+  /** 1-based; 0 when unknown. */
+  shardingPosition?: number;
+}
+
 export interface DatabaseLayout {
   name: string;
   tablegroups: TableGroupLayout[];
+  tables?: TableLayout[];
 }
 
 // ---- multipooler ----
@@ -220,6 +232,31 @@ export interface GetAuthCredentialsResponse {
   canLogin: boolean;
   validUntil: string;
   expired: boolean;
+}
+
+export type MetadataChange =
+  | "METADATA_CHANGE_CREATE_DATABASE"
+  | "METADATA_CHANGE_DROP_DATABASE"
+  | "METADATA_CHANGE_RENAME_DATABASE"
+  | "METADATA_CHANGE_CREATE_TABLEGROUP"
+  | "METADATA_CHANGE_DROP_TABLEGROUP"
+  | "METADATA_CHANGE_ADD_TABLE"
+  | "METADATA_CHANGE_DROP_TABLE"
+  | "METADATA_CHANGE_UPDATE_TABLE";
+
+export interface ChangeMetadataRequest {
+  change: MetadataChange;
+  user: string;
+  database: string;
+  name: string;
+  newName?: string;
+  shards?: string[];
+  tablegroup?: string;
+  shardingColumn?: string;
+  shardingType?: string;
+  cascade?: boolean;
+  ifExists?: boolean;
+  shardingPosition?: number;
 }
 
 export interface GetMetadataResponse {

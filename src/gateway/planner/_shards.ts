@@ -1,0 +1,411 @@
+/**
+ * Where a DML statement on a sharded tablegroup may run: each query block's tables must be
+ * co-located (every pair joined on their sharding columns) and the block's WHERE may pin the
+ * sharding key to values; the statement is keyed when every block is pinned to the same single
+ * value, keyed or scattered when only the top block names sharded tables, and refused otherwise
+ * (a subquery or CTE would read rows of other shards).
+ *
+ * Why a pin on one table of a co-located block pins the whole block: the join conditions make
+ * the sharding columns of the non-null tables of each result row equal, so the row is formed on
+ * the one shard that owns that value; a top-level WHERE conjunct `t.col = v` keeps only rows
+ * where t is non-null with value v. Pins come from the WHERE clause and from the ON clauses of
+ * inner joins not under the nullable side of an outer join; co-location edges from any join
+ * condition or WHERE conjunct.
+ *
+ * @module
+ */
+
+import type { InsertStmt, Node, SelectStmt } from "libpg-query";
+import { PgError, SqlState } from "../../shared/errors/mod.ts";
+import type { ShardingType } from "../../shared/keyspace/mod.ts";
+import { conjunctsOf, hashFamily, operatorOf, stringOf, stringsOf } from "./_ast.ts";
+import { keyId, keyOf, keysOfAny, keysOfList } from "./_keys.ts";
+import type { Block, Occurrence, Tables } from "./_tables.ts";
+import type { KeyValue, Plan } from "./types.ts";
+
+/** What one block of a sharded statement allows: its keys (null: any shard). */
+interface BlockRoute {
+  block: Block;
+  keys: KeyValue[] | null;
+  type: ShardingType;
+}
+
+function refuse(message: string): PgError {
+  return new PgError(SqlState.FEATURE_NOT_SUPPORTED, message);
+}
+
+/**
+ * The plan of a SELECT/INSERT/UPDATE/DELETE/MERGE whose tables are all of sharded tablegroup
+ * `tg`; throws a 0A000 {@linkcode PgError} for what cannot run correctly yet.
+ *
+ * Keyed with one key: one shard answers the whole statement, so nothing is refused for its
+ * shape. Keyed with several keys or scattered: rows are concatenated, so ORDER BY, LIMIT,
+ * OFFSET, aggregates, window functions, GROUP BY, HAVING and DISTINCT are refused.
+ */
+export function planSharded(tables: Tables, tg: string): Plan {
+  const routes: BlockRoute[] = [];
+  for (const b of tables.blocks) {
+    if (b.occurrences.length > 0) routes.push(routeBlock(b, tg));
+  }
+  const write = tables.write;
+  const first = routes[0];
+  const one = first.keys?.length === 1 ? keyId(first.keys[0]) : undefined;
+  if (one !== undefined && routes.every((r) => r.keys?.length === 1 && keyId(r.keys[0]) === one)) {
+    return { kind: "keyed", tablegroup: tg, type: first.type, keys: first.keys!, write };
+  }
+  const root = tables.root;
+  if (routes.length === 1 && first.block === root) {
+    if (root.kind === "SelectStmt") {
+      const shape = mergeShape(root.body as SelectStmt);
+      if (shape !== undefined) {
+        throw refuse(
+          `${shape} on a table of sharded tablegroup "${tg}" needs merging across shards, which is not supported yet`,
+        );
+      }
+    }
+    if (first.keys !== null) {
+      return { kind: "keyed", tablegroup: tg, type: first.type, keys: first.keys, write };
+    }
+    return { kind: "scatter", tablegroup: tg, write };
+  }
+  if (root.kind === "SelectStmt" && root.body.op !== undefined && root.body.op !== "SETOP_NONE") {
+    const op = String(root.body.op).replace("SETOP_", "") + (root.body.all ? " ALL" : "");
+    throw refuse(
+      `${op} on a table of sharded tablegroup "${tg}" needs merging across shards, which is not supported yet (unless every part is restricted to the same single sharding key value)`,
+    );
+  }
+  throw refuse(
+    `a subquery or WITH query on a table of sharded tablegroup "${tg}" is only supported when every part of the statement is restricted to the same single sharding key value`,
+  );
+}
+
+function routeBlock(b: Block, tg: string): BlockRoute {
+  switch (b.kind) {
+    case "InsertStmt":
+      return routeInsert(b, tg);
+    case "MergeStmt":
+      throw refuse(`MERGE on a table of sharded tablegroup "${tg}" is not supported yet`);
+    case "UpdateStmt": {
+      const target = b.occurrences.find((o) => o.target);
+      for (const t of b.body.targetList ?? []) {
+        const name = t.ResTarget?.name;
+        if (target !== undefined && name === target.info.column) {
+          throw refuse(
+            `UPDATE may not change sharding column "${name}" of table "${target.table.name}" (its rows would move to another shard)`,
+          );
+        }
+      }
+      return routeQuery(b, tg, b.body.fromClause ?? []);
+    }
+    case "DeleteStmt":
+      return routeQuery(b, tg, b.body.usingClause ?? []);
+    default:
+      return routeQuery(b, tg, b.body.fromClause ?? []);
+  }
+}
+
+function routeInsert(b: Block, tg: string): BlockRoute {
+  const ins = b.body as InsertStmt;
+  const target = b.occurrences[0];
+  const column = target.info.column!;
+  const type = target.info.type!;
+  const name = target.table.name;
+  const sel = ins.selectStmt !== undefined && "SelectStmt" in ins.selectStmt
+    ? ins.selectStmt.SelectStmt
+    : undefined;
+  if (sel === undefined) {
+    throw refuse(
+      `INSERT into table "${name}" of sharded tablegroup "${tg}" must give a value for its sharding column "${column}"`,
+    );
+  }
+  if (sel.valuesLists === undefined) {
+    throw refuse(`INSERT … SELECT into a table of sharded tablegroup "${tg}" is not supported yet`);
+  }
+  if (sel.valuesLists.length !== 1) {
+    throw refuse(
+      `INSERT of several rows into a table of sharded tablegroup "${tg}" is not supported yet`,
+    );
+  }
+  const position = target.info.position;
+  if (ins.cols === undefined && !position) {
+    throw refuse(`INSERT into a table of sharded tablegroup "${tg}" must name its columns`);
+  }
+  // Without a column list, the values are the table's columns in order.
+  const at = ins.cols === undefined
+    ? position! - 1
+    : ins.cols.findIndex((c) =>
+      "ResTarget" in c && c.ResTarget.name === column && c.ResTarget.indirection === undefined
+    );
+  if (at < 0) {
+    throw refuse(
+      `INSERT into table "${name}" of sharded tablegroup "${tg}" must give a value for its sharding column "${column}"`,
+    );
+  }
+  const row = sel.valuesLists[0];
+  const value = "List" in row ? row.List.items?.[at] : undefined;
+  if (value !== undefined && "SetToDefault" in value) {
+    throw refuse(
+      `INSERT into table "${name}" of sharded tablegroup "${tg}" may not use DEFAULT for its sharding column "${column}"`,
+    );
+  }
+  const key = keyOf(value, type);
+  if (key === undefined) {
+    throw refuse(
+      `the value of sharding column "${column}" in an INSERT into table "${name}" must be a constant or a parameter`,
+    );
+  }
+  for (const t of ins.onConflictClause?.targetList ?? []) {
+    if ("ResTarget" in t && t.ResTarget.name === column) {
+      throw refuse(
+        `ON CONFLICT DO UPDATE may not change sharding column "${column}" of table "${name}"`,
+      );
+    }
+  }
+  return { block: b, keys: [key], type };
+}
+
+/** A small union-find over a block's occurrences (co-location classes). */
+class Classes {
+  readonly #parent: number[];
+  constructor(n: number) {
+    this.#parent = Array.from({ length: n }, (_, i) => i);
+  }
+  find(i: number): number {
+    while (this.#parent[i] !== i) i = this.#parent[i] = this.#parent[this.#parent[i]];
+    return i;
+  }
+  union(a: number, b: number): void {
+    this.#parent[this.find(a)] = this.find(b);
+  }
+}
+
+interface Qual {
+  expr: Node;
+  /** Whether a pin in it restricts the block's rows (WHERE, or an inner join not under an outer one). */
+  strong: boolean;
+}
+
+function routeQuery(b: Block, tg: string, from: Node[]): BlockRoute {
+  const occ = b.occurrences;
+  const quals: Qual[] = conjunctsOf(b.body.whereClause).map((expr) => ({ expr, strong: true }));
+  const usings: [Node, Node, string[]][] = [];
+  for (const item of from) gatherJoins(item, true, quals, usings);
+  const items = from.length + (occ.some((o) => o.target) ? 1 : 0);
+  const single = occ.length === 1 && items === 1 && isPlainTable(from[0]) ? 0 : -1;
+
+  const classes = new Classes(occ.length);
+  const resolve = (e: Node | undefined): number => resolveColumn(e, occ, single);
+  for (const [l, r, cols] of usings) {
+    const a = occurrenceOf(l, occ);
+    const c = occurrenceOf(r, occ);
+    if (a < 0 || c < 0) continue;
+    if (cols.includes(occ[a].info.column!) && occ[a].info.column === occ[c].info.column) {
+      if (sameFamily(occ[a], occ[c])) classes.union(a, c);
+    }
+  }
+  const pins: { at: number; keys: KeyValue[] }[] = [];
+  for (const { expr, strong } of quals) {
+    if (!("A_Expr" in expr)) continue;
+    const e = expr.A_Expr;
+    if (operatorOf(e.name) !== "=") continue;
+    const l = resolve(e.lexpr);
+    if (e.kind === "AEXPR_OP") {
+      const r = resolve(e.rexpr);
+      if (l >= 0 && r >= 0) {
+        if (sameFamily(occ[l], occ[r])) classes.union(l, r);
+        continue;
+      }
+      if (!strong) continue;
+      const at = l >= 0 ? l : r;
+      if (at < 0) continue;
+      const key = keyOf(l >= 0 ? e.rexpr : e.lexpr, occ[at].info.type!);
+      if (key !== undefined) pins.push({ at, keys: [key] });
+    } else if (strong && l >= 0 && e.kind === "AEXPR_IN") {
+      const list = e.rexpr !== undefined && "List" in e.rexpr ? e.rexpr.List.items : undefined;
+      const keys = keysOfList(list, occ[l].info.type!);
+      if (keys !== undefined) pins.push({ at: l, keys: dedupe(keys) });
+    } else if (strong && l >= 0 && e.kind === "AEXPR_OP_ANY") {
+      const keys = keysOfAny(e.rexpr, occ[l].info.type!);
+      if (keys !== undefined) pins.push({ at: l, keys: dedupe(keys) });
+    }
+  }
+
+  // The smallest pin of each co-location class.
+  const best = new Map<number, { at: number; keys: KeyValue[] }>();
+  for (const p of pins) {
+    const c = classes.find(p.at);
+    const cur = best.get(c);
+    if (cur === undefined || p.keys.length < cur.keys.length) best.set(c, p);
+  }
+  const roots = new Set(occ.map((_, i) => classes.find(i)));
+  if (roots.size === 1) {
+    const pin = best.get([...roots][0]);
+    if (pin === undefined) return { block: b, keys: null, type: occ[0].info.type! };
+    return { block: b, keys: pin.keys, type: occ[pin.at].info.type! };
+  }
+  // Tables that are not joined on their sharding columns meet only if all sit on one key.
+  const classPins = [...roots].map((r) => best.get(r));
+  const ids = new Set(classPins.map((p) => p?.keys.length === 1 ? keyId(p.keys[0]) : undefined));
+  if (ids.size === 1 && !ids.has(undefined)) {
+    const pin = classPins[0]!;
+    return { block: b, keys: pin.keys, type: occ[pin.at].info.type! };
+  }
+  const names = occ.map((o) => o.alias ?? o.table.name);
+  throw refuse(
+    `a join of tables of sharded tablegroup "${tg}" (${
+      names.join(", ")
+    }) must equate their sharding columns (e.g. a.id = b.id), or restrict each to the same single key value`,
+  );
+}
+
+function dedupe(keys: KeyValue[]): KeyValue[] {
+  const seen = new Set<string>();
+  return keys.filter((k) => {
+    const id = keyId(k);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+function sameFamily(a: Occurrence, b: Occurrence): boolean {
+  return hashFamily(a.info.type!) === hashFamily(b.info.type!);
+}
+
+function isPlainTable(item: Node | undefined): boolean {
+  if (item === undefined) return true; // UPDATE/DELETE without FROM/USING: the target alone
+  if ("RangeVar" in item) return true;
+  return "RangeTableSample" in item && item.RangeTableSample.relation !== undefined &&
+    "RangeVar" in item.RangeTableSample.relation;
+}
+
+/** Collects join conditions below a FROM item; `strong`: not under an outer join's nullable side. */
+function gatherJoins(item: Node, strong: boolean, quals: Qual[], usings: [Node, Node, string[]][]) {
+  if (!("JoinExpr" in item)) return;
+  const j = item.JoinExpr;
+  const t = j.jointype;
+  const inner = t === "JOIN_INNER";
+  if (j.larg !== undefined) {
+    gatherJoins(j.larg, strong && (inner || t === "JOIN_LEFT"), quals, usings);
+  }
+  if (j.rarg !== undefined) {
+    gatherJoins(j.rarg, strong && (inner || t === "JOIN_RIGHT"), quals, usings);
+  }
+  for (const expr of conjunctsOf(j.quals)) quals.push({ expr, strong: strong && inner });
+  if (j.usingClause !== undefined && j.larg !== undefined && j.rarg !== undefined) {
+    usings.push([j.larg, j.rarg, stringsOf(j.usingClause)]);
+  }
+}
+
+/** The occurrence a FROM item that is a plain table reference stands for, or -1. */
+function occurrenceOf(item: Node, occ: Occurrence[]): number {
+  const rv = "RangeVar" in item ? item.RangeVar : undefined;
+  if (rv === undefined) return -1;
+  const visible = rv.alias?.aliasname ?? rv.relname;
+  return occ.findIndex((o) => (o.alias ?? o.table.name) === visible);
+}
+
+/**
+ * The occurrence whose sharding column `e` names (`col` when the block reads that one table
+ * only, `t.col`, `alias.col`, `schema.t.col`), or -1.
+ */
+function resolveColumn(e: Node | undefined, occ: Occurrence[], single: number): number {
+  if (e === undefined || !("ColumnRef" in e)) return -1;
+  const fields = e.ColumnRef.fields ?? [];
+  const names: string[] = [];
+  for (const f of fields) {
+    const s = stringOf(f);
+    if (s === undefined) return -1; // A_Star
+    names.push(s);
+  }
+  const col = names[names.length - 1];
+  if (names.length === 1) return single >= 0 && occ[single].info.column === col ? single : -1;
+  const rel = names[names.length - 2];
+  const schema = names.length >= 3 ? names[names.length - 3] : null;
+  let found = -1;
+  for (let i = 0; i < occ.length; i++) {
+    const o = occ[i];
+    if (
+      schema !== null
+        ? o.alias === null && o.table.name === rel && o.table.schema === schema
+        : (o.alias ?? o.table.name) === rel
+    ) {
+      if (found >= 0) return -1;
+      found = i;
+    }
+  }
+  return found >= 0 && occ[found].info.column === col ? found : -1;
+}
+
+const AGGREGATES = new Set(
+  (
+    "count sum avg min max bool_and bool_or every string_agg array_agg json_agg jsonb_agg " +
+    "json_agg_strict jsonb_agg_strict json_object_agg jsonb_object_agg json_object_agg_strict " +
+    "jsonb_object_agg_strict json_object_agg_unique jsonb_object_agg_unique " +
+    "json_object_agg_unique_strict jsonb_object_agg_unique_strict json_arrayagg json_objectagg " +
+    "stddev stddev_pop stddev_samp variance var_pop var_samp bit_and bit_or bit_xor xmlagg " +
+    "corr covar_pop covar_samp regr_avgx regr_avgy regr_count regr_intercept regr_r2 " +
+    "regr_slope regr_sxx regr_sxy regr_syy range_agg range_intersect_agg any_value mode " +
+    "percentile_cont percentile_disc"
+  ).split(" "),
+);
+
+/** What in a top-level SELECT needs rows of several shards merged, or undefined. */
+export function mergeShape(sel: SelectStmt): string | undefined {
+  if ((sel.distinctClause?.length ?? 0) > 0) {
+    const first = sel.distinctClause![0];
+    return Object.keys(first).length === 0 ? "DISTINCT" : "DISTINCT ON";
+  }
+  const fn = aggregateIn(sel.targetList);
+  if (fn !== undefined) return fn;
+  if ((sel.groupClause?.length ?? 0) > 0) return "GROUP BY";
+  if (sel.havingClause !== undefined) return "HAVING";
+  if ((sel.windowClause?.length ?? 0) > 0) return "WINDOW";
+  if ((sel.sortClause?.length ?? 0) > 0) return "ORDER BY";
+  if (sel.limitCount !== undefined && !isNullConst(sel.limitCount)) {
+    return sel.limitOption === "LIMIT_OPTION_WITH_TIES" ? "FETCH FIRST … WITH TIES" : "LIMIT";
+  }
+  if (sel.limitOffset !== undefined) return "OFFSET";
+  return undefined;
+}
+
+function isNullConst(n: Node): boolean {
+  return "A_Const" in n && n.A_Const.isnull === true;
+}
+
+/** The first aggregate or window function call in `v`, not looking into subqueries. */
+function aggregateIn(v: unknown): string | undefined {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const r = aggregateIn(x);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  for (const [k, x] of Object.entries(v)) {
+    if (k === "SubLink" || k === "SelectStmt") continue;
+    if (k === "FuncCall") {
+      // deno-lint-ignore no-explicit-any
+      const f = x as any;
+      const names = stringsOf(f.funcname);
+      const name = names[names.length - 1] ?? "";
+      const builtin = names.length === 1 || names[0] === "pg_catalog";
+      if (f.over !== undefined) return `window function ${name}()`;
+      if (
+        f.agg_star || f.agg_distinct || f.agg_filter !== undefined || f.agg_within_group ||
+        (f.agg_order?.length ?? 0) > 0 || (builtin && AGGREGATES.has(name))
+      ) {
+        return `aggregate function ${name}()`;
+      }
+    }
+    if (k === "GroupingFunc") return "GROUPING()";
+    if (k === "JsonArrayAgg") return "aggregate function json_arrayagg()";
+    if (k === "JsonObjectAgg") return "aggregate function json_objectagg()";
+    if (typeof x === "object" && x !== null) {
+      const r = aggregateIn(x);
+      if (r !== undefined) return r;
+    }
+  }
+  return undefined;
+}

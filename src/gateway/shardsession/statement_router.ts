@@ -1,0 +1,931 @@
+import {
+  featureNotSupported,
+  PgError,
+  SqlState,
+  toPgError,
+  withSeverity,
+} from "../../shared/errors/mod.ts";
+import type { ChangeMetadataRequest } from "../../shared/grpc/types.ts";
+import { CloseReason, ReservationReason } from "../../shared/grpc/types.ts";
+import { keyspaceId, keyspaceIdBinary } from "../../shared/keyspace/mod.ts";
+import { concatBytes, readCString } from "../../shared/wire/mod.ts";
+import type { ShardMap } from "../router/shard_map.ts";
+import type { KeyValue, Plan } from "../planner/types.ts";
+import type { SessionBackend } from "../session/handler.ts";
+import {
+  answerUnit,
+  Backend,
+  body,
+  commandComplete,
+  commandTag,
+  dataRows,
+  errorAnswer,
+  firstError,
+  Frontend,
+  lastStatus,
+  type Message,
+  readyForQuery,
+  splitMessages,
+} from "./messages.ts";
+import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
+
+const IDLE = 0x49; // 'I'
+const IN_TX = 0x54; // 'T'
+const FAILED = 0x45; // 'E'
+/** How long CREATE TABLEGROUP waits for its shards to serve. */
+const TABLEGROUP_WAIT_MS = 300_000;
+
+/** What the statement router needs from the rest of the gateway. */
+export interface ShardingDeps {
+  /** The session's database's shard map (null: unknown database). */
+  map(): ShardMap | null;
+  /** Plans a statement against `map` (cached by text and map version). */
+  plan(sql: string, map: ShardMap): Plan;
+  routeShard(tablegroup: string, shard: string): Promise<SessionBackend>;
+  newDataPlaneId(): number;
+  /** `database` defaults to the session's. */
+  changeMetadata(
+    req: Omit<ChangeMetadataRequest, "user" | "database"> & { database?: string },
+  ): Promise<void>;
+  /** Fetches the metadata again (after a change). */
+  refresh(): Promise<void>;
+  /** Shards of the tablegroup without a serving primary now. */
+  missingShards(tablegroup: string, shards: readonly string[]): string[];
+}
+
+/** The client session's own relay to its database's default shard. */
+export interface DefaultRelay {
+  /** Runs `payload` on the default shard and resolves with its whole answer (not sent on). */
+  collect(payload: Uint8Array): Promise<Uint8Array>;
+  /** ReservationReason bits of the default session now. */
+  reserved(): number;
+  /** Resolves once the relay has answered everything sent to it. */
+  idle(): Promise<void>;
+  /** Writes bytes to the client now, after what is queued (answers streamed from a shard). */
+  send(bytes: Uint8Array): void;
+}
+
+/** A named or unnamed statement whose plan sends it elsewhere than the default shard. */
+interface Statement {
+  sql: string;
+  plan: Plan;
+  /** Its Parse message, sent again to every shard that does not have it yet. */
+  parse: Uint8Array;
+}
+
+/**
+ * Routes a client session's statements when its database has tablegroups of its own: each unit
+ * (a Query, or extended-protocol messages up to Sync) is planned; the default shard's go through
+ * the session's relay, the others run on per-shard sessions, whose answers come back here to be
+ * passed on or concatenated. Transactions stay on one shard; new DDL is carried out here.
+ */
+export class StatementRouter {
+  readonly #deps: ShardingDeps;
+  readonly #relay: DefaultRelay;
+  readonly #opts: ShardSessionOptions;
+  readonly #sessions = new Map<string, ShardSession>();
+  /** Named statements (and "" for the unnamed one) planned elsewhere than the default shard. */
+  readonly #statements = new Map<string, Statement>();
+  /** SET/RESET units, replayed on each shard session when it opens. */
+  #settings: Uint8Array[] = [];
+  /** In a transaction block: the shard it touched ("default", or tablegroup/shard), if any. */
+  #home: string | null = null;
+  /** The unit that began the transaction block, replayed on the shard it moves to. */
+  #begin: Uint8Array | null = null;
+  /** A statement was refused inside the transaction block: it is failed until it ends. */
+  #failed = false;
+  /**
+   * A unit the client flushed before its Sync runs on this shard session: the rest of its
+   * messages go there too, its answers stream to the client as they come.
+   */
+  #sticky: ShardSession | null = null;
+  /** After an error in a flushed unit: messages are skipped up to the Sync, as Postgres does. */
+  #discarding = false;
+
+  constructor(deps: ShardingDeps, relay: DefaultRelay, opts: ShardSessionOptions) {
+    this.#deps = deps;
+    this.#relay = relay;
+    this.#opts = opts;
+  }
+
+  /** Whether a unit needs planning at all: the database has tables outside `default`. */
+  get active(): boolean {
+    return !!this.#deps.map()?.hasTablegroupTables || this.#sessions.size > 0 ||
+      this.#statements.size > 0;
+  }
+
+  #inTransaction(): boolean {
+    return (this.#relay.reserved() & ReservationReason.TRANSACTION) !== 0;
+  }
+
+  /**
+   * Decides where `unit` goes: null means the default shard, as it is (the caller relays it);
+   * otherwise the promise of the answer to send the client.
+   */
+  route(unit: Message[]): Promise<Uint8Array> | null {
+    if (this.#discarding) return Promise.resolve(this.#discard(unit));
+    if (this.#sticky) return this.#continueSticky(this.#sticky, unit);
+    const map = this.#deps.map();
+    if (!map) return null;
+    let plan: Plan;
+    let binds: BindInfo[] = [];
+    try {
+      const p = this.#planUnit(unit, map);
+      if (!p) {
+        if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
+        if (this.#home && this.#home !== "default" && this.#inTransaction()) {
+          return Promise.resolve(this.#refuse(unit, secondShard()));
+        }
+        if (this.#inTransaction() && !this.#home) this.#home = "default";
+        return null;
+      }
+      plan = p.plan;
+      binds = p.binds;
+    } catch (e) {
+      return Promise.resolve(this.#refuse(unit, toPgError(e)));
+    }
+    if (plan.kind === "default") {
+      if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
+      const touches = plan.touchesTables !== false;
+      if (touches && this.#home && this.#home !== "default" && this.#inTransaction()) {
+        return Promise.resolve(this.#refuse(unit, secondShard()));
+      }
+      if (touches && this.#inTransaction() && !this.#home) this.#home = "default";
+      return null;
+    }
+    if (plan.kind === "transaction") return this.#transaction(unit, plan.op);
+    if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
+    if (plan.kind === "session_setting") return this.#setting(unit);
+    // Whatever runs elsewhere starts once the relay's answers before it are out.
+    return this.#relay.idle().then(() => this.#run(unit, plan, binds, map))
+      .catch((e) => this.#refuse(unit, toPgError(e)));
+  }
+
+  /** The messages of a flushed unit up to its Sync, on the shard that runs it. */
+  async #continueSticky(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
+    const { payload } = this.#prepare(s, unit);
+    if (!endsWithSync(unit)) {
+      s.send(payload);
+      return EMPTY;
+    }
+    try {
+      await s.run(payload);
+    } finally {
+      s.sink = null;
+      this.#sticky = null;
+    }
+    return EMPTY;
+  }
+
+  /** Skips what follows an error in a flushed unit, answering its Sync. */
+  #discard(unit: Message[]): Uint8Array {
+    if (!endsWithSync(unit)) return EMPTY;
+    this.#discarding = false;
+    return readyForQuery(this.#inTransaction() ? (this.#failed ? FAILED : IN_TX) : IDLE);
+  }
+
+  /** Ends every shard session (the pooler rolls back what is open there). */
+  close(reason: number = CloseReason.TERMINATE): void {
+    for (const s of this.#sessions.values()) s.close(reason);
+    this.#sessions.clear();
+  }
+
+  /** Cancels what the shard sessions run (a client's CancelRequest). */
+  cancel(): void {
+    for (const s of this.#sessions.values()) s.cancel();
+  }
+
+  // ---- planning ----
+
+  /**
+   * The plan of a unit, or null when nothing in it goes anywhere but the default shard. In an
+   * extended-protocol unit, every statement named must agree.
+   */
+  #planUnit(unit: Message[], map: ShardMap): { plan: Plan; binds: BindInfo[] } | null {
+    if (unit.length === 1 && unit[0].code === Frontend.Query) {
+      const sql = readCString(body(unit[0]), 0)[0];
+      return { plan: this.#deps.plan(sql, map), binds: [] };
+    }
+    let plan: Plan | null = null;
+    const binds: BindInfo[] = [];
+    const consider = (p: Plan) => {
+      if (p.kind === "default" && !plan) return;
+      if (plan && plan.kind !== "default" && !samePlanTarget(plan, p)) {
+        throw featureNotSupported(
+          "an extended-protocol batch may not mix statements of several tablegroups before a Sync",
+        );
+      }
+      if (p.kind !== "default" || !plan) plan = p;
+    };
+    for (const m of unit) {
+      if (m.code === Frontend.Parse) {
+        const [name, at] = readCString(body(m), 0);
+        const sql = readCString(body(m), at)[0];
+        const p = this.#deps.plan(sql, map);
+        if (p.kind === "default") this.#statements.delete(name);
+        else this.#statements.set(name, { sql, plan: p, parse: m.frame.slice() });
+        consider(p);
+      } else if (m.code === Frontend.Bind) {
+        const b = parseBind(body(m));
+        const st = this.#statements.get(b.statement);
+        if (st) {
+          binds.push(b);
+          consider(st.plan);
+        }
+      } else if (m.code === Frontend.Describe || m.code === Frontend.Close) {
+        const kind = body(m)[0];
+        const name = readCString(body(m), 1)[0];
+        if (kind === 0x53 /* S */) {
+          const st = this.#statements.get(name);
+          if (st) consider(st.plan);
+        }
+      }
+    }
+    return plan ? { plan, binds } : null;
+  }
+
+  // ---- running elsewhere ----
+
+  async #run(unit: Message[], plan: Plan, binds: BindInfo[], map: ShardMap): Promise<Uint8Array> {
+    if (isFlushed(unit) && plan.kind !== "keyed" && plan.kind !== "scatter") {
+      throw featureNotSupported("this statement cannot be flushed before its Sync here");
+    }
+    switch (plan.kind) {
+      case "refused":
+        return this.#refuse(
+          unit,
+          new PgError(plan.sqlstate ?? SqlState.FEATURE_NOT_SUPPORTED, plan.message, {
+            position: plan.position,
+          }),
+        );
+      case "keyed":
+      case "scatter":
+        return await this.#dataStatement(unit, plan, binds, map);
+      case "fanout_ddl":
+      case "create_table":
+        return await this.#fanOutDdl(unit, plan, map);
+      case "create_tablegroup":
+        return await this.#createTablegroup(unit, plan);
+      case "drop_tablegroup":
+        return await this.#dropTablegroup(unit, plan, map);
+      case "database_ddl":
+        return await this.#databaseDdl(unit, plan, map);
+      default:
+        throw featureNotSupported(`statement not supported here (${plan.kind})`);
+    }
+  }
+
+  /** The shards a keyed or scattered statement goes to. */
+  #targets(plan: Plan, binds: BindInfo[], map: ShardMap): string[] {
+    if (plan.kind === "scatter") {
+      const tg = map.tablegroup(plan.tablegroup);
+      if (!tg) throw undefinedTablegroup(plan.tablegroup);
+      return tg.shards;
+    }
+    if (plan.kind !== "keyed") return [];
+    const out = new Set<string>();
+    for (const key of plan.keys) {
+      for (const id of keyIds(key, plan.type, binds)) {
+        const shard = map.shardFor(plan.tablegroup, id);
+        if (shard) out.add(shard);
+      }
+    }
+    if (!out.size) {
+      // Only NULL keys: no row can match; any one shard answers with the right shape.
+      const tg = map.tablegroup(plan.tablegroup);
+      if (!tg) throw undefinedTablegroup(plan.tablegroup);
+      out.add(tg.shards[0]);
+    }
+    return [...out];
+  }
+
+  async #dataStatement(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "keyed" | "scatter" }>,
+    binds: BindInfo[],
+    map: ShardMap,
+  ): Promise<Uint8Array> {
+    const shards = this.#targets(plan, binds, map);
+    const inTx = this.#inTransaction();
+    if (shards.length > 1 && plan.write) {
+      throw featureNotSupported(
+        "a write may touch one shard until two-phase commit lands",
+        { hint: "Name the sharding column's value in the statement." },
+      );
+    }
+    if (isFlushed(unit) && shards.length > 1 && unit.some((m) => m.code === Frontend.Execute)) {
+      throw featureNotSupported(
+        "a statement on several shards cannot be flushed before its Sync",
+      );
+    }
+    if (inTx) {
+      const key = `${plan.tablegroup}/${shards[0]}`;
+      if (shards.length > 1 || (this.#home && this.#home !== key)) {
+        return this.#refuse(unit, secondShard());
+      }
+      const s = await this.#session(plan.tablegroup, shards[0]);
+      if (!this.#home) {
+        // The shard joins the client's transaction block: begin it there as it began.
+        if (this.#begin) await s.run(this.#begin);
+        this.#home = key;
+      }
+      return await this.#runOn(s, unit);
+    }
+    if (isFlushed(unit)) {
+      return this.#startSticky(await this.#session(plan.tablegroup, shards[0]), unit);
+    }
+    const sessions = await Promise.all(shards.map((sh) => this.#session(plan.tablegroup, sh)));
+    if (sessions.length === 1) return await this.#runOn(sessions[0], unit);
+    const answers = await Promise.all(sessions.map((s) => this.#runOn(s, unit)));
+    return concatAnswers(answers);
+  }
+
+  /**
+   * Runs a client unit on one shard session, first sending the Parse of every statement it
+   * binds or describes that the shard does not have yet; their ParseCompletes are dropped.
+   */
+  async #runOn(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
+    if (isFlushed(unit)) return this.#startSticky(s, unit);
+    const { payload, dropped } = this.#prepare(s, unit);
+    const answer = await s.run(payload);
+    return dropped ? dropParseCompletes(answer, { left: dropped }) : answer;
+  }
+
+  /** Sends a flushed unit to `s`, its answers streaming to the client until its Sync. */
+  #startSticky(s: ShardSession, unit: Message[]): Uint8Array {
+    const { payload, dropped } = this.#prepare(s, unit);
+    const drop = { left: dropped };
+    s.sink = (frames) => {
+      if (drop.left > 0) frames = dropParseCompletes(frames, drop);
+      if (frames.length) this.#relay.send(frames);
+    };
+    this.#sticky = s;
+    s.send(payload);
+    return EMPTY;
+  }
+
+  /**
+   * A unit's payload for one shard session: first the Parse of every statement it binds or
+   * describes that the shard does not have yet (`dropped`: how many ParseCompletes that adds).
+   */
+  #prepare(s: ShardSession, unit: Message[]): { payload: Uint8Array; dropped: number } {
+    const pre: Uint8Array[] = [];
+    const frames: Uint8Array[] = [];
+    for (const m of unit) {
+      if (m.code === Frontend.Parse) {
+        const name = readCString(body(m), 0)[0];
+        if (name) s.prepared.add(name);
+        else s.unnamed = this.#statements.get("")?.sql ?? null;
+      } else if (m.code === Frontend.Bind || m.code === Frontend.Describe) {
+        const name = m.code === Frontend.Bind
+          ? readCString(body(m), readCString(body(m), 0)[1])[0]
+          : body(m)[0] === 0x53
+          ? readCString(body(m), 1)[0]
+          : null;
+        const st = name === null ? undefined : this.#statements.get(name);
+        if (st && name !== null && !this.#has(s, name, st) && !frames.some(isParseOf(name))) {
+          pre.push(st.parse);
+          if (name) s.prepared.add(name);
+          else s.unnamed = st.sql;
+        }
+      } else if (m.code === Frontend.Close && body(m)[0] === 0x53) {
+        s.prepared.delete(readCString(body(m), 1)[0]);
+      }
+      frames.push(m.frame);
+    }
+    return { payload: concatBytes([...pre, ...frames]), dropped: pre.length };
+  }
+
+  #has(s: ShardSession, name: string, st: Statement): boolean {
+    return name ? s.prepared.has(name) : s.unnamed === st.sql;
+  }
+
+  /** The session's pooler session on one shard, opened (with its settings) on first use. */
+  async #session(tablegroup: string, shard: string): Promise<ShardSession> {
+    const key = `${tablegroup}/${shard}`;
+    const have = this.#sessions.get(key);
+    if (have && !have.closed) return have;
+    if (have?.closed && this.#home === key) {
+      throw new PgError(
+        SqlState.CONNECTION_FAILURE,
+        `the transaction's shard ${shard} of tablegroup "${tablegroup}" was lost`,
+      );
+    }
+    const backend = await this.#deps.routeShard(tablegroup, shard);
+    const s = new ShardSession(key, backend, this.#deps.newDataPlaneId());
+    await s.open(this.#opts);
+    for (const setting of this.#settings) await s.run(setting);
+    this.#sessions.set(key, s);
+    return s;
+  }
+
+  // ---- transactions and settings ----
+
+  async #transaction(unit: Message[], op: string): Promise<Uint8Array> {
+    const payload = concatBytes(unit.map((m) => m.frame));
+    const home = this.#home && this.#home !== "default" ? this.#sessions.get(this.#home) : null;
+    const ends = op === "commit" || op === "rollback" || op === "prepare";
+    if (op === "begin") {
+      this.#begin = payload;
+      this.#home = null;
+      this.#failed = false;
+      return await this.#relay.collect(payload);
+    }
+    if (this.#failed && ends) {
+      // As Postgres: a failed block ends with ROLLBACK whatever the client says.
+      home?.close();
+      if (home) this.#sessions.delete(this.#home!);
+      const answer = await this.#relay.collect(ROLLBACK);
+      this.#endTransaction();
+      const tag = op === "prepare" ? "ROLLBACK" : commandTagOf(answer) ?? "ROLLBACK";
+      return answerUnit(unit, commandComplete(tag), IDLE);
+    }
+    if (!home) {
+      const answer = await this.#relay.collect(payload);
+      if (ends) this.#endTransaction();
+      return answer;
+    }
+    const answer = await home.run(payload).catch((e) => errorAnswerFor(unit, e));
+    // The default shard's block holds nothing of the client's: end or mirror it there.
+    await this.#relay.collect(ends ? ROLLBACK : payload).catch(() => undefined);
+    if (ends) this.#endTransaction();
+    if (op === "rollback_to") this.#failed = false;
+    return answer;
+  }
+
+  #endTransaction(): void {
+    this.#home = null;
+    this.#begin = null;
+    this.#failed = false;
+  }
+
+  async #setting(unit: Message[]): Promise<Uint8Array> {
+    const payload = concatBytes(unit.map((m) => m.frame));
+    const answer = await this.#relay.collect(payload);
+    if (firstError(splitMessages(answer))) return answer;
+    this.#settings.push(payload);
+    for (const s of this.#sessions.values()) {
+      if (!s.closed) await s.run(payload).catch(() => undefined);
+    }
+    return answer;
+  }
+
+  /** An error for the client; inside a transaction block the block is failed from then on. */
+  #refuse(unit: Message[], err: PgError): Uint8Array {
+    const inTx = this.#inTransaction();
+    if (inTx) this.#failed = true;
+    if (isFlushed(unit)) {
+      // The client waits for answers before its Sync: the error now, the rest skipped.
+      this.#discarding = true;
+      return errorFrame(withSeverity(err, "ERROR"));
+    }
+    return errorAnswerFor(unit, withSeverity(err, "ERROR"), inTx ? IN_TX : IDLE);
+  }
+
+  #abortedAnswer(unit: Message[]): Uint8Array {
+    return errorAnswerFor(
+      unit,
+      new PgError(
+        SqlState.IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+      ),
+      IN_TX,
+    );
+  }
+
+  // ---- DDL ----
+
+  /** DDL on every shard of a tablegroup, or on none. */
+  async #fanOutDdl(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "fanout_ddl" | "create_table" }>,
+    map: ShardMap,
+  ): Promise<Uint8Array> {
+    if (this.#inTransaction()) {
+      throw new PgError(
+        SqlState.ACTIVE_SQL_TRANSACTION,
+        "DDL on tables of a tablegroup cannot run inside a transaction block yet",
+      );
+    }
+    const tg = map.tablegroup(plan.tablegroup);
+    if (!tg) throw undefinedTablegroup(plan.tablegroup);
+    let sql: string;
+    if (plan.kind === "create_table") {
+      const sharded = tg.shards.length > 1 || tg.shards[0] !== "0-inf";
+      if (sharded && !plan.column) {
+        throw new PgError(
+          "42P16",
+          `a table in sharded tablegroup "${plan.tablegroup}" needs a sharding column`,
+          { hint: "Add SHARD BY (column) or a single-column primary key." },
+        );
+      }
+      sql = plan.sql;
+    } else {
+      sql = statementText(unit);
+    }
+    const sessions = await Promise.all(tg.shards.map((sh) => this.#session(plan.tablegroup, sh)));
+    const begin = query("BEGIN");
+    const answers: Uint8Array[] = [];
+    let failure: Uint8Array | null = null;
+    try {
+      await Promise.all(sessions.map((s) => s.run(begin)));
+      const runs = await Promise.all(sessions.map((s) => s.run(query(sql))));
+      for (const a of runs) {
+        const msgs = splitMessages(a);
+        const err = firstError(msgs);
+        if (err && !failure) failure = err.frame;
+        answers.push(a);
+      }
+      if (!failure) await this.#recordDdl(plan, map, sessions[0]);
+    } catch (e) {
+      failure ??= errorFrame(toPgError(e));
+    }
+    const end = query(failure ? "ROLLBACK" : "COMMIT");
+    const ends = await Promise.all(sessions.map((s) => s.run(end).catch((e) => e)));
+    if (!failure) {
+      const bad = ends.find((a) => !(a instanceof Uint8Array) || firstError(splitMessages(a)));
+      if (bad) {
+        failure = bad instanceof Uint8Array
+          ? firstError(splitMessages(bad))!.frame
+          : errorFrame(toPgError(bad));
+      }
+    }
+    await this.#deps.refresh();
+    if (failure) return answerUnit(unit, failure, IDLE);
+    const done = splitMessages(answers[0]).find((m) => m.code === Backend.CommandComplete);
+    return answerUnit(unit, done ? done.frame : commandComplete("OK"), IDLE);
+  }
+
+  /**
+   * The metadata after DDL that ran on every shard (not committed yet): a new table, dropped or
+   * renamed ones, and where each table's sharding column sits now (an INSERT without a column
+   * list takes its value from there), as the first shard's catalog says.
+   */
+  async #recordDdl(
+    plan: Extract<Plan, { kind: "fanout_ddl" | "create_table" }>,
+    map: ShardMap,
+    shard: ShardSession,
+  ): Promise<void> {
+    const change = this.#deps.changeMetadata;
+    const tables = map.tablesOf(plan.tablegroup);
+    if (plan.kind === "create_table") {
+      const name = `${plan.table.schema}.${plan.table.name}`;
+      if (plan.ifNotExists && tables.some((t) => t.name === name)) return;
+      const position = plan.column
+        ? (await this.#positions(shard, [{ name, column: plan.column }])).get(name)
+        : undefined;
+      await change({
+        change: "METADATA_CHANGE_ADD_TABLE",
+        name,
+        tablegroup: plan.tablegroup,
+        shardingColumn: plan.column ?? "",
+        shardingType: plan.type ?? "",
+        shardingPosition: position ?? 0,
+      });
+      return;
+    }
+    const dropped = new Set(plan.dropped.map((t) => `${t.schema}.${t.name}`));
+    for (const name of dropped) await change({ change: "METADATA_CHANGE_DROP_TABLE", name });
+    const renamed = plan.renamed;
+    const from = renamed ? `${renamed.from.schema}.${renamed.from.name}` : "";
+    const to = renamed ? `${renamed.to.schema}.${renamed.to.name}` : "";
+    if (renamed && from !== to) {
+      await change({ change: "METADATA_CHANGE_UPDATE_TABLE", name: from, newName: to });
+    }
+    const live = tables
+      .filter((t) => !dropped.has(t.name) && t.column)
+      .map((t) => ({ ...t, name: t.name === from ? to : t.name }));
+    if (!live.length) return;
+    const now = await this.#positions(
+      shard,
+      live.map((t) => ({ name: t.name, column: t.column! })),
+    );
+    for (const t of live) {
+      const p = now.get(t.name);
+      if (p && p !== t.position) {
+        await change({ change: "METADATA_CHANGE_UPDATE_TABLE", name: t.name, shardingPosition: p });
+      }
+    }
+  }
+
+  /** Each table's sharding column's place among its live columns, from a shard's catalog. */
+  async #positions(
+    s: ShardSession,
+    tables: { name: string; column: string }[],
+  ): Promise<Map<string, number>> {
+    const values = tables.map((t) => {
+      const dot = t.name.indexOf(".");
+      return `(${sqlLiteral(t.name)}, ${sqlLiteral(t.name.slice(0, dot))}, ${
+        sqlLiteral(t.name.slice(dot + 1))
+      }, ${sqlLiteral(t.column)})`;
+    });
+    const answer = await s.run(query(
+      `SELECT t.name, (SELECT count(*) FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.attnum <= (SELECT attnum FROM pg_catalog.pg_attribute
+                              WHERE attrelid = c.oid AND attname = t.col))
+         FROM (VALUES ${values.join(", ")}) AS t(name, nsp, rel, col)
+         JOIN pg_catalog.pg_namespace n ON n.nspname = t.nsp
+         JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.rel`,
+    ));
+    const out = new Map<string, number>();
+    for (const [name, p] of dataRows(answer)) if (name && p) out.set(name, Number(p));
+    return out;
+  }
+
+  async #createTablegroup(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "create_tablegroup" }>,
+  ): Promise<Uint8Array> {
+    if (this.#inTransaction()) {
+      throw new PgError(
+        SqlState.ACTIVE_SQL_TRANSACTION,
+        "CREATE TABLEGROUP cannot run inside a transaction block",
+      );
+    }
+    if (plan.database && plan.database !== this.#opts.database) {
+      throw featureNotSupported(
+        `CREATE TABLEGROUP … FOR ${plan.database} must run in database "${plan.database}"`,
+      );
+    }
+    await this.#deps.changeMetadata({
+      change: "METADATA_CHANGE_CREATE_TABLEGROUP",
+      name: plan.name,
+      shards: plan.shards,
+    });
+    await this.#deps.refresh();
+    // The provisioner (or the operator) brings the shards up from the metadata: wait for them.
+    const deadline = Date.now() + TABLEGROUP_WAIT_MS;
+    let missing = this.#deps.missingShards(plan.name, plan.shards);
+    while (missing.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      missing = this.#deps.missingShards(plan.name, plan.shards);
+    }
+    if (missing.length) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        `tablegroup "${plan.name}" is recorded, but shards ${missing.join(", ")} do not serve yet`,
+        {
+          detail: `No primary serves ${
+            missing.map((s) => `${this.#opts.database}/${plan.name}/${s}`).join(", ")
+          } after ${TABLEGROUP_WAIT_MS / 1000} s.`,
+          hint: "multigres cluster status shows what runs; DROP TABLEGROUP removes it.",
+        },
+      );
+    }
+    return answerUnit(unit, commandComplete("CREATE TABLEGROUP"), IDLE);
+  }
+
+  async #dropTablegroup(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "drop_tablegroup" }>,
+    _map: ShardMap,
+  ): Promise<Uint8Array> {
+    if (this.#inTransaction()) {
+      throw new PgError(
+        SqlState.ACTIVE_SQL_TRANSACTION,
+        "DROP TABLEGROUP cannot run inside a transaction block",
+      );
+    }
+    await this.#deps.changeMetadata({
+      change: "METADATA_CHANGE_DROP_TABLEGROUP",
+      name: plan.name,
+      cascade: plan.cascade,
+      ifExists: plan.ifExists,
+    });
+    for (const [key, s] of this.#sessions) {
+      if (key.startsWith(`${plan.name}/`)) {
+        s.close();
+        this.#sessions.delete(key);
+      }
+    }
+    await this.#deps.refresh();
+    return answerUnit(unit, commandComplete("DROP TABLEGROUP"), IDLE);
+  }
+
+  /** CREATE/DROP/ALTER DATABASE: Postgres's own statement, with the metadata around it. */
+  async #databaseDdl(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "database_ddl" }>,
+    _map: ShardMap,
+  ): Promise<Uint8Array> {
+    const payload = concatBytes(unit.map((m) => m.frame));
+    if (this.#inTransaction()) return await this.#relay.collect(payload); // Postgres refuses it
+    if (plan.op === "create") {
+      await this.#deps.changeMetadata({
+        change: "METADATA_CHANGE_CREATE_DATABASE",
+        name: plan.name,
+        database: plan.name,
+      });
+      const answer = await this.#relay.collect(payload).catch((e) => e);
+      if (!(answer instanceof Uint8Array) || firstError(splitMessages(answer))) {
+        await this.#deps.changeMetadata({
+          change: "METADATA_CHANGE_DROP_DATABASE",
+          name: plan.name,
+          database: plan.name,
+        }).catch(() => undefined);
+      }
+      await this.#deps.refresh();
+      if (!(answer instanceof Uint8Array)) throw answer;
+      return answer;
+    }
+    if (plan.op === "rename") {
+      const other = await this.#otherMap(plan.name);
+      if (other?.tablegroups.length) {
+        throw featureNotSupported(
+          `cannot rename database "${plan.name}": it has tablegroups of its own`,
+        );
+      }
+    }
+    const answer = await this.#relay.collect(payload);
+    if (!firstError(splitMessages(answer))) {
+      await this.#deps.changeMetadata({
+        change: plan.op === "drop"
+          ? "METADATA_CHANGE_DROP_DATABASE"
+          : "METADATA_CHANGE_RENAME_DATABASE",
+        name: plan.name,
+        database: plan.name,
+        newName: plan.newName,
+      });
+    }
+    await this.#deps.refresh();
+    return answer;
+  }
+
+  #otherMap(_name: string): Promise<ShardMap | null> {
+    return Promise.resolve(null);
+  }
+}
+
+// ---- helpers ----
+
+const ROLLBACK = query("ROLLBACK");
+const EMPTY = new Uint8Array(0);
+
+function endsWithSync(unit: Message[]): boolean {
+  const last = unit.at(-1)?.code;
+  return last === Frontend.Sync || last === Frontend.Query;
+}
+
+/** A unit the client ended with Flush: it waits for answers before it sends the Sync. */
+function isFlushed(unit: Message[]): boolean {
+  return unit.at(-1)?.code === Frontend.Flush;
+}
+
+/** `answer` without its first `drop.left` ParseComplete messages (counted down). */
+function dropParseCompletes(answer: Uint8Array, drop: { left: number }): Uint8Array {
+  const kept = splitMessages(answer).filter((m) => {
+    if (m.code !== Backend.ParseComplete || drop.left <= 0) return true;
+    drop.left--;
+    return false;
+  });
+  return concatBytes(kept.map((m) => m.frame));
+}
+
+/** A simple Query message. */
+function query(sql: string): Uint8Array {
+  const enc = new TextEncoder().encode(sql);
+  const out = new Uint8Array(6 + enc.length);
+  out[0] = Frontend.Query;
+  new DataView(out.buffer).setInt32(1, 5 + enc.length);
+  out.set(enc, 5);
+  return out;
+}
+
+/** The SQL of a unit's statement (its Query, or its Parse). */
+function statementText(unit: Message[]): string {
+  const m = unit.find((m) => m.code === Frontend.Query || m.code === Frontend.Parse)!;
+  if (m.code === Frontend.Query) return readCString(body(m), 0)[0];
+  return readCString(body(m), readCString(body(m), 0)[1])[0];
+}
+
+function sqlLiteral(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+function isParseOf(name: string): (f: Uint8Array) => boolean {
+  return (f) => f[0] === Frontend.Parse && readCString(f.subarray(5), 0)[0] === name;
+}
+
+function secondShard(): PgError {
+  return featureNotSupported(
+    "a transaction may touch one shard until two-phase commit lands",
+    { hint: "Roll back, and keep each transaction to one sharding key's rows." },
+  );
+}
+
+function undefinedTablegroup(name: string): PgError {
+  return new PgError(SqlState.UNDEFINED_OBJECT, `tablegroup "${name}" does not exist`);
+}
+
+function errorFrame(err: PgError): Uint8Array {
+  return splitMessages(errorAnswer(err, IDLE))[0].frame;
+}
+
+function errorAnswerFor(unit: Message[], e: unknown, status = IDLE): Uint8Array {
+  return answerUnit(unit, errorFrame(withSeverity(toPgError(e), "ERROR")), status);
+}
+
+function commandTagOf(answer: Uint8Array): string | undefined {
+  const m = splitMessages(answer).find((m) => m.code === Backend.CommandComplete);
+  return m ? commandTag(m) : undefined;
+}
+
+function samePlanTarget(a: Plan, b: Plan): boolean {
+  if (a.kind === "keyed" || a.kind === "scatter") {
+    return (b.kind === "keyed" || b.kind === "scatter") && a.tablegroup === b.tablegroup;
+  }
+  return a.kind === b.kind;
+}
+
+/**
+ * Answers of several shards to one statement, as one: the first shard's messages, with the
+ * other shards' rows before its CommandComplete and the row counts summed in the tag. The first
+ * error (in shard order) wins instead, with its ReadyForQuery.
+ */
+export function concatAnswers(answers: Uint8Array[]): Uint8Array {
+  const all = answers.map(splitMessages);
+  for (const msgs of all) {
+    if (firstError(msgs)) {
+      return concatBytes(
+        msgs.filter((m) => m.code !== Backend.DataRow).map((m) => m.frame),
+      );
+    }
+  }
+  const out: Uint8Array[] = [];
+  let rows = 0;
+  for (const msgs of all) {
+    for (const m of msgs) if (m.code === Backend.DataRow) rows++;
+  }
+  for (const m of all[0]) {
+    if (m.code === Backend.DataRow) continue;
+    if (m.code === Backend.CommandComplete) {
+      for (const msgs of all) {
+        for (const r of msgs) if (r.code === Backend.DataRow) out.push(r.frame);
+      }
+      const tag = commandTag(m);
+      const sp = tag.lastIndexOf(" ");
+      const summed = sp > 0 && /^\d+$/.test(tag.slice(sp + 1))
+        ? `${tag.slice(0, sp)} ${rows}`
+        : tag;
+      out.push(commandComplete(summed));
+      continue;
+    }
+    out.push(m.frame);
+  }
+  void lastStatus;
+  return concatBytes(out);
+}
+
+interface BindInfo {
+  portal: string;
+  statement: string;
+  formats: number[];
+  values: (Uint8Array | null)[];
+}
+
+function parseBind(b: Uint8Array): BindInfo {
+  const [portal, a] = readCString(b, 0);
+  const [statement, c] = readCString(b, a);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let off = c;
+  const nf = dv.getInt16(off);
+  off += 2;
+  const formats: number[] = [];
+  for (let i = 0; i < nf; i++, off += 2) formats.push(dv.getInt16(off));
+  const np = dv.getInt16(off);
+  off += 2;
+  const values: (Uint8Array | null)[] = [];
+  for (let i = 0; i < np; i++) {
+    const len = dv.getInt32(off);
+    off += 4;
+    if (len < 0) values.push(null);
+    else {
+      values.push(b.subarray(off, off + len));
+      off += len;
+    }
+  }
+  return { portal, statement, formats, values };
+}
+
+const decoder = new TextDecoder();
+
+/** Keyspace ids of one key: a literal's, or a bound parameter's in each Bind of the unit. */
+function keyIds(key: KeyValue, type: Parameters<typeof keyspaceId>[0], binds: BindInfo[]) {
+  const out: bigint[] = [];
+  if ("literal" in key) {
+    if (key.literal !== null) out.push(keyspaceId(type, key.literal));
+    return out;
+  }
+  for (const b of binds) {
+    const i = key.param - 1;
+    const v = b.values[i];
+    if (v === null || v === undefined) continue;
+    const format = b.formats.length === 1 ? b.formats[0] : b.formats[i] ?? 0;
+    out.push(format === 1 ? keyspaceIdBinary(type, v) : keyspaceId(type, decoder.decode(v)));
+  }
+  return out;
+}
+
+void lastStatus;
+void FAILED;

@@ -1,0 +1,182 @@
+import type { GetMetadataResponse, PoolerRecord } from "../shared/grpc/types.ts";
+import { callUnary, makeClient } from "../shared/grpc/mod.ts";
+import { Topo } from "../shared/topo/mod.ts";
+import { LocalCluster, MAX_SHARD_SLOTS, type ShardCellSpec } from "./local_cluster.ts";
+
+export { shardPorts } from "./local_cluster.ts";
+
+/** A shard of a tablegroup other than `default`, as the hidden schema records it. */
+export interface ShardKey {
+  database: string;
+  tablegroup: string;
+  name: string;
+}
+
+/** `database/tablegroup/shard`. */
+export function shardKeyString(k: ShardKey): string {
+  return `${k.database}/${k.tablegroup}/${k.name}`;
+}
+
+/**
+ * Every shard the hidden schema records outside the default tablegroups (those live on the
+ * default database's server), read from the default tablegroup's primary pooler. Null when no
+ * such pooler answers: nothing may be concluded then.
+ */
+export async function readShards(
+  poolers: readonly PoolerRecord[],
+): Promise<ShardKey[] | null> {
+  const primary = poolers.find((p) =>
+    p.type === "PRIMARY" && p.serving && p.tablegroup === "default"
+  );
+  if (!primary) return null;
+  const client = makeClient("MultiPooler", primary.addr);
+  let md: GetMetadataResponse;
+  try {
+    md = await callUnary<GetMetadataResponse>(client, "GetMetadata", {}, { deadlineMs: 5000 });
+  } catch {
+    return null;
+  } finally {
+    client.close();
+  }
+  const out: ShardKey[] = [];
+  for (const db of md.databases) {
+    for (const tg of db.tablegroups) {
+      if (tg.name === "default") continue;
+      for (const s of tg.shards) out.push({ database: db.name, tablegroup: tg.name, name: s.name });
+    }
+  }
+  return out;
+}
+
+/**
+ * Brings up and takes down the processes of every shard the hidden schema records: in every
+ * cell of the cluster a pgctld + Postgres and a pooler (the first cell's bootstraps the shard's
+ * primary, the cell's orch appoints it; further cells' join as replicas). Shards get slots,
+ * kept in `<data-dir>/shards/slots.json`, which pick their ports (see shardPorts) and folders.
+ */
+export class ShardProvisioner {
+  readonly #root: LocalCluster;
+  readonly #log: (msg: string) => void;
+  readonly #slotsPath: string;
+  #slots: Record<string, number>;
+  /** Shards being started or stopped now (one action per shard at a time). */
+  readonly #busy = new Set<string>();
+
+  constructor(root: LocalCluster, log: (msg: string) => void = console.error) {
+    this.#root = root;
+    this.#log = log;
+    this.#slotsPath = `${root.cfg.dataDir}/shards/slots.json`;
+    this.#slots = readSlots(this.#slotsPath);
+  }
+
+  /** The cells of one shard: the first bootstraps it, the others join as replicas. */
+  cellsOf(key: ShardKey, slot: number): LocalCluster[] {
+    const cfg = this.#root.cfg;
+    const cells = [this.#root, ...this.#root.members];
+    return cells.map((c, cellIndex) => {
+      const shard: ShardCellSpec = { ...key, slot, cellIndex };
+      return new LocalCluster({
+        ...cfg,
+        cell: c.cfg.cell,
+        cells: 1,
+        dataDir: `${cfg.dataDir}/shards/s${slot}/${c.cfg.cell}`,
+        memberOf: this.#root.topoAddress,
+        shard,
+      }, this.#log);
+    });
+  }
+
+  /** Every shard with a slot, and its cells. */
+  allCells(): LocalCluster[] {
+    return Object.entries(this.#slots).flatMap(([k, slot]) => {
+      const [database, tablegroup, name] = k.split("/");
+      return this.cellsOf({ database, tablegroup, name }, slot);
+    });
+  }
+
+  /** One look at the metadata: starts what is new (or not running), stops what is gone. */
+  async tick(): Promise<void> {
+    const topo = await Topo.connect({
+      globalAddress: this.#root.topoAddress,
+      cluster: this.#root.cfg.cluster,
+      cell: this.#root.cfg.cell,
+      waitMs: 3000,
+    });
+    let shards: ShardKey[] | null;
+    try {
+      shards = await readShards(await topo.listAllPoolers());
+    } finally {
+      topo.close();
+    }
+    if (!shards) return;
+    const wanted = new Map(shards.map((s) => [shardKeyString(s), s]));
+    for (const [k, s] of wanted) {
+      if (this.#busy.has(k)) continue;
+      const slot = this.#slots[k] ?? this.#takeSlot(k);
+      if (slot === undefined) {
+        this.#log(`error: no free shard slot for ${k} (at most ${MAX_SHARD_SLOTS} shards)`);
+        continue;
+      }
+      const cells = this.cellsOf(s, slot);
+      if (cells.every((c) => c.running().multipooler && c.running().pgctld)) continue;
+      this.#act(k, () => this.#startShard(k, cells));
+    }
+    for (const [k, slot] of Object.entries(this.#slots)) {
+      if (wanted.has(k) || this.#busy.has(k)) continue;
+      const [database, tablegroup, name] = k.split("/");
+      const cells = this.cellsOf({ database, tablegroup, name }, slot);
+      this.#act(k, () => this.#removeShard(k, slot, cells));
+    }
+  }
+
+  #act(k: string, fn: () => Promise<void>): void {
+    this.#busy.add(k);
+    fn().catch((e) => this.#log(`error: shard ${k}: ${(e as Error).message}`))
+      .finally(() => this.#busy.delete(k));
+  }
+
+  async #startShard(k: string, cells: LocalCluster[]): Promise<void> {
+    this.#log(`starting shard ${k} in ${cells.length} cell(s)`);
+    const [first, ...rest] = cells;
+    await first.start();
+    await first.waitForReplica(300_000);
+    for (const c of rest) {
+      await c.start();
+      await c.waitForReplica(300_000);
+    }
+    this.#log(`shard ${k} serves`);
+  }
+
+  async #removeShard(k: string, slot: number, cells: LocalCluster[]): Promise<void> {
+    this.#log(`stopping shard ${k}: it is gone from the metadata`);
+    for (const c of [...cells].reverse()) await c.stop();
+    await Deno.remove(`${this.#root.cfg.dataDir}/shards/s${slot}`, { recursive: true })
+      .catch(() => {});
+    delete this.#slots[k];
+    this.#saveSlots();
+  }
+
+  #takeSlot(k: string): number | undefined {
+    const used = new Set(Object.values(this.#slots));
+    for (let s = 1; s <= MAX_SHARD_SLOTS; s++) {
+      if (used.has(s)) continue;
+      this.#slots[k] = s;
+      this.#saveSlots();
+      return s;
+    }
+    return undefined;
+  }
+
+  #saveSlots(): void {
+    Deno.mkdirSync(`${this.#root.cfg.dataDir}/shards`, { recursive: true });
+    Deno.writeTextFileSync(this.#slotsPath, JSON.stringify(this.#slots, null, 2) + "\n");
+  }
+}
+
+function readSlots(path: string): Record<string, number> {
+  try {
+    return JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,345 @@
+// Sharding, part 1, end to end (ports 22600+): a database, a tablegroup of two shards brought up
+// by the provisioner from the hidden schema, a sharded table, routed and scattered statements in
+// both protocols, DDL fanned out (every shard or none), and what is refused. The oracle is the
+// same data in an unsharded table of the same database.
+
+import assert from "node:assert/strict";
+import type pg from "pg";
+import { shardPorts } from "../../src/provisioner/local_cluster.ts";
+import { inRangeSql, keyspaceIdSql, parseKeyRange } from "../../src/shared/keyspace/mod.ts";
+import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+
+const OFFSET = 2600;
+const ROWS = 10_000;
+
+/** The error a query gets (or null), as SQLSTATE and message. */
+async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string } | null> {
+  try {
+    await p;
+    return null;
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    return { code: err.code ?? "", message: err.message };
+  }
+}
+
+function rowsOf(r: pg.QueryResult): string[] {
+  return r.rows.map((row: unknown) => JSON.stringify(row)).sort();
+}
+
+Deno.test({
+  name: "sharding: databases, tablegroups and shards are real",
+  ...E2E,
+  async fn(t) {
+    const c: TestCluster = await startCluster(OFFSET, { cells: 1 });
+    const opened: pg.Client[] = [];
+    const client = async (opts: Parameters<TestCluster["client"]>[0] = {}) => {
+      const cl = await c.client(opts);
+      opened.push(cl);
+      return cl;
+    };
+    try {
+      const admin = await client();
+      const direct = await client({ direct: true });
+
+      await t.step(
+        "CREATE DATABASE is recorded in the hidden schema, a failed one is not",
+        async () => {
+          await admin.query("create database shop");
+          const recorded = await direct.query(
+            "select name from multigres.database where name = 'shop'",
+          );
+          assert.equal(recorded.rowCount, 1);
+          const tgs = await direct.query(
+            "select tablegroup, name from multigres.shard where database = 'shop'",
+          );
+          assert.deepEqual(tgs.rows, [{ tablegroup: "default", name: "0-inf" }]);
+          // The same statement again: Postgres's own error, and the record stays.
+          const again = await errorOf(admin.query("create database shop"));
+          const againDirect = await errorOf(direct.query("create database shop"));
+          assert.deepEqual(again, againDirect);
+          assert.equal(again?.code, "42P04");
+          assert.equal(
+            (await direct.query("select 1 from multigres.database where name = 'shop'")).rowCount,
+            1,
+          );
+          // A CREATE DATABASE that Postgres refuses leaves no record behind.
+          const bad = await errorOf(admin.query("create database nope template no_such_template"));
+          assert.equal(bad?.code, "3D000");
+          assert.equal(
+            (await direct.query("select 1 from multigres.database where name = 'nope'")).rowCount,
+            0,
+          );
+        },
+      );
+
+      const shop = await client({ database: "shop" });
+
+      await t.step("CREATE TABLEGROUP … SHARDS 2 returns once both shards serve", async () => {
+        const bad = await errorOf(shop.query("create tablegroup bad_tg shards ('0-4', '8-inf')"));
+        assert.equal(bad?.code, "22023", String(bad?.message));
+        await shop.query("create tablegroup orders_tg shards 2");
+        const shards = await direct.query(
+          `select name, key_range_start, key_range_end from multigres.shard
+            where database = 'shop' and tablegroup = 'orders_tg' order by name`,
+        );
+        assert.deepEqual(shards.rows, [
+          { name: "0-8", key_range_start: "0", key_range_end: "8" },
+          { name: "8-inf", key_range_start: "8", key_range_end: "" },
+        ]);
+        const dup = await errorOf(shop.query("create tablegroup orders_tg shards 2"));
+        assert.equal(dup?.code, "42710");
+      });
+
+      await t.step(
+        "CREATE TABLE … IN creates the table on every shard and records it",
+        async () => {
+          const noKey = await errorOf(
+            shop.query(
+              "create table t_bad (id bigint, code text unique) in orders_tg shard by (id)",
+            ),
+          );
+          assert.equal(noKey?.code, "0A000", String(noKey?.message));
+          const noGroup = await errorOf(
+            shop.query("create table t_none (id bigint primary key) in no_such_tg"),
+          );
+          assert.equal(noGroup?.code, "42704", String(noGroup?.message));
+          await shop.query(
+            "create table orders (id bigint primary key, customer text, total numeric) in orders_tg",
+          );
+          const rec = await direct.query(
+            `select table_name, tablegroup, sharding_column, sharding_type
+             from multigres.tablegroup_table where database = 'shop'`,
+          );
+          assert.deepEqual(rec.rows, [{
+            table_name: "public.orders",
+            tablegroup: "orders_tg",
+            sharding_column: "id",
+            sharding_type: "int8",
+          }]);
+          // The unsharded copy: the oracle.
+          await shop.query(
+            "create table orders_plain (id bigint primary key, customer text, total numeric)",
+          );
+        },
+      );
+
+      await t.step(`${ROWS} rows inserted one by one land on their shards`, async () => {
+        for (let i = 1; i <= ROWS; i++) {
+          const customer = `c${i % 97} ü`;
+          const total = `${i}.${i % 100}`;
+          if (i % 2) {
+            await shop.query(
+              `insert into orders values (${i}, '${customer}', ${total})`,
+            );
+          } else {
+            await shop.query("insert into orders (id, customer, total) values ($1, $2, $3)", [
+              i,
+              customer,
+              total,
+            ]);
+          }
+        }
+        await shop.query(
+          "insert into orders_plain select i, 'c' || (i % 97) || ' ü', (i || '.' || (i % 100))::numeric from generate_series(1, $1::int) i",
+          [ROWS],
+        );
+        // Poolers reach Postgres over its Unix socket, where inet_server_port() is NULL (as for
+        // psql on the socket): the server's own port setting says which server answered.
+        const ports = await shop.query("select current_setting('port')::int as port from orders");
+        assert.equal(ports.rowCount, ROWS);
+        const counts = new Map<number, number>();
+        for (const r of ports.rows) counts.set(r.port, (counts.get(r.port) ?? 0) + 1);
+        assert.equal(counts.size, 2, `rows come from two servers: ${[...counts.keys()]}`);
+        for (const n of counts.values()) assert.ok(n > ROWS / 4, `a fair share: ${n}`);
+      });
+
+      await t.step(
+        "every row's keyspace id lies in its shard's range (Postgres's own hash)",
+        async () => {
+          for (const [slot, shard] of [[1, "0-8"], [2, "8-inf"]] as const) {
+            const sh = await client({
+              port: shardPorts(OFFSET, slot, 0).postgres,
+              database: "shop",
+              direct: true,
+            });
+            const kid = keyspaceIdSql("int8", "id");
+            const r = await sh.query(
+              `select count(*)::int as n, count(*) filter (where not (${
+                inRangeSql(kid, parseKeyRange(shard))
+              }))::int as outside from orders`,
+            );
+            assert.ok(r.rows[0].n > 0, `shard ${shard} holds rows`);
+            assert.equal(r.rows[0].outside, 0, `shard ${shard}: every row in its range`);
+          }
+        },
+      );
+
+      await t.step("the same answers as the unsharded table, in both protocols", async () => {
+        for (const id of [1, 2, 77, 5000, 9999, 10_001]) {
+          const a = await shop.query(`select * from orders where id = ${id}`);
+          const b = await shop.query(`select * from orders_plain where id = ${id}`);
+          assert.deepEqual(rowsOf(a), rowsOf(b), `id ${id}`);
+          const pa = await shop.query("select * from orders where id = $1", [id]);
+          assert.deepEqual(rowsOf(pa), rowsOf(b), `id $1 = ${id}`);
+          const named = await shop.query({
+            name: "by_id",
+            text: "select id, customer from orders where id = $1",
+            values: [id],
+          });
+          const plain = await shop.query(`select id, customer from orders_plain where id = ${id}`);
+          assert.deepEqual(rowsOf(named), rowsOf(plain), `prepared by_id ${id}`);
+        }
+        const inList = await shop.query("select * from orders where id in (3, 4, 5, 6000)");
+        const inPlain = await shop.query("select * from orders_plain where id in (3, 4, 5, 6000)");
+        assert.deepEqual(rowsOf(inList), rowsOf(inPlain));
+        const all = await shop.query("select * from orders where customer = 'c5 ü'");
+        const allPlain = await shop.query("select * from orders_plain where customer = 'c5 ü'");
+        assert.deepEqual(rowsOf(all), rowsOf(allPlain));
+        assert.equal(all.rowCount, allPlain.rowCount);
+        // postgres.js: everything in the extended protocol.
+        const sql = c.sql({ database: "shop" });
+        try {
+          const x = await sql`select id, total::text from orders where id = ${42}`;
+          assert.deepEqual([...x], [{ id: "42", total: "42.42" }]);
+          const u = await sql`update orders set customer = 'moved' where id = ${42}`;
+          assert.equal(u.count, 1);
+          await sql`update orders_plain set customer = 'moved' where id = ${42}`;
+        } finally {
+          await sql.end();
+        }
+      });
+
+      await t.step("statements that need merging are refused with 0A000", async () => {
+        for (
+          const q of [
+            "select count(*) from orders",
+            "select * from orders order by id limit 5",
+            "select customer, sum(total) from orders group by customer",
+            "select distinct customer from orders",
+          ]
+        ) {
+          const e = await errorOf(shop.query(q));
+          assert.equal(e?.code, "0A000", `${q}: ${e?.message}`);
+        }
+        // A scattered write is refused too (it could commit on one shard only).
+        const w = await errorOf(shop.query("update orders set total = 0 where customer = 'x'"));
+        assert.equal(w?.code, "0A000", String(w?.message));
+        // A keyed one goes to its shard.
+        const k = await shop.query("delete from orders where id = 10000");
+        assert.equal(k.rowCount, 1);
+        await shop.query("delete from orders_plain where id = 10000");
+      });
+
+      await t.step("a transaction stays on one shard; a second shard is refused", async () => {
+        // Keys on either shard: find one of each.
+        const ports = await shop.query(
+          "select id, current_setting('port')::int as port from orders where id in (1, 2, 3, 4, 5, 6, 7, 8)",
+        );
+        const byPort = new Map<number, number>();
+        for (const r of ports.rows) byPort.set(r.port, Number(r.id));
+        const [a, b] = [...byPort.values()];
+        assert.ok(a && b, "keys on two shards");
+        await shop.query("begin");
+        await shop.query(`update orders set customer = 'tx' where id = ${a}`);
+        const second = await errorOf(
+          shop.query(`update orders set customer = 'tx' where id = ${b}`),
+        );
+        assert.equal(second?.code, "0A000", String(second?.message));
+        assert.match(second!.message, /one shard/);
+        const aborted = await errorOf(shop.query(`select * from orders where id = ${a}`));
+        assert.equal(aborted?.code, "25P02");
+        await shop.query("rollback");
+        // Nothing of it committed, and the session goes on.
+        const r = await shop.query(`select customer from orders where id in (${a}, ${b})`);
+        assert.ok(r.rows.every((x: { customer: string }) => x.customer !== "tx"));
+        await shop.query("begin");
+        await shop.query(`update orders set customer = 'tx1' where id = ${a}`);
+        await shop.query("commit");
+        const after = await shop.query(`select customer from orders where id = ${a}`);
+        assert.equal(after.rows[0].customer, "tx1");
+      });
+
+      await t.step(
+        "settings follow the session to its shards; catalog reads join any block",
+        async () => {
+          await shop.query("set statement_timeout = '1234ms'");
+          for (const id of [1, 2, 3, 4]) {
+            const r = await shop.query(
+              `select current_setting('statement_timeout') as v from orders where id = ${id}`,
+            );
+            assert.deepEqual(r.rows, [{ v: "1234ms" }]);
+          }
+          await shop.query("reset statement_timeout");
+          await shop.query("begin");
+          await shop.query("update orders set customer = 'n' where id = 1");
+          const now = await shop.query("select now() is not null as ok");
+          assert.deepEqual(now.rows, [{ ok: true }]);
+          const plain = await errorOf(shop.query("select * from orders_plain where id = 1"));
+          assert.equal(plain?.code, "0A000", String(plain?.message));
+          await shop.query("rollback");
+        },
+      );
+
+      await t.step(
+        "multigres cluster status lists the databases, tablegroups and shards",
+        async () => {
+          const st = await c.cluster.status();
+          const shopLayout = st.layout?.find((d) => d.name === "shop");
+          const tg = shopLayout?.tablegroups.find((g) => g.name === "orders_tg");
+          assert.deepEqual(tg?.shards.map((s) => s.name), ["0-8", "8-inf"]);
+          assert.deepEqual(shopLayout?.tables?.map((x) => x.name), ["public.orders"]);
+          for (const shard of ["0-8", "8-inf"]) {
+            assert.ok(
+              st.poolers.some((p) =>
+                p.database === "shop" && p.tablegroup === "orders_tg" && p.shard === shard &&
+                p.type === "PRIMARY" && p.serving
+              ),
+              `shard ${shard} has a serving primary`,
+            );
+          }
+        },
+      );
+
+      await t.step("DDL fans out to every shard, or to none", async () => {
+        await shop.query("alter table orders add column note text");
+        await shop.query("create index orders_customer on orders (customer)");
+        const s1 = await client({ port: shardPorts(OFFSET, 1, 0).postgres, database: "shop" });
+        const s2 = await client({ port: shardPorts(OFFSET, 2, 0).postgres, database: "shop" });
+        for (const s of [s1, s2]) {
+          const cols = await s.query(
+            "select 1 from information_schema.columns where table_name = 'orders' and column_name = 'note'",
+          );
+          assert.equal(cols.rowCount, 1);
+        }
+        // An index name taken on one shard only: the statement fails everywhere.
+        await s1.query("create index taken on orders (total)");
+        const e = await errorOf(shop.query("create index taken on orders (customer, total)"));
+        assert.equal(e?.code, "42P07", String(e?.message));
+        const onS2 = await s2.query("select 1 from pg_class where relname = 'taken'");
+        assert.equal(onS2.rowCount, 0, "rolled back on the other shard");
+      });
+
+      await t.step(
+        "DROP TABLEGROUP refuses while tables depend on it; CASCADE stops the shards",
+        async () => {
+          const e = await errorOf(shop.query("drop tablegroup orders_tg"));
+          assert.equal(e?.code, "2BP01", String(e?.message));
+          await shop.query("drop tablegroup orders_tg cascade");
+          const left = await direct.query(
+            "select 1 from multigres.shard where database = 'shop' and tablegroup = 'orders_tg'",
+          );
+          assert.equal(left.rowCount, 0);
+          const gone = await eventually(async () => {
+            const st = await c.cluster.status();
+            return !st.poolers.some((p) => p.tablegroup === "orders_tg");
+          }, 60_000);
+          assert.ok(gone, "the shards' poolers left the topo");
+        },
+      );
+    } finally {
+      for (const cl of opened) await cl.end().catch(() => {});
+      await c.stop();
+    }
+  },
+});
