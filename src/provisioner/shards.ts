@@ -19,12 +19,12 @@ export function shardKeyString(k: ShardKey): string {
 
 /**
  * Every shard the hidden schema records outside the default tablegroups (those live on the
- * default database's server), read from the default tablegroup's primary pooler. Null when no
- * such pooler answers: nothing may be concluded then.
+ * default database's server), and every database, read from the default tablegroup's primary
+ * pooler. Null when no such pooler answers: nothing may be concluded then.
  */
 export async function readShards(
   poolers: readonly PoolerRecord[],
-): Promise<ShardKey[] | null> {
+): Promise<{ shards: ShardKey[]; databases: string[]; defaultDatabase: string } | null> {
   const primary = poolers.find((p) =>
     p.type === "PRIMARY" && p.serving && p.tablegroup === "default"
   );
@@ -45,7 +45,11 @@ export async function readShards(
       for (const s of tg.shards) out.push({ database: db.name, tablegroup: tg.name, name: s.name });
     }
   }
-  return out;
+  return {
+    shards: out,
+    databases: md.databases.map((d) => d.name),
+    defaultDatabase: md.defaultDatabase,
+  };
 }
 
 /**
@@ -102,14 +106,15 @@ export class ShardProvisioner {
       cell: this.#root.cfg.cell,
       waitMs: 3000,
     });
-    let shards: ShardKey[] | null;
+    let read: Awaited<ReturnType<typeof readShards>>;
     try {
-      shards = await readShards(await topo.listAllPoolers());
+      read = await readShards(await topo.listAllPoolers());
+      if (read) await this.#ensureDatabases(topo, read.databases, read.defaultDatabase);
     } finally {
       topo.close();
     }
-    if (!shards) return;
-    const wanted = new Map(shards.map((s) => [shardKeyString(s), s]));
+    if (!read) return;
+    const wanted = new Map(read.shards.map((s) => [shardKeyString(s), s]));
     for (const [k, s] of wanted) {
       if (this.#busy.has(k)) continue;
       const slot = this.#slots[k] ?? this.#takeSlot(k);
@@ -126,6 +131,20 @@ export class ShardProvisioner {
       const [database, tablegroup, name] = k.split("/");
       const cells = this.cellsOf({ database, tablegroup, name }, slot);
       this.#act(k, () => this.#removeShard(k, slot, cells));
+    }
+  }
+
+  /**
+   * Every database of the hidden schema gets its record in the global topo (durability policy,
+   * backups, cells), like the default database's, which its shards' poolers and orchs read.
+   */
+  async #ensureDatabases(topo: Topo, names: string[], defaultDb: string): Promise<void> {
+    const known = new Set((await topo.listDatabases()).map((d) => d.name));
+    if (names.every((n) => known.has(n))) return;
+    const model = await topo.getDatabase(defaultDb);
+    if (!model) return;
+    for (const name of names) {
+      if (!known.has(name)) await topo.putDatabase({ ...model, name });
     }
   }
 

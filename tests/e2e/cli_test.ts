@@ -234,7 +234,11 @@ Deno.test(
       await t.step("Ctrl-C stops every process", async () => {
         const cluster = LocalCluster.load(dir, () => {});
         const pids = Object.values(cluster.running());
-        assert.equal(pids.length, 5);
+        assert.equal(
+          pids.length,
+          6,
+          "etcd, pgctld, pooler, orch, gateway and the shard provisioner",
+        );
         const cells = [cluster, ...cluster.members];
         const memberPids = cluster.members.flatMap((m) => Object.values(m.running()));
         assert.equal(

@@ -1,0 +1,172 @@
+// A shard's primary dies (ports 22700+, three cells): that shard fails over to a replica in another
+// cell, the other shard keeps serving throughout, and no acknowledged write is lost.
+
+import assert from "node:assert/strict";
+import type pg from "pg";
+import { ShardProvisioner } from "../../src/provisioner/mod.ts";
+import type { LocalCluster } from "../../src/provisioner/mod.ts";
+import { keyspaceId } from "../../src/shared/keyspace/mod.ts";
+import { newestPrimary } from "../../src/shared/topo/mod.ts";
+import { E2E, eventually, startCluster } from "../helpers/cluster.ts";
+import { killPrimary } from "../helpers/failover.ts";
+
+const OFFSET = 2700;
+const HALF = 1n << 63n;
+/** Bounds of each writer: at most this many writes, and this long. */
+const MAX_WRITES = 20_000;
+const MAX_MS = 120_000;
+
+/** Ids whose keyspace id falls in 0-8 (`low`) or in 8-inf. */
+function idsOn(low: boolean, n: number): number[] {
+  const out: number[] = [];
+  for (let id = 1; out.length < n; id++) {
+    if ((keyspaceId("int8", String(id)) < HALF) === low) out.push(id);
+  }
+  return out;
+}
+
+interface Writer {
+  acked: number[];
+  errors: { at: number; message: string }[];
+  /** When each acknowledged write finished. */
+  ackedAt: number[];
+  done: Promise<void>;
+}
+
+/** Inserts ids one by one until `stop()` says so (or the bounds are reached). */
+function write(client: pg.Client, ids: number[], stop: () => boolean): Writer {
+  const w: Writer = { acked: [], errors: [], ackedAt: [], done: Promise.resolve() };
+  const deadline = Date.now() + MAX_MS;
+  w.done = (async () => {
+    for (let i = 0; i < ids.length && i < MAX_WRITES && !stop() && Date.now() < deadline; i++) {
+      try {
+        await client.query("insert into kv (id, v) values ($1, $2)", [ids[i], i]);
+        w.acked.push(ids[i]);
+        w.ackedAt.push(Date.now());
+      } catch (e) {
+        w.errors.push({ at: Date.now(), message: (e as Error).message });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  })();
+  return w;
+}
+
+Deno.test({
+  name: "sharding: a shard's primary dies, that shard fails over, the other keeps serving",
+  ...E2E,
+  async fn(t) {
+    // Three cells: with AT_LEAST_N 2, a shard needs a second replica to commit after losing one.
+    const c = await startCluster(OFFSET, { cells: 3 });
+    const clients: pg.Client[] = [];
+    try {
+      const admin = await c.client();
+      clients.push(admin);
+      await admin.query("create tablegroup kv_tg shards 2");
+      await admin.query("create table kv (id bigint primary key, v int) in kv_tg");
+
+      const shardCells = () => new ShardProvisioner(c.cluster, () => {}).allCells();
+      await t.step("each shard has a replica in each other cell", async () => {
+        const ok = await eventually(
+          async () => {
+            const st = await c.cluster.status();
+            return ["0-8", "8-inf"].every((s) =>
+              st.poolers.filter((p) => p.tablegroup === "kv_tg" && p.shard === s && p.serving)
+                .map((p) => p.type).sort().join() === "PRIMARY,REPLICA,REPLICA"
+            );
+          },
+          180_000,
+          500,
+        );
+        assert.ok(ok, "both shards have a serving primary and two replicas");
+        assert.equal(shardCells().length, 6);
+        // Each shard's primary acknowledges a commit only once its replica has it.
+        const [low, high] = [idsOn(true, 1)[0], idsOn(false, 1)[0]];
+        for (const id of [low, high]) {
+          await admin.query("insert into kv (id, v) values ($1, 0) on conflict do nothing", [id]);
+          const sync = await eventually(
+            async () => {
+              const r = await admin.query(
+                "select current_setting('synchronous_standby_names') as s from kv where id = $1",
+                [id],
+              );
+              return r.rows[0]?.s !== "";
+            },
+            60_000,
+            500,
+          );
+          assert.ok(sync, `the primary of ${id}'s shard waits for its replica`);
+        }
+        await admin.query("delete from kv where id = $1", [low]);
+        await admin.query("delete from kv where id = $1", [high]);
+      });
+
+      await t.step("killing shard 0-8's primary: it fails over, 8-inf never stops", async () => {
+        const a = await c.client();
+        const b = await c.client();
+        clients.push(a, b);
+        let stopped = false;
+        const wa = write(a, idsOn(true, MAX_WRITES), () => stopped);
+        const wb = write(b, idsOn(false, MAX_WRITES), () => stopped);
+        // Both write before the kill.
+        assert.ok(await eventually(() => wa.acked.length > 50 && wb.acked.length > 50, 30_000));
+
+        const st = await c.cluster.status();
+        const primary = newestPrimary(
+          st.poolers,
+          (p) => p.tablegroup === "kv_tg" && p.shard === "0-8" && p.serving,
+        );
+        assert.ok(primary, "shard 0-8 has a primary");
+        const cell: LocalCluster | undefined = shardCells().find((m) =>
+          m.cfg.shard?.name === "0-8" && m.poolerId === primary.id
+        );
+        assert.ok(cell, `the local cell of ${primary.id}`);
+        const killedAt = Date.now();
+        const bBefore = wb.acked.length;
+        killPrimary(cell, "all");
+
+        // Shard 0-8 gets a new primary (the replica, in the other cell) and takes writes again.
+        const failedOver = await eventually(
+          async () => {
+            const now = await c.cluster.status();
+            const p = newestPrimary(
+              now.poolers,
+              (x) => x.tablegroup === "kv_tg" && x.shard === "0-8" && x.serving,
+            );
+            return !!p && p.id !== primary.id && wa.ackedAt.some((at) => at > killedAt);
+          },
+          90_000,
+          250,
+        );
+        assert.ok(failedOver, "shard 0-8 failed over and serves writes again");
+        const recoveredAt = wa.ackedAt.find((at) => at > killedAt)!;
+        stopped = true;
+        await Promise.all([wa.done, wb.done]);
+
+        // Shard 8-inf never saw an error, and wrote while 0-8 had no primary.
+        assert.deepEqual(wb.errors, []);
+        const duringOutage = wb.ackedAt.filter((at) => at > killedAt && at < recoveredAt).length;
+        assert.ok(
+          wb.acked.length > bBefore && duringOutage > 0,
+          `8-inf wrote ${duringOutage} rows while 0-8 failed over (${recoveredAt - killedAt} ms)`,
+        );
+
+        console.log(
+          `shard 0-8 served writes again ${recoveredAt - killedAt} ms after the kill ` +
+            `(${wa.errors.length} errors there); 8-inf wrote ${duringOutage} rows meanwhile, ` +
+            `${wb.acked.length} in all, with no error`,
+        );
+        // Every acknowledged write of either shard is there.
+        const check = await c.client();
+        clients.push(check);
+        const rows = await check.query("select id from kv");
+        const have = new Set(rows.rows.map((r: { id: string }) => Number(r.id)));
+        const lost = [...wa.acked, ...wb.acked].filter((id) => !have.has(id));
+        assert.deepEqual(lost, [], "no acknowledged write is lost");
+      });
+    } finally {
+      for (const cl of clients) await cl.end().catch(() => {});
+      await c.stop();
+    }
+  },
+});
