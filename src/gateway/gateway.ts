@@ -115,6 +115,7 @@ export class Gateway implements GatewayHandler {
     return new StatementRouter(
       {
         map: () => router.shardMap(db),
+        mapOf: (name) => router.shardMap(name),
         plan: (sql: string, map: ShardMap) => {
           // Plans depend on the database's layout: its name and version are part of the key.
           const key = `${db}\0${sql}`;

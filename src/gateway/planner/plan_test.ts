@@ -102,7 +102,11 @@ Deno.test("planQuery() marks default plans that name no table but catalogs", () 
 
 Deno.test("planQuery() treats system catalogs as present on every shard", () => {
   assert.deepEqual(anyDefault(plan("select * from pg_class")), DEFAULT);
-  assert.deepEqual(anyDefault(plan("select * from pg_catalog.pg_class c join information_schema.tables t on true")), DEFAULT,
+  assert.deepEqual(
+    anyDefault(
+      plan("select * from pg_catalog.pg_class c join information_schema.tables t on true"),
+    ),
+    DEFAULT,
   );
   assert.deepEqual(
     plan("select o.* from orders o join pg_class c on c.relname = 'orders' where o.id = 3"),
@@ -451,7 +455,10 @@ Deno.test("planQuery() refuses subqueries and CTEs that would read other shards"
 });
 
 Deno.test("planQuery() tells CTE names from tables, honouring WITH scope", () => {
-  assert.deepEqual(anyDefault(plan("with orders as (select 1 as id) select * from orders")), DEFAULT);
+  assert.deepEqual(
+    anyDefault(plan("with orders as (select 1 as id) select * from orders")),
+    DEFAULT,
+  );
   // A non-recursive CTE's own body names the real table.
   assert.deepEqual(
     plan("with orders as (select * from orders where id = 3) select * from orders"),
@@ -467,9 +474,11 @@ Deno.test("planQuery() tells CTE names from tables, honouring WITH scope", () =>
     plan("with orders as (select 1) delete from orders where id = 4"),
     keyed([lit("4")], true),
   );
-  assert.deepEqual(anyDefault(plan(
+  assert.deepEqual(
+    anyDefault(plan(
       "with recursive r(n) as (select 1 union all select n + 1 from r where n < 3) select * from r",
-    )), DEFAULT,
+    )),
+    DEFAULT,
   );
 });
 

@@ -715,6 +715,12 @@ export class ClientSession implements SessionListener {
     while (this.#moving) await this.#moving;
     const reason = this.#endReason;
     if (reason === undefined || this.#ended) return;
+    if (this.#unit.length && !this.#stmt?.active) {
+      // Messages gathered for a Sync that never came go on as Postgres would have run them
+      // (their answers flow; the close below rolls back whatever they left open).
+      this.#execute(concatBytes(this.#unit.map((m) => m.frame)));
+      this.#unit = [];
+    }
     const backend = this.#backend;
     if (backend && this.#id && reason !== CloseReason.GONE) {
       const closed = new Promise<void>((resolve) => (this.#drained = resolve));

@@ -163,11 +163,3 @@ export function dataRows(answer: Uint8Array): (string | null)[][] {
 export function firstError(msgs: Message[]): Message | undefined {
   return msgs.find((m) => m.code === Backend.ErrorResponse);
 }
-
-/** The status byte of the last ReadyForQuery among `msgs` ('I' when there is none). */
-export function lastStatus(msgs: Message[]): number {
-  for (let i = msgs.length - 1; i >= 0; i--) {
-    if (msgs[i].code === Backend.ReadyForQuery) return msgs[i].frame[5];
-  }
-  return 0x49;
-}

@@ -7,38 +7,53 @@ import {
 } from "../../shared/errors/mod.ts";
 import type { ChangeMetadataRequest } from "../../shared/grpc/types.ts";
 import { CloseReason, ReservationReason } from "../../shared/grpc/types.ts";
-import { keyspaceId, keyspaceIdBinary } from "../../shared/keyspace/mod.ts";
 import { concatBytes, readCString } from "../../shared/wire/mod.ts";
 import type { ShardMap } from "../router/shard_map.ts";
-import type { KeyValue, Plan } from "../planner/types.ts";
+import type { Plan } from "../planner/types.ts";
 import type { SessionBackend } from "../session/handler.ts";
+import { DdlRunner } from "./ddl_runner.ts";
 import {
   answerUnit,
-  Backend,
   body,
   commandComplete,
-  commandTag,
-  dataRows,
-  errorAnswer,
   firstError,
   Frontend,
-  lastStatus,
   type Message,
   readyForQuery,
   splitMessages,
 } from "./messages.ts";
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
+import {
+  type BindInfo,
+  commandTagOf,
+  concatAnswers,
+  dropParseCompletes,
+  EMPTY,
+  endsWithSync,
+  errorAnswerFor,
+  errorFrame,
+  isFlushed,
+  isParseOf,
+  keyIds,
+  parseBind,
+  ROLLBACK,
+  samePlanTarget,
+  secondShard,
+  undefinedTablegroup,
+} from "./units.ts";
+
+export { concatAnswers } from "./units.ts";
 
 const IDLE = 0x49; // 'I'
 const IN_TX = 0x54; // 'T'
 const FAILED = 0x45; // 'E'
-/** How long CREATE TABLEGROUP waits for its shards to serve. */
-const TABLEGROUP_WAIT_MS = 300_000;
 
 /** What the statement router needs from the rest of the gateway. */
 export interface ShardingDeps {
   /** The session's database's shard map (null: unknown database). */
   map(): ShardMap | null;
+  /** Another database's shard map (null: unknown database). */
+  mapOf(database: string): ShardMap | null;
   /** Plans a statement against `map` (cached by text and map version). */
   plan(sql: string, map: ShardMap): Plan;
   routeShard(tablegroup: string, shard: string): Promise<SessionBackend>;
@@ -263,13 +278,13 @@ export class StatementRouter {
         return await this.#dataStatement(unit, plan, binds, map);
       case "fanout_ddl":
       case "create_table":
-        return await this.#fanOutDdl(unit, plan, map);
+        return await this.#ddl().fanOutDdl(unit, plan, map);
       case "create_tablegroup":
-        return await this.#createTablegroup(unit, plan);
+        return await this.#ddl().createTablegroup(unit, plan);
       case "drop_tablegroup":
-        return await this.#dropTablegroup(unit, plan, map);
+        return await this.#ddl().dropTablegroup(unit, plan, map);
       case "database_ddl":
-        return await this.#databaseDdl(unit, plan, map);
+        return await this.#ddl().databaseDdl(unit, plan, map);
       default:
         throw featureNotSupported(`statement not supported here (${plan.kind})`);
     }
@@ -493,439 +508,23 @@ export class StatementRouter {
     );
   }
 
-  // ---- DDL ----
+  // ---- DDL: carried out by DdlRunner ----
 
-  /** DDL on every shard of a tablegroup, or on none. */
-  async #fanOutDdl(
-    unit: Message[],
-    plan: Extract<Plan, { kind: "fanout_ddl" | "create_table" }>,
-    map: ShardMap,
-  ): Promise<Uint8Array> {
-    if (this.#inTransaction()) {
-      throw new PgError(
-        SqlState.ACTIVE_SQL_TRANSACTION,
-        "DDL on tables of a tablegroup cannot run inside a transaction block yet",
-      );
-    }
-    const tg = map.tablegroup(plan.tablegroup);
-    if (!tg) throw undefinedTablegroup(plan.tablegroup);
-    let sql: string;
-    if (plan.kind === "create_table") {
-      const sharded = tg.shards.length > 1 || tg.shards[0] !== "0-inf";
-      if (sharded && !plan.column) {
-        throw new PgError(
-          "42P16",
-          `a table in sharded tablegroup "${plan.tablegroup}" needs a sharding column`,
-          { hint: "Add SHARD BY (column) or a single-column primary key." },
-        );
-      }
-      sql = plan.sql;
-    } else {
-      sql = statementText(unit);
-    }
-    const sessions = await Promise.all(tg.shards.map((sh) => this.#session(plan.tablegroup, sh)));
-    const begin = query("BEGIN");
-    const answers: Uint8Array[] = [];
-    let failure: Uint8Array | null = null;
-    try {
-      await Promise.all(sessions.map((s) => s.run(begin)));
-      const runs = await Promise.all(sessions.map((s) => s.run(query(sql))));
-      for (const a of runs) {
-        const msgs = splitMessages(a);
-        const err = firstError(msgs);
-        if (err && !failure) failure = err.frame;
-        answers.push(a);
-      }
-      if (!failure) await this.#recordDdl(plan, map, sessions[0]);
-    } catch (e) {
-      failure ??= errorFrame(toPgError(e));
-    }
-    const end = query(failure ? "ROLLBACK" : "COMMIT");
-    const ends = await Promise.all(sessions.map((s) => s.run(end).catch((e) => e)));
-    if (!failure) {
-      const bad = ends.find((a) => !(a instanceof Uint8Array) || firstError(splitMessages(a)));
-      if (bad) {
-        failure = bad instanceof Uint8Array
-          ? firstError(splitMessages(bad))!.frame
-          : errorFrame(toPgError(bad));
-      }
-    }
-    await this.#deps.refresh();
-    if (failure) return answerUnit(unit, failure, IDLE);
-    const done = splitMessages(answers[0]).find((m) => m.code === Backend.CommandComplete);
-    return answerUnit(unit, done ? done.frame : commandComplete("OK"), IDLE);
-  }
-
-  /**
-   * The metadata after DDL that ran on every shard (not committed yet): a new table, dropped or
-   * renamed ones, and where each table's sharding column sits now (an INSERT without a column
-   * list takes its value from there), as the first shard's catalog says.
-   */
-  async #recordDdl(
-    plan: Extract<Plan, { kind: "fanout_ddl" | "create_table" }>,
-    map: ShardMap,
-    shard: ShardSession,
-  ): Promise<void> {
-    const change = this.#deps.changeMetadata;
-    const tables = map.tablesOf(plan.tablegroup);
-    if (plan.kind === "create_table") {
-      const name = `${plan.table.schema}.${plan.table.name}`;
-      if (plan.ifNotExists && tables.some((t) => t.name === name)) return;
-      const position = plan.column
-        ? (await this.#positions(shard, [{ name, column: plan.column }])).get(name)
-        : undefined;
-      await change({
-        change: "METADATA_CHANGE_ADD_TABLE",
-        name,
-        tablegroup: plan.tablegroup,
-        shardingColumn: plan.column ?? "",
-        shardingType: plan.type ?? "",
-        shardingPosition: position ?? 0,
-      });
-      return;
-    }
-    const dropped = new Set(plan.dropped.map((t) => `${t.schema}.${t.name}`));
-    for (const name of dropped) await change({ change: "METADATA_CHANGE_DROP_TABLE", name });
-    const renamed = plan.renamed;
-    const from = renamed ? `${renamed.from.schema}.${renamed.from.name}` : "";
-    const to = renamed ? `${renamed.to.schema}.${renamed.to.name}` : "";
-    if (renamed && from !== to) {
-      await change({ change: "METADATA_CHANGE_UPDATE_TABLE", name: from, newName: to });
-    }
-    const live = tables
-      .filter((t) => !dropped.has(t.name) && t.column)
-      .map((t) => ({ ...t, name: t.name === from ? to : t.name }));
-    if (!live.length) return;
-    const now = await this.#positions(
-      shard,
-      live.map((t) => ({ name: t.name, column: t.column! })),
-    );
-    for (const t of live) {
-      const p = now.get(t.name);
-      if (p && p !== t.position) {
-        await change({ change: "METADATA_CHANGE_UPDATE_TABLE", name: t.name, shardingPosition: p });
-      }
-    }
-  }
-
-  /** Each table's sharding column's place among its live columns, from a shard's catalog. */
-  async #positions(
-    s: ShardSession,
-    tables: { name: string; column: string }[],
-  ): Promise<Map<string, number>> {
-    const values = tables.map((t) => {
-      const dot = t.name.indexOf(".");
-      return `(${sqlLiteral(t.name)}, ${sqlLiteral(t.name.slice(0, dot))}, ${
-        sqlLiteral(t.name.slice(dot + 1))
-      }, ${sqlLiteral(t.column)})`;
+  #ddl(): DdlRunner {
+    return new DdlRunner({
+      deps: this.#deps,
+      relay: this.#relay,
+      database: this.#opts.database,
+      inTransaction: () => this.#inTransaction(),
+      session: (tg, shard) => this.#session(tg, shard),
+      forgetTablegroup: (name) => {
+        for (const [key, s] of this.#sessions) {
+          if (key.startsWith(`${name}/`)) {
+            s.close();
+            this.#sessions.delete(key);
+          }
+        }
+      },
     });
-    const answer = await s.run(query(
-      `SELECT t.name, (SELECT count(*) FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-            AND a.attnum <= (SELECT attnum FROM pg_catalog.pg_attribute
-                              WHERE attrelid = c.oid AND attname = t.col))
-         FROM (VALUES ${values.join(", ")}) AS t(name, nsp, rel, col)
-         JOIN pg_catalog.pg_namespace n ON n.nspname = t.nsp
-         JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.rel`,
-    ));
-    const out = new Map<string, number>();
-    for (const [name, p] of dataRows(answer)) if (name && p) out.set(name, Number(p));
-    return out;
-  }
-
-  async #createTablegroup(
-    unit: Message[],
-    plan: Extract<Plan, { kind: "create_tablegroup" }>,
-  ): Promise<Uint8Array> {
-    if (this.#inTransaction()) {
-      throw new PgError(
-        SqlState.ACTIVE_SQL_TRANSACTION,
-        "CREATE TABLEGROUP cannot run inside a transaction block",
-      );
-    }
-    if (plan.database && plan.database !== this.#opts.database) {
-      throw featureNotSupported(
-        `CREATE TABLEGROUP … FOR ${plan.database} must run in database "${plan.database}"`,
-      );
-    }
-    await this.#deps.changeMetadata({
-      change: "METADATA_CHANGE_CREATE_TABLEGROUP",
-      name: plan.name,
-      shards: plan.shards,
-    });
-    await this.#deps.refresh();
-    // The provisioner (or the operator) brings the shards up from the metadata: wait for them.
-    const deadline = Date.now() + TABLEGROUP_WAIT_MS;
-    let missing = this.#deps.missingShards(plan.name, plan.shards);
-    while (missing.length && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      missing = this.#deps.missingShards(plan.name, plan.shards);
-    }
-    if (missing.length) {
-      throw new PgError(
-        SqlState.CANNOT_CONNECT_NOW,
-        `tablegroup "${plan.name}" is recorded, but shards ${missing.join(", ")} do not serve yet`,
-        {
-          detail: `No primary serves ${
-            missing.map((s) => `${this.#opts.database}/${plan.name}/${s}`).join(", ")
-          } after ${TABLEGROUP_WAIT_MS / 1000} s.`,
-          hint: "multigres cluster status shows what runs; DROP TABLEGROUP removes it.",
-        },
-      );
-    }
-    return answerUnit(unit, commandComplete("CREATE TABLEGROUP"), IDLE);
-  }
-
-  async #dropTablegroup(
-    unit: Message[],
-    plan: Extract<Plan, { kind: "drop_tablegroup" }>,
-    _map: ShardMap,
-  ): Promise<Uint8Array> {
-    if (this.#inTransaction()) {
-      throw new PgError(
-        SqlState.ACTIVE_SQL_TRANSACTION,
-        "DROP TABLEGROUP cannot run inside a transaction block",
-      );
-    }
-    await this.#deps.changeMetadata({
-      change: "METADATA_CHANGE_DROP_TABLEGROUP",
-      name: plan.name,
-      cascade: plan.cascade,
-      ifExists: plan.ifExists,
-    });
-    for (const [key, s] of this.#sessions) {
-      if (key.startsWith(`${plan.name}/`)) {
-        s.close();
-        this.#sessions.delete(key);
-      }
-    }
-    await this.#deps.refresh();
-    return answerUnit(unit, commandComplete("DROP TABLEGROUP"), IDLE);
-  }
-
-  /** CREATE/DROP/ALTER DATABASE: Postgres's own statement, with the metadata around it. */
-  async #databaseDdl(
-    unit: Message[],
-    plan: Extract<Plan, { kind: "database_ddl" }>,
-    _map: ShardMap,
-  ): Promise<Uint8Array> {
-    const payload = concatBytes(unit.map((m) => m.frame));
-    if (this.#inTransaction()) return await this.#relay.collect(payload); // Postgres refuses it
-    if (plan.op === "create") {
-      await this.#deps.changeMetadata({
-        change: "METADATA_CHANGE_CREATE_DATABASE",
-        name: plan.name,
-        database: plan.name,
-      });
-      const answer = await this.#relay.collect(payload).catch((e) => e);
-      if (!(answer instanceof Uint8Array) || firstError(splitMessages(answer))) {
-        await this.#deps.changeMetadata({
-          change: "METADATA_CHANGE_DROP_DATABASE",
-          name: plan.name,
-          database: plan.name,
-        }).catch(() => undefined);
-      }
-      await this.#deps.refresh();
-      if (!(answer instanceof Uint8Array)) throw answer;
-      return answer;
-    }
-    if (plan.op === "rename") {
-      const other = await this.#otherMap(plan.name);
-      if (other?.tablegroups.length) {
-        throw featureNotSupported(
-          `cannot rename database "${plan.name}": it has tablegroups of its own`,
-        );
-      }
-    }
-    const answer = await this.#relay.collect(payload);
-    if (!firstError(splitMessages(answer))) {
-      await this.#deps.changeMetadata({
-        change: plan.op === "drop"
-          ? "METADATA_CHANGE_DROP_DATABASE"
-          : "METADATA_CHANGE_RENAME_DATABASE",
-        name: plan.name,
-        database: plan.name,
-        newName: plan.newName,
-      });
-    }
-    await this.#deps.refresh();
-    return answer;
-  }
-
-  #otherMap(_name: string): Promise<ShardMap | null> {
-    return Promise.resolve(null);
   }
 }
-
-// ---- helpers ----
-
-const ROLLBACK = query("ROLLBACK");
-const EMPTY = new Uint8Array(0);
-
-function endsWithSync(unit: Message[]): boolean {
-  const last = unit.at(-1)?.code;
-  return last === Frontend.Sync || last === Frontend.Query;
-}
-
-/** A unit the client ended with Flush: it waits for answers before it sends the Sync. */
-function isFlushed(unit: Message[]): boolean {
-  return unit.at(-1)?.code === Frontend.Flush;
-}
-
-/** `answer` without its first `drop.left` ParseComplete messages (counted down). */
-function dropParseCompletes(answer: Uint8Array, drop: { left: number }): Uint8Array {
-  const kept = splitMessages(answer).filter((m) => {
-    if (m.code !== Backend.ParseComplete || drop.left <= 0) return true;
-    drop.left--;
-    return false;
-  });
-  return concatBytes(kept.map((m) => m.frame));
-}
-
-/** A simple Query message. */
-function query(sql: string): Uint8Array {
-  const enc = new TextEncoder().encode(sql);
-  const out = new Uint8Array(6 + enc.length);
-  out[0] = Frontend.Query;
-  new DataView(out.buffer).setInt32(1, 5 + enc.length);
-  out.set(enc, 5);
-  return out;
-}
-
-/** The SQL of a unit's statement (its Query, or its Parse). */
-function statementText(unit: Message[]): string {
-  const m = unit.find((m) => m.code === Frontend.Query || m.code === Frontend.Parse)!;
-  if (m.code === Frontend.Query) return readCString(body(m), 0)[0];
-  return readCString(body(m), readCString(body(m), 0)[1])[0];
-}
-
-function sqlLiteral(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
-}
-
-function isParseOf(name: string): (f: Uint8Array) => boolean {
-  return (f) => f[0] === Frontend.Parse && readCString(f.subarray(5), 0)[0] === name;
-}
-
-function secondShard(): PgError {
-  return featureNotSupported(
-    "a transaction may touch one shard until two-phase commit lands",
-    { hint: "Roll back, and keep each transaction to one sharding key's rows." },
-  );
-}
-
-function undefinedTablegroup(name: string): PgError {
-  return new PgError(SqlState.UNDEFINED_OBJECT, `tablegroup "${name}" does not exist`);
-}
-
-function errorFrame(err: PgError): Uint8Array {
-  return splitMessages(errorAnswer(err, IDLE))[0].frame;
-}
-
-function errorAnswerFor(unit: Message[], e: unknown, status = IDLE): Uint8Array {
-  return answerUnit(unit, errorFrame(withSeverity(toPgError(e), "ERROR")), status);
-}
-
-function commandTagOf(answer: Uint8Array): string | undefined {
-  const m = splitMessages(answer).find((m) => m.code === Backend.CommandComplete);
-  return m ? commandTag(m) : undefined;
-}
-
-function samePlanTarget(a: Plan, b: Plan): boolean {
-  if (a.kind === "keyed" || a.kind === "scatter") {
-    return (b.kind === "keyed" || b.kind === "scatter") && a.tablegroup === b.tablegroup;
-  }
-  return a.kind === b.kind;
-}
-
-/**
- * Answers of several shards to one statement, as one: the first shard's messages, with the
- * other shards' rows before its CommandComplete and the row counts summed in the tag. The first
- * error (in shard order) wins instead, with its ReadyForQuery.
- */
-export function concatAnswers(answers: Uint8Array[]): Uint8Array {
-  const all = answers.map(splitMessages);
-  for (const msgs of all) {
-    if (firstError(msgs)) {
-      return concatBytes(
-        msgs.filter((m) => m.code !== Backend.DataRow).map((m) => m.frame),
-      );
-    }
-  }
-  const out: Uint8Array[] = [];
-  let rows = 0;
-  for (const msgs of all) {
-    for (const m of msgs) if (m.code === Backend.DataRow) rows++;
-  }
-  for (const m of all[0]) {
-    if (m.code === Backend.DataRow) continue;
-    if (m.code === Backend.CommandComplete) {
-      for (const msgs of all) {
-        for (const r of msgs) if (r.code === Backend.DataRow) out.push(r.frame);
-      }
-      const tag = commandTag(m);
-      const sp = tag.lastIndexOf(" ");
-      const summed = sp > 0 && /^\d+$/.test(tag.slice(sp + 1))
-        ? `${tag.slice(0, sp)} ${rows}`
-        : tag;
-      out.push(commandComplete(summed));
-      continue;
-    }
-    out.push(m.frame);
-  }
-  void lastStatus;
-  return concatBytes(out);
-}
-
-interface BindInfo {
-  portal: string;
-  statement: string;
-  formats: number[];
-  values: (Uint8Array | null)[];
-}
-
-function parseBind(b: Uint8Array): BindInfo {
-  const [portal, a] = readCString(b, 0);
-  const [statement, c] = readCString(b, a);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let off = c;
-  const nf = dv.getInt16(off);
-  off += 2;
-  const formats: number[] = [];
-  for (let i = 0; i < nf; i++, off += 2) formats.push(dv.getInt16(off));
-  const np = dv.getInt16(off);
-  off += 2;
-  const values: (Uint8Array | null)[] = [];
-  for (let i = 0; i < np; i++) {
-    const len = dv.getInt32(off);
-    off += 4;
-    if (len < 0) values.push(null);
-    else {
-      values.push(b.subarray(off, off + len));
-      off += len;
-    }
-  }
-  return { portal, statement, formats, values };
-}
-
-const decoder = new TextDecoder();
-
-/** Keyspace ids of one key: a literal's, or a bound parameter's in each Bind of the unit. */
-function keyIds(key: KeyValue, type: Parameters<typeof keyspaceId>[0], binds: BindInfo[]) {
-  const out: bigint[] = [];
-  if ("literal" in key) {
-    if (key.literal !== null) out.push(keyspaceId(type, key.literal));
-    return out;
-  }
-  for (const b of binds) {
-    const i = key.param - 1;
-    const v = b.values[i];
-    if (v === null || v === undefined) continue;
-    const format = b.formats.length === 1 ? b.formats[0] : b.formats[i] ?? 0;
-    out.push(format === 1 ? keyspaceIdBinary(type, v) : keyspaceId(type, decoder.decode(v)));
-  }
-  return out;
-}
-
-void lastStatus;
-void FAILED;

@@ -1,0 +1,301 @@
+import { featureNotSupported, PgError, SqlState, toPgError } from "../../shared/errors/mod.ts";
+import type { Plan } from "../planner/types.ts";
+import type { ShardMap } from "../router/shard_map.ts";
+import {
+  answerUnit,
+  Backend,
+  commandComplete,
+  dataRows,
+  firstError,
+  type Message,
+  splitMessages,
+} from "./messages.ts";
+import type { ShardSession } from "./shard_session.ts";
+import type { DefaultRelay, ShardingDeps } from "./statement_router.ts";
+import { concatBytes } from "../../shared/wire/mod.ts";
+import { errorFrame, query, sqlLiteral, statementText, undefinedTablegroup } from "./units.ts";
+
+const IDLE = 0x49; // 'I'
+/** How long CREATE TABLEGROUP waits for its shards to serve. */
+const TABLEGROUP_WAIT_MS = 300_000;
+
+/** What DDL needs of the client session's statement router. */
+export interface DdlContext {
+  deps: ShardingDeps;
+  relay: DefaultRelay;
+  /** The session's database. */
+  database: string;
+  inTransaction(): boolean;
+  /** The session's pooler session on one shard (opened on first use). */
+  session(tablegroup: string, shard: string): Promise<ShardSession>;
+  /** Closes and forgets the session's shard sessions of a dropped tablegroup. */
+  forgetTablegroup(name: string): void;
+}
+
+/**
+ * Carries out the DDL the gateway owns: the new syntax (CREATE/DROP TABLEGROUP, CREATE TABLE …
+ * IN), DDL on tablegroup tables (on every shard under BEGIN, then COMMIT on all or ROLLBACK on
+ * all), and CREATE/DROP/ALTER DATABASE with their records in the hidden schema. Each method
+ * returns the unit's whole answer, or throws a PgError for the client.
+ */
+export class DdlRunner {
+  readonly #ctx: DdlContext;
+
+  constructor(ctx: DdlContext) {
+    this.#ctx = ctx;
+  }
+
+  /** DDL on every shard of a tablegroup, or on none. */
+  async fanOutDdl(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "fanout_ddl" | "create_table" }>,
+    map: ShardMap,
+  ): Promise<Uint8Array> {
+    if (this.#ctx.inTransaction()) {
+      throw new PgError(
+        SqlState.ACTIVE_SQL_TRANSACTION,
+        "DDL on tables of a tablegroup cannot run inside a transaction block yet",
+      );
+    }
+    const tg = map.tablegroup(plan.tablegroup);
+    if (!tg) throw undefinedTablegroup(plan.tablegroup);
+    let sql: string;
+    if (plan.kind === "create_table") {
+      const sharded = tg.shards.length > 1 || tg.shards[0] !== "0-inf";
+      if (sharded && !plan.column) {
+        throw new PgError(
+          "42P16",
+          `a table in sharded tablegroup "${plan.tablegroup}" needs a sharding column`,
+          { hint: "Add SHARD BY (column) or a single-column primary key." },
+        );
+      }
+      sql = plan.sql;
+    } else {
+      sql = statementText(unit);
+    }
+    const sessions = await Promise.all(
+      tg.shards.map((sh) => this.#ctx.session(plan.tablegroup, sh)),
+    );
+    const begin = query("BEGIN");
+    const answers: Uint8Array[] = [];
+    let failure: Uint8Array | null = null;
+    try {
+      await Promise.all(sessions.map((s) => s.run(begin)));
+      const runs = await Promise.all(sessions.map((s) => s.run(query(sql))));
+      for (const a of runs) {
+        const msgs = splitMessages(a);
+        const err = firstError(msgs);
+        if (err && !failure) failure = err.frame;
+        answers.push(a);
+      }
+      if (!failure) await this.#recordDdl(plan, map, sessions[0]);
+    } catch (e) {
+      failure ??= errorFrame(toPgError(e));
+    }
+    const end = query(failure ? "ROLLBACK" : "COMMIT");
+    const ends = await Promise.all(sessions.map((s) => s.run(end).catch((e) => e)));
+    if (!failure) {
+      const bad = ends.find((a) => !(a instanceof Uint8Array) || firstError(splitMessages(a)));
+      if (bad) {
+        failure = bad instanceof Uint8Array
+          ? firstError(splitMessages(bad))!.frame
+          : errorFrame(toPgError(bad));
+      }
+    }
+    await this.#ctx.deps.refresh();
+    if (failure) return answerUnit(unit, failure, IDLE);
+    const done = splitMessages(answers[0]).find((m) => m.code === Backend.CommandComplete);
+    return answerUnit(unit, done ? done.frame : commandComplete("OK"), IDLE);
+  }
+
+  /**
+   * The metadata after DDL that ran on every shard (not committed yet): a new table, dropped or
+   * renamed ones, and where each table's sharding column sits now (an INSERT without a column
+   * list takes its value from there), as the first shard's catalog says.
+   */
+  async #recordDdl(
+    plan: Extract<Plan, { kind: "fanout_ddl" | "create_table" }>,
+    map: ShardMap,
+    shard: ShardSession,
+  ): Promise<void> {
+    const change = this.#ctx.deps.changeMetadata;
+    const tables = map.tablesOf(plan.tablegroup);
+    if (plan.kind === "create_table") {
+      const name = `${plan.table.schema}.${plan.table.name}`;
+      if (plan.ifNotExists && tables.some((t) => t.name === name)) return;
+      const position = plan.column
+        ? (await this.#positions(shard, [{ name, column: plan.column }])).get(name)
+        : undefined;
+      await change({
+        change: "METADATA_CHANGE_ADD_TABLE",
+        name,
+        tablegroup: plan.tablegroup,
+        shardingColumn: plan.column ?? "",
+        shardingType: plan.type ?? "",
+        shardingPosition: position ?? 0,
+      });
+      return;
+    }
+    const dropped = new Set(plan.dropped.map((t) => `${t.schema}.${t.name}`));
+    for (const name of dropped) await change({ change: "METADATA_CHANGE_DROP_TABLE", name });
+    const renamed = plan.renamed;
+    const from = renamed ? `${renamed.from.schema}.${renamed.from.name}` : "";
+    const to = renamed ? `${renamed.to.schema}.${renamed.to.name}` : "";
+    if (renamed && from !== to) {
+      await change({ change: "METADATA_CHANGE_UPDATE_TABLE", name: from, newName: to });
+    }
+    const live = tables
+      .filter((t) => !dropped.has(t.name) && t.column)
+      .map((t) => ({ ...t, name: t.name === from ? to : t.name }));
+    if (!live.length) return;
+    const now = await this.#positions(
+      shard,
+      live.map((t) => ({ name: t.name, column: t.column! })),
+    );
+    for (const t of live) {
+      const p = now.get(t.name);
+      if (p && p !== t.position) {
+        await change({ change: "METADATA_CHANGE_UPDATE_TABLE", name: t.name, shardingPosition: p });
+      }
+    }
+  }
+
+  /** Each table's sharding column's place among its live columns, from a shard's catalog. */
+  async #positions(
+    s: ShardSession,
+    tables: { name: string; column: string }[],
+  ): Promise<Map<string, number>> {
+    const values = tables.map((t) => {
+      const dot = t.name.indexOf(".");
+      return `(${sqlLiteral(t.name)}, ${sqlLiteral(t.name.slice(0, dot))}, ${
+        sqlLiteral(t.name.slice(dot + 1))
+      }, ${sqlLiteral(t.column)})`;
+    });
+    const answer = await s.run(query(
+      `SELECT t.name, (SELECT count(*) FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.attnum <= (SELECT attnum FROM pg_catalog.pg_attribute
+                              WHERE attrelid = c.oid AND attname = t.col))
+         FROM (VALUES ${values.join(", ")}) AS t(name, nsp, rel, col)
+         JOIN pg_catalog.pg_namespace n ON n.nspname = t.nsp
+         JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.rel`,
+    ));
+    const out = new Map<string, number>();
+    for (const [name, p] of dataRows(answer)) if (name && p) out.set(name, Number(p));
+    return out;
+  }
+
+  async createTablegroup(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "create_tablegroup" }>,
+  ): Promise<Uint8Array> {
+    if (this.#ctx.inTransaction()) {
+      throw new PgError(
+        SqlState.ACTIVE_SQL_TRANSACTION,
+        "CREATE TABLEGROUP cannot run inside a transaction block",
+      );
+    }
+    if (plan.database && plan.database !== this.#ctx.database) {
+      throw featureNotSupported(
+        `CREATE TABLEGROUP … FOR ${plan.database} must run in database "${plan.database}"`,
+      );
+    }
+    await this.#ctx.deps.changeMetadata({
+      change: "METADATA_CHANGE_CREATE_TABLEGROUP",
+      name: plan.name,
+      shards: plan.shards,
+    });
+    await this.#ctx.deps.refresh();
+    // The provisioner (or the operator) brings the shards up from the metadata: wait for them.
+    const deadline = Date.now() + TABLEGROUP_WAIT_MS;
+    let missing = this.#ctx.deps.missingShards(plan.name, plan.shards);
+    while (missing.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      missing = this.#ctx.deps.missingShards(plan.name, plan.shards);
+    }
+    if (missing.length) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        `tablegroup "${plan.name}" is recorded, but shards ${missing.join(", ")} do not serve yet`,
+        {
+          detail: `No primary serves ${
+            missing.map((s) => `${this.#ctx.database}/${plan.name}/${s}`).join(", ")
+          } after ${TABLEGROUP_WAIT_MS / 1000} s.`,
+          hint: "multigres cluster status shows what runs; DROP TABLEGROUP removes it.",
+        },
+      );
+    }
+    return answerUnit(unit, commandComplete("CREATE TABLEGROUP"), IDLE);
+  }
+
+  async dropTablegroup(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "drop_tablegroup" }>,
+    _map: ShardMap,
+  ): Promise<Uint8Array> {
+    if (this.#ctx.inTransaction()) {
+      throw new PgError(
+        SqlState.ACTIVE_SQL_TRANSACTION,
+        "DROP TABLEGROUP cannot run inside a transaction block",
+      );
+    }
+    await this.#ctx.deps.changeMetadata({
+      change: "METADATA_CHANGE_DROP_TABLEGROUP",
+      name: plan.name,
+      cascade: plan.cascade,
+      ifExists: plan.ifExists,
+    });
+    this.#ctx.forgetTablegroup(plan.name);
+    await this.#ctx.deps.refresh();
+    return answerUnit(unit, commandComplete("DROP TABLEGROUP"), IDLE);
+  }
+
+  /** CREATE/DROP/ALTER DATABASE: Postgres's own statement, with the metadata around it. */
+  async databaseDdl(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "database_ddl" }>,
+    _map: ShardMap,
+  ): Promise<Uint8Array> {
+    const payload = concatBytes(unit.map((m) => m.frame));
+    if (this.#ctx.inTransaction()) return await this.#ctx.relay.collect(payload); // Postgres refuses it
+    if (plan.op === "create") {
+      await this.#ctx.deps.changeMetadata({
+        change: "METADATA_CHANGE_CREATE_DATABASE",
+        name: plan.name,
+        database: plan.name,
+      });
+      const answer = await this.#ctx.relay.collect(payload).catch((e) => e);
+      if (!(answer instanceof Uint8Array) || firstError(splitMessages(answer))) {
+        await this.#ctx.deps.changeMetadata({
+          change: "METADATA_CHANGE_DROP_DATABASE",
+          name: plan.name,
+          database: plan.name,
+        }).catch(() => undefined);
+      }
+      await this.#ctx.deps.refresh();
+      if (!(answer instanceof Uint8Array)) throw answer;
+      return answer;
+    }
+    if (plan.op === "rename") {
+      const other = this.#ctx.deps.mapOf(plan.name);
+      if (other?.tablegroups.length) {
+        throw featureNotSupported(
+          `cannot rename database "${plan.name}": it has tablegroups of its own`,
+        );
+      }
+    }
+    const answer = await this.#ctx.relay.collect(payload);
+    if (!firstError(splitMessages(answer))) {
+      await this.#ctx.deps.changeMetadata({
+        change: plan.op === "drop"
+          ? "METADATA_CHANGE_DROP_DATABASE"
+          : "METADATA_CHANGE_RENAME_DATABASE",
+        name: plan.name,
+        database: plan.name,
+        newName: plan.newName,
+      });
+    }
+    await this.#ctx.deps.refresh();
+    return answer;
+  }
+}
