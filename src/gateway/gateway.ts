@@ -2,7 +2,7 @@ import type { Logger } from "../shared/log/mod.ts";
 import type { GetAuthCredentialsResponse } from "../shared/grpc/types.ts";
 import type { Router } from "./router/router.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./session/handler.ts";
-import { type DefaultRelay, StatementRouter } from "./shardsession/statement_router.ts";
+import { type DefaultRelay, StatementRouter } from "./shardsession/mod.ts";
 import { PlanCache, planQuery } from "./planner/mod.ts";
 import type { ShardMap } from "./router/shard_map.ts";
 import { ClientSession } from "./session/client_session.ts";
@@ -126,6 +126,8 @@ export class Gateway implements GatewayHandler {
           return plan;
         },
         routeShard: (tg, shard) => router.routeShard(db, tg, shard),
+        ensureRole: async (tg, shard) =>
+          await (await router.routeShard(db, tg, shard)).ensureRole(session.user),
         newDataPlaneId: () => this.newDataPlaneId(),
         changeMetadata: (req) =>
           router.changeMetadata({ user: session.user, database: db, ...req }),

@@ -125,6 +125,10 @@ export function poolerService(
 
     GetAuthCredentials: unary((req: { user: string }) => pooler.getAuthCredentials(req.user)),
     GetMetadata: unary(() => pooler.getMetadata()),
+    EnsureRole: unary(async (req: { user: string }) => {
+      await pooler.ensureRole(req.user);
+      return {};
+    }),
     ChangeMetadata: unary(async (req: ChangeMetadataRequest) => {
       await pooler.changeMetadata(req);
       return {};

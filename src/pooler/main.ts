@@ -7,6 +7,8 @@ import {
 } from "../shared/servenv/mod.ts";
 import {
   callUnary,
+  type GetAuthCredentialsResponse,
+  type GetMetadataResponse,
   makeClient,
   type PgctldStatusResponse,
   startGrpcServer,
@@ -15,6 +17,7 @@ import {
 import { Pooler, type ReplicaSource } from "./pooler.ts";
 import { DataPlaneStreams, poolerService } from "./grpc_service.ts";
 import { DEFAULT_TABLEGROUP, UNSHARDED } from "./metadata/schema.ts";
+import { newestPrimary } from "../shared/topo/mod.ts";
 
 export const POOLER_FLAGS = {
   ...COMMON_FLAGS,
@@ -105,6 +108,29 @@ async function main(): Promise<void> {
     },
   };
 
+  // A shard's pooler asks the default database's primary pooler for roles and owners it copies.
+  const defaultServer = {
+    call: async <Res>(method: string, req: unknown): Promise<Res> => {
+      const rec = newestPrimary(
+        await topo.listAllPoolers(),
+        (p) => p.serving && p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED,
+      );
+      if (!rec) throw new Error("no primary of the default tablegroup is serving");
+      const client = makeClient("MultiPooler", rec.addr);
+      try {
+        return await callUnary<Res>(client, method, req, { deadlineMs: 10_000 });
+      } finally {
+        client.close();
+      }
+    },
+    getAuthCredentials(user: string) {
+      return this.call<GetAuthCredentialsResponse>("GetAuthCredentials", { user });
+    },
+    getMetadata() {
+      return this.call<GetMetadataResponse>("GetMetadata", {});
+    },
+  };
+
   const host = cfg["bind-address"];
   const pooler = new Pooler({
     id: cfg.id,
@@ -120,7 +146,7 @@ async function main(): Promise<void> {
     healthIntervalMs: cfg["health-interval-ms"],
     join: cfg.join,
     stateFile: cfg["state-file"],
-  }, { topo, pgctld, logger });
+  }, { topo, pgctld, logger, defaultServer });
 
   const streams = new DataPlaneStreams(pooler, logger, mode);
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {

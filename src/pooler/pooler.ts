@@ -27,6 +27,15 @@ import {
 import { TermStore } from "./consensus/term_store.ts";
 import { Pool } from "./pool/pool.ts";
 
+/**
+ * What a shard's pooler asks of the default database's server (through its primary pooler;
+ * main.ts provides the gRPC calls): the roles and database owners a new shard copies.
+ */
+export interface DefaultServerApi {
+  getAuthCredentials(user: string): Promise<GetAuthCredentialsResponse>;
+  getMetadata(): Promise<GetMetadataResponse>;
+}
+
 /** What the pooler needs from pgctld (the gRPC client in main.ts provides it). */
 export interface PgctldApi {
   status(): Promise<PgctldStatusResponse>;
@@ -125,7 +134,13 @@ export class Pooler {
   /** Sessions across every data-plane stream (kept by the adapter). */
   sessionCount = () => 0;
 
-  constructor(cfg: PoolerConfig, deps: { topo: Topo; pgctld: PgctldApi; logger: Logger }) {
+  readonly #defaultServer?: DefaultServerApi;
+
+  constructor(
+    cfg: PoolerConfig,
+    deps: { topo: Topo; pgctld: PgctldApi; logger: Logger; defaultServer?: DefaultServerApi },
+  ) {
+    this.#defaultServer = deps.defaultServer;
     this.cfg = cfg;
     this.#topo = deps.topo;
     this.#pgctld = deps.pgctld;
@@ -580,8 +595,43 @@ export class Pooler {
       `SELECT 1 FROM pg_catalog.pg_database WHERE datname = ${literal(db)}`,
     );
     if (r.rows.length) return;
-    this.#logger.info("creating the shard's database", { database: db });
-    await this.#admin.query(`CREATE DATABASE ${quoteIdent(db)}`);
+    // Owned by the role that owns it on the default database's server, so that the tables its
+    // users make there can be made here too.
+    const md = await this.#defaultServer?.getMetadata();
+    const owner = md?.databases.find((d) => d.name === db)?.owner || this.cfg.adminUser;
+    if (owner !== this.cfg.adminUser) await this.ensureRole(owner);
+    this.#logger.info("creating the shard's database", { database: db, owner });
+    await this.#admin.query(`CREATE DATABASE ${quoteIdent(db)} OWNER ${quoteIdent(owner)}`);
+  }
+
+  /**
+   * Creates `user` on this shard's server as the default database's server has it (login or
+   * not; no password: the pooler reaches Postgres over its trusted socket, and clients
+   * authenticate at the gateway). A role the default server does not have gets 28000.
+   */
+  async ensureRole(user: string): Promise<void> {
+    const have = await this.#admin.query(
+      `SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ${literal(user)}`,
+    );
+    if (have.rows.length) return;
+    if (this.cfg.tablegroup === DEFAULT_TABLEGROUP || !this.#defaultServer) {
+      throw new PgError(
+        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+        `role "${user}" does not exist`,
+      );
+    }
+    const creds = await this.#defaultServer.getAuthCredentials(user);
+    if (!creds.exists) {
+      throw new PgError(
+        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+        `role "${user}" does not exist`,
+      );
+    }
+    this.#logger.info("creating a role the default server has", { role: user });
+    await this.#admin.query(
+      `DO $$ BEGIN CREATE ROLE ${quoteIdent(user)} ${creds.canLogin ? "LOGIN" : "NOLOGIN"};
+       EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+    );
   }
 
   /**

@@ -323,6 +323,37 @@ Deno.test({
         assert.equal(onS2.rowCount, 0, "rolled back on the other shard");
       });
 
+      await t.step("an ordinary role shards its own database", async () => {
+        await admin.query("create role app login createdb password 'app-pw'");
+        const app = await client({ password: "app-pw", database: "postgres", user: "app" });
+        await app.query("create database appdb");
+        const appdb = await client({ password: "app-pw", database: "appdb", user: "app" });
+        await appdb.query("create tablegroup app_tg shards 2");
+        await appdb.query("create table items (id bigint primary key, name text) in app_tg");
+        for (let i = 1; i <= 20; i++) {
+          await appdb.query("insert into items values ($1, $2)", [i, `item ${i}`]);
+        }
+        const r = await appdb.query(
+          "select current_setting('port') as port, current_user as who from items",
+        );
+        assert.equal(r.rowCount, 20);
+        assert.equal(new Set(r.rows.map((x: { port: string }) => x.port)).size, 2);
+        assert.ok(r.rows.every((x: { who: string }) => x.who === "app"));
+        // On each shard, the database and the table belong to app, as on the default server.
+        for (const slot of [3, 4]) {
+          const sh = await client({
+            port: shardPorts(OFFSET, slot, 0).postgres,
+            database: "appdb",
+          });
+          const own = await sh.query(
+            `select pg_get_userbyid(d.datdba) as db, pg_get_userbyid(c.relowner) as tbl
+               from pg_database d, pg_class c where d.datname = 'appdb' and c.relname = 'items'`,
+          );
+          assert.deepEqual(own.rows, [{ db: "app", tbl: "app" }]);
+        }
+        await appdb.query("drop tablegroup app_tg cascade");
+      });
+
       await t.step("the metadata keeps itself whole: tiling, renames, drops", async () => {
         // Ranges that leave a gap are refused by the hidden schema itself, whoever writes them.
         const gap = await errorOf(direct.query(

@@ -21,7 +21,7 @@ export interface TestCluster {
   psql(args: string[], opts?: { password?: string; database?: string }): Promise<PsqlResult>;
   /** A connected npm:pg client to the gateway (or to Postgres directly). */
   client(
-    opts?: { direct?: boolean; port?: number; database?: string; password?: string },
+    opts?: { direct?: boolean; port?: number; database?: string; password?: string; user?: string },
   ): Promise<pg.Client>;
   /** An npm:postgres (postgres.js) client of the gateway, as postgres; `opts` add or override. */
   sql(opts?: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql;
@@ -79,7 +79,7 @@ export async function startCluster(
       const c = new pg.Client({
         host: "127.0.0.1",
         port: opts.port ?? (opts.direct ? directPort : port),
-        user: "postgres",
+        user: opts.user ?? "postgres",
         password: opts.password ?? password,
         database: opts.database ?? "postgres",
       });

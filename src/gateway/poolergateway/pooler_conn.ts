@@ -77,6 +77,11 @@ export class PoolerConn {
     return callUnary(this.#client, "GetMetadata", {});
   }
 
+  /** On a shard's pooler: makes sure `user` exists on its server (see MultiPooler.EnsureRole). */
+  async ensureRole(user: string): Promise<void> {
+    await callUnary(this.#client, "EnsureRole", { user }, { deadlineMs: 30_000 });
+  }
+
   async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
     await callUnary(this.#client, "ChangeMetadata", req, { deadlineMs: 30_000 });
   }

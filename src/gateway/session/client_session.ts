@@ -37,8 +37,7 @@ import {
   FLOW_WINDOW_BYTES,
 } from "../../shared/grpc/types.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
-import type { StatementRouter } from "../shardsession/statement_router.ts";
-import type { Message } from "../shardsession/messages.ts";
+import type { Message, StatementRouter } from "../shardsession/mod.ts";
 import { writeAll } from "./_io.ts";
 import type { ClientTransport } from "./transport.ts";
 

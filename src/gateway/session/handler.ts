@@ -1,6 +1,6 @@
 import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
-import type { DefaultRelay, StatementRouter } from "../shardsession/statement_router.ts";
+import type { DefaultRelay, StatementRouter } from "../shardsession/mod.ts";
 
 /** Where a session's requests go: one pooler's data plane (PoolerConn in production). */
 export interface SessionBackend {

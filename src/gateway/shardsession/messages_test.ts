@@ -10,7 +10,7 @@ import {
   writeRowDescription,
 } from "../../shared/wire/mod.ts";
 import { answerUnit, commandComplete, commandTag, errorAnswer, splitMessages } from "./messages.ts";
-import { concatAnswers } from "./statement_router.ts";
+import { concatAnswers } from "./units.ts";
 
 function frames(write: (w: WireWriter) => void): Uint8Array {
   const w = new WireWriter(64);

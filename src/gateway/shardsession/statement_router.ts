@@ -42,8 +42,6 @@ import {
   undefinedTablegroup,
 } from "./units.ts";
 
-export { concatAnswers } from "./units.ts";
-
 const IDLE = 0x49; // 'I'
 const IN_TX = 0x54; // 'T'
 const FAILED = 0x45; // 'E'
@@ -57,6 +55,8 @@ export interface ShardingDeps {
   /** Plans a statement against `map` (cached by text and map version). */
   plan(sql: string, map: ShardMap): Plan;
   routeShard(tablegroup: string, shard: string): Promise<SessionBackend>;
+  /** Makes sure the session's role exists on a shard's server (copied from the default's). */
+  ensureRole(tablegroup: string, shard: string): Promise<void>;
   newDataPlaneId(): number;
   /** `database` defaults to the session's. */
   changeMetadata(
@@ -426,11 +426,35 @@ export class StatementRouter {
         `the transaction's shard ${shard} of tablegroup "${tablegroup}" was lost`,
       );
     }
-    const backend = await this.#deps.routeShard(tablegroup, shard);
-    const s = new ShardSession(key, backend, this.#deps.newDataPlaneId());
-    await s.open(this.#opts);
+    let s = await this.#openShard(key, tablegroup, shard);
+    if (!s) {
+      // A role the shard's server does not have yet: made there as the default server has it.
+      await this.#deps.ensureRole(tablegroup, shard);
+      s = await this.#openShard(key, tablegroup, shard);
+      if (!s) {
+        throw new PgError(
+          SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+          `role "${this.#opts.user}" does not exist on shard ${shard}`,
+        );
+      }
+    }
     for (const setting of this.#settings) await s.run(setting);
     this.#sessions.set(key, s);
+    return s;
+  }
+
+  /** A new shard session, or null when its role does not exist on that server. */
+  async #openShard(key: string, tablegroup: string, shard: string): Promise<ShardSession | null> {
+    const backend = await this.#deps.routeShard(tablegroup, shard);
+    const s = new ShardSession(key, backend, this.#deps.newDataPlaneId());
+    try {
+      await s.open(this.#opts);
+    } catch (e) {
+      if (e instanceof PgError && e.sqlstate === SqlState.INVALID_AUTHORIZATION_SPECIFICATION) {
+        return null;
+      }
+      throw e;
+    }
     return s;
   }
 

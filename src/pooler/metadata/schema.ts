@@ -141,7 +141,9 @@ export async function readLayout(
   conn: Queryable,
 ): Promise<{ databases: DatabaseLayout[]; defaultDatabase: string }> {
   const dbs = await conn.query(
-    "SELECT name, is_default FROM multigres.database ORDER BY name",
+    `SELECT d.name, d.is_default, coalesce(pg_catalog.pg_get_userbyid(p.datdba), '')
+       FROM multigres.database d LEFT JOIN pg_catalog.pg_database p ON p.datname = d.name
+      ORDER BY d.name`,
   );
   const shards = await conn.query(
     `SELECT t.database, t.name, s.name, s.key_range_start, s.key_range_end
@@ -156,8 +158,8 @@ export async function readLayout(
   );
   let defaultDatabase = "";
   const byName = new Map<string, DatabaseLayout>();
-  for (const [name, isDefault] of dbs.rows) {
-    byName.set(name!, { name: name!, tablegroups: [], tables: [] });
+  for (const [name, isDefault, owner] of dbs.rows) {
+    byName.set(name!, { name: name!, tablegroups: [], tables: [], owner: owner ?? "" });
     if (isDefault === "t") defaultDatabase = name!;
   }
   for (const [db, name, tablegroup, column, type, position] of tables.rows) {
@@ -184,12 +186,14 @@ export async function readLayout(
   // Databases made with CREATE DATABASE and not (yet) recorded live on this server, in the
   // default tablegroup's only shard, like the default database.
   const pg = await conn.query(
-    "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+    `SELECT datname, pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database
+      WHERE datallowconn AND NOT datistemplate`,
   );
-  for (const [name] of pg.rows) {
+  for (const [name, owner] of pg.rows) {
     if (!name || byName.has(name)) continue;
     byName.set(name, {
       name,
+      owner: owner ?? "",
       tables: [],
       tablegroups: [{
         name: DEFAULT_TABLEGROUP,

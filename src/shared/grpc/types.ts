@@ -91,6 +91,8 @@ export interface DatabaseLayout {
   name: string;
   tablegroups: TableGroupLayout[];
   tables?: TableLayout[];
+  /** The owning role on the default database's server. */
+  owner?: string;
 }
 
 // ---- multipooler ----
