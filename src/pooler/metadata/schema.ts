@@ -57,52 +57,86 @@ CREATE TABLE IF NOT EXISTS multigres.tablegroup_table (
   PRIMARY KEY (database, table_name),
   FOREIGN KEY (database, tablegroup) REFERENCES multigres.tablegroup ON DELETE CASCADE
 );
-ALTER TABLE multigres.tablegroup_table ADD COLUMN IF NOT EXISTS sharding_type text;
-ALTER TABLE multigres.tablegroup_table ADD COLUMN IF NOT EXISTS sharding_position int;
--- A renamed database keeps its tablegroups, shards and tables.
-ALTER TABLE multigres.tablegroup DROP CONSTRAINT IF EXISTS tablegroup_database_fkey,
-  ADD CONSTRAINT tablegroup_database_fkey FOREIGN KEY (database)
-    REFERENCES multigres.database (name) ON DELETE CASCADE ON UPDATE CASCADE;
-ALTER TABLE multigres.shard DROP CONSTRAINT IF EXISTS shard_database_tablegroup_fkey,
-  ADD CONSTRAINT shard_database_tablegroup_fkey FOREIGN KEY (database, tablegroup)
-    REFERENCES multigres.tablegroup ON DELETE CASCADE ON UPDATE CASCADE;
-ALTER TABLE multigres.tablegroup_table
-  DROP CONSTRAINT IF EXISTS tablegroup_table_database_tablegroup_fkey,
-  ADD CONSTRAINT tablegroup_table_database_tablegroup_fkey FOREIGN KEY (database, tablegroup)
-    REFERENCES multigres.tablegroup ON DELETE CASCADE ON UPDATE CASCADE;
--- The shards of a tablegroup tile the keyspace: checked at commit, whoever writes the rows.
--- Range ends are hex prefixes ('' is the end of the keyspace); padded, they compare as text.
-CREATE OR REPLACE FUNCTION multigres.check_tiling() RETURNS trigger LANGUAGE plpgsql AS $f$
-DECLARE
-  db text;
-  tg text;
-  expect text := '0000000000000000';
-  r record;
-  n int := 0;
-BEGIN
-  IF TG_OP = 'DELETE' THEN db := OLD.database; tg := OLD.tablegroup;
-  ELSE db := NEW.database; tg := NEW.tablegroup; END IF;
-  FOR r IN SELECT s.name, rpad(s.key_range_start, 16, '0') AS lo,
-                  CASE WHEN s.key_range_end = '' THEN 'inf' ELSE rpad(s.key_range_end, 16, '0') END AS hi
-             FROM multigres.shard s WHERE s.database = db AND s.tablegroup = tg
-            ORDER BY rpad(s.key_range_start, 16, '0') COLLATE "C" LOOP
-    IF r.lo <> expect OR r.hi <> 'inf' AND r.hi COLLATE "C" <= r.lo COLLATE "C" THEN
-      RAISE EXCEPTION 'the shards of tablegroup "%" do not tile the keyspace (at shard "%")', tg, r.name
-        USING ERRCODE = 'check_violation';
-    END IF;
-    expect := r.hi;
-    n := n + 1;
-  END LOOP;
-  IF n > 0 AND expect <> 'inf' THEN
-    RAISE EXCEPTION 'the shards of tablegroup "%" do not reach the end of the keyspace', tg
-      USING ERRCODE = 'check_violation';
+-- Later additions, each made only where missing: a server that has them takes no lock here
+-- (this transaction may wait at commit for a replica, and must not block readers meanwhile).
+DO $m$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                  WHERE attrelid = 'multigres.tablegroup_table'::regclass
+                    AND attname = 'sharding_type') THEN
+    ALTER TABLE multigres.tablegroup_table ADD COLUMN sharding_type text;
   END IF;
-  RETURN NULL;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                  WHERE attrelid = 'multigres.tablegroup_table'::regclass
+                    AND attname = 'sharding_position') THEN
+    ALTER TABLE multigres.tablegroup_table ADD COLUMN sharding_position int;
+  END IF;
+  -- A renamed database keeps its tablegroups, shards and tables.
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+              WHERE conname = 'tablegroup_database_fkey' AND confupdtype <> 'c'
+                AND conrelid = 'multigres.tablegroup'::regclass) THEN
+    ALTER TABLE multigres.tablegroup DROP CONSTRAINT tablegroup_database_fkey,
+      ADD CONSTRAINT tablegroup_database_fkey FOREIGN KEY (database)
+        REFERENCES multigres.database (name) ON DELETE CASCADE ON UPDATE CASCADE;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+              WHERE conname = 'shard_database_tablegroup_fkey' AND confupdtype <> 'c'
+                AND conrelid = 'multigres.shard'::regclass) THEN
+    ALTER TABLE multigres.shard DROP CONSTRAINT shard_database_tablegroup_fkey,
+      ADD CONSTRAINT shard_database_tablegroup_fkey FOREIGN KEY (database, tablegroup)
+        REFERENCES multigres.tablegroup ON DELETE CASCADE ON UPDATE CASCADE;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+              WHERE conname = 'tablegroup_table_database_tablegroup_fkey' AND confupdtype <> 'c'
+                AND conrelid = 'multigres.tablegroup_table'::regclass) THEN
+    ALTER TABLE multigres.tablegroup_table
+      DROP CONSTRAINT tablegroup_table_database_tablegroup_fkey,
+      ADD CONSTRAINT tablegroup_table_database_tablegroup_fkey FOREIGN KEY (database, tablegroup)
+        REFERENCES multigres.tablegroup ON DELETE CASCADE ON UPDATE CASCADE;
+  END IF;
+  -- The shards of a tablegroup tile the keyspace: checked at commit, whoever writes the rows.
+  -- Range ends are hex prefixes ('' is the end of the keyspace); padded, they compare as text.
+  -- (A changed check gets a new name, so that an old server never keeps a stale one.)
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc
+                  WHERE proname = 'check_tiling_v1'
+                    AND pronamespace = 'multigres'::regnamespace) THEN
+    CREATE FUNCTION multigres.check_tiling_v1() RETURNS trigger LANGUAGE plpgsql AS $f$
+    DECLARE
+      db text;
+      tg text;
+      expect text := '0000000000000000';
+      r record;
+      n int := 0;
+    BEGIN
+      IF TG_OP = 'DELETE' THEN db := OLD.database; tg := OLD.tablegroup;
+      ELSE db := NEW.database; tg := NEW.tablegroup; END IF;
+      FOR r IN SELECT s.name, rpad(s.key_range_start, 16, '0') AS lo,
+                      CASE WHEN s.key_range_end = '' THEN 'inf'
+                           ELSE rpad(s.key_range_end, 16, '0') END AS hi
+                 FROM multigres.shard s WHERE s.database = db AND s.tablegroup = tg
+                ORDER BY rpad(s.key_range_start, 16, '0') COLLATE "C" LOOP
+        IF r.lo <> expect OR r.hi <> 'inf' AND r.hi COLLATE "C" <= r.lo COLLATE "C" THEN
+          RAISE EXCEPTION 'the shards of tablegroup "%" do not tile the keyspace (at shard "%")',
+            tg, r.name USING ERRCODE = 'check_violation';
+        END IF;
+        expect := r.hi;
+        n := n + 1;
+      END LOOP;
+      IF n > 0 AND expect <> 'inf' THEN
+        RAISE EXCEPTION 'the shards of tablegroup "%" do not reach the end of the keyspace', tg
+          USING ERRCODE = 'check_violation';
+      END IF;
+      RETURN NULL;
+    END
+    $f$;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                  WHERE tgname = 'shard_tiling_v1'
+                    AND tgrelid = 'multigres.shard'::regclass) THEN
+    CREATE CONSTRAINT TRIGGER shard_tiling_v1 AFTER INSERT OR UPDATE OR DELETE ON multigres.shard
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION multigres.check_tiling_v1();
+  END IF;
 END
-$f$;
-DROP TRIGGER IF EXISTS shard_tiling ON multigres.shard;
-CREATE CONSTRAINT TRIGGER shard_tiling AFTER INSERT OR UPDATE OR DELETE ON multigres.shard
-  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION multigres.check_tiling();
+$m$;
 CREATE TABLE IF NOT EXISTS multigres.rule (
   database text NOT NULL,
   tablegroup text NOT NULL,
