@@ -147,7 +147,7 @@ async function main(args: string[]): Promise<number> {
 function formatStatus(cluster: LocalCluster, st: ClusterStatus): string {
   const lines = [`Cluster ${cluster.cfg.cluster} in ${cluster.cfg.dataDir}`, "", "Processes:"];
   for (const p of st.processes) {
-    lines.push(`  ${p.name.padEnd(18)} ${p.pid ? `running (pid ${p.pid})` : "stopped"}`);
+    lines.push(`  ${p.name.padEnd(22)} ${p.pid ? `running (pid ${p.pid})` : "stopped"}`);
   }
   if (st.topoError) {
     lines.push("", `Topo: ${st.topoError}`);
