@@ -132,7 +132,7 @@ export class Gateway implements GatewayHandler {
         changeMetadata: (req) =>
           router.changeMetadata({ user: session.user, database: db, ...req }),
         refresh: () => router.refresh(),
-        missingShards: (tg, shards) => router.missingShards(db, tg, shards),
+        missingShards: (tg, shards, database) => router.missingShards(database ?? db, tg, shards),
       },
       relay,
       session,

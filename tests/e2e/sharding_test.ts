@@ -354,6 +354,41 @@ Deno.test({
         await appdb.query("drop tablegroup app_tg cascade");
       });
 
+      await t.step("DROP INDEX finds the tablegroup its index lives in", async () => {
+        await shop.query("drop index orders_customer");
+        for (const slot of [1, 2]) {
+          const sh = await client({ port: shardPorts(OFFSET, slot, 0).postgres, database: "shop" });
+          const r = await sh.query("select 1 from pg_class where relname = 'orders_customer'");
+          assert.equal(r.rowCount, 0, `dropped on shard slot ${slot}`);
+        }
+        // An index of a default-tablegroup table is Postgres's as ever.
+        await shop.query("create index plain_customer on orders_plain (customer)");
+        await shop.query("drop index plain_customer");
+        const gone = await errorOf(shop.query("drop index no_such_index"));
+        const goneDirect = await errorOf(
+          (await client({ direct: true, database: "shop" })).query("drop index no_such_index"),
+        );
+        assert.deepEqual(gone, goneDirect);
+      });
+
+      await t.step("an unsharded tablegroup (FOR db) takes every statement whole", async () => {
+        await admin.query("create tablegroup single_tg for shop");
+        const rec = await direct.query(
+          "select name from multigres.shard where database = 'shop' and tablegroup = 'single_tg'",
+        );
+        assert.deepEqual(rec.rows, [{ name: "0-inf" }]);
+        await shop.query("create table notes (id serial primary key, body text) in single_tg");
+        await shop.query("insert into notes (body) values ('b'), ('a'), ('c')");
+        const sorted = await shop.query("select body from notes order by body limit 2");
+        assert.deepEqual(sorted.rows, [{ body: "a" }, { body: "b" }]);
+        const n = await shop.query("select count(*)::int as n from notes");
+        assert.deepEqual(n.rows, [{ n: 3 }]);
+        const mixed = await errorOf(shop.query("select * from notes, orders_plain"));
+        assert.equal(mixed?.code, "0A000", String(mixed?.message));
+        await shop.query("drop table notes");
+        await shop.query("drop tablegroup single_tg");
+      });
+
       await t.step("the metadata keeps itself whole: tiling, renames, drops", async () => {
         // Ranges that leave a gap are refused by the hidden schema itself, whoever writes them.
         const gap = await errorOf(direct.query(

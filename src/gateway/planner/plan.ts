@@ -232,6 +232,15 @@ function planNamedDdl(node: Node, view: SchemaView): Plan {
     if (d.removeType === "OBJECT_TABLE") {
       objects = lists;
       drop = true;
+    } else if (d.removeType === "OBJECT_INDEX") {
+      if (!view.hasTablegroupTables) return DEFAULT;
+      return {
+        kind: "drop_index",
+        indexes: lists.map((l) => {
+          const { schema, name } = tableOf(l);
+          return { schema: schema ?? "public", name };
+        }),
+      };
     } else if (DROPPED_ON_TABLE.has(d.removeType ?? "")) {
       objects = lists.map((l) => l.slice(0, -1));
     } else {

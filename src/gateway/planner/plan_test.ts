@@ -72,7 +72,6 @@ Deno.test("planQuery() sends statements on default-tablegroup tables whole to th
       "select now()",
       "create table t (a int)",
       "create table t (like customers)",
-      "drop index orders_pkey",
       "copy customers from stdin",
       "prepare p as select * from customers",
       "execute p",
@@ -84,6 +83,14 @@ Deno.test("planQuery() sends statements on default-tablegroup tables whole to th
   ) {
     assert.deepEqual(anyDefault(plan(sql)), DEFAULT, sql);
   }
+});
+
+Deno.test("planQuery() leaves DROP INDEX to the executor where tablegroup tables exist", () => {
+  assert.deepEqual(plan("drop index if exists app.orders_pkey, idx2 cascade"), {
+    kind: "drop_index",
+    indexes: [{ schema: "app", name: "orders_pkey" }, { schema: "public", name: "idx2" }],
+  });
+  assert.deepEqual(planQuery("drop index idx", EMPTY_VIEW), DEFAULT);
 });
 
 /** A default plan without its touchesTables mark (tested on its own below). */
@@ -690,8 +697,7 @@ Deno.test("planQuery() refuses DDL that would break sharding", () => {
   );
 });
 
-Deno.test("planQuery() leaves DROP INDEX to the default shard (its table is unknown from the text)", () => {
-  assert.deepEqual(anyDefault(plan("drop index orders_x")), DEFAULT);
+Deno.test("planQuery() leaves ALTER INDEX to the default shard (its table is unknown from the text)", () => {
   assert.deepEqual(anyDefault(plan("alter index orders_x rename to y")), DEFAULT);
 });
 

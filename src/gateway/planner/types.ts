@@ -97,6 +97,12 @@ export type Plan =
     newName?: string;
     ifExists?: boolean;
   }
+  /**
+   * DROP INDEX in a database with tablegroup tables: the text does not say which table an index
+   * is on, so the executor finds where the indexes live (a tablegroup's shards, or the default
+   * shard) and fans it out there, or runs it on the default shard.
+   */
+  | { kind: "drop_index"; indexes: TableName[] }
   /** Transaction control. */
   | {
     kind: "transaction";

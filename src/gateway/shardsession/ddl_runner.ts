@@ -13,7 +13,14 @@ import {
 import type { ShardSession } from "./shard_session.ts";
 import type { DefaultRelay, ShardingDeps } from "./statement_router.ts";
 import { concatBytes } from "../../shared/wire/mod.ts";
-import { errorFrame, query, sqlLiteral, statementText, undefinedTablegroup } from "./units.ts";
+import {
+  errorFrame,
+  query,
+  quoteIdent,
+  sqlLiteral,
+  statementText,
+  undefinedTablegroup,
+} from "./units.ts";
 
 const IDLE = 0x49; // 'I'
 /** How long CREATE TABLEGROUP waits for its shards to serve. */
@@ -195,23 +202,21 @@ export class DdlRunner {
         "CREATE TABLEGROUP cannot run inside a transaction block",
       );
     }
-    if (plan.database && plan.database !== this.#ctx.database) {
-      throw featureNotSupported(
-        `CREATE TABLEGROUP … FOR ${plan.database} must run in database "${plan.database}"`,
-      );
-    }
+    // The seed's `CREATE TABLEGROUP tg FOR db` names the database; without FOR, the session's.
+    const database = plan.database ?? this.#ctx.database;
     await this.#ctx.deps.changeMetadata({
       change: "METADATA_CHANGE_CREATE_TABLEGROUP",
+      database,
       name: plan.name,
       shards: plan.shards,
     });
     await this.#ctx.deps.refresh();
     // The provisioner (or the operator) brings the shards up from the metadata: wait for them.
     const deadline = Date.now() + TABLEGROUP_WAIT_MS;
-    let missing = this.#ctx.deps.missingShards(plan.name, plan.shards);
+    let missing = this.#ctx.deps.missingShards(plan.name, plan.shards, database);
     while (missing.length && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
-      missing = this.#ctx.deps.missingShards(plan.name, plan.shards);
+      missing = this.#ctx.deps.missingShards(plan.name, plan.shards, database);
     }
     if (missing.length) {
       throw new PgError(
@@ -219,7 +224,7 @@ export class DdlRunner {
         `tablegroup "${plan.name}" is recorded, but shards ${missing.join(", ")} do not serve yet`,
         {
           detail: `No primary serves ${
-            missing.map((s) => `${this.#ctx.database}/${plan.name}/${s}`).join(", ")
+            missing.map((s) => `${database}/${plan.name}/${s}`).join(", ")
           } after ${TABLEGROUP_WAIT_MS / 1000} s.`,
           hint: "multigres cluster status shows what runs; DROP TABLEGROUP removes it.",
         },
@@ -248,6 +253,46 @@ export class DdlRunner {
     this.#ctx.forgetTablegroup(plan.name);
     await this.#ctx.deps.refresh();
     return answerUnit(unit, commandComplete("DROP TABLEGROUP"), IDLE);
+  }
+
+  /**
+   * DROP INDEX: fanned out to the tablegroup whose shards hold the indexes (looked up in its
+   * first shard's catalog), or run on the default shard when no tablegroup has them.
+   */
+  async dropIndex(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "drop_index" }>,
+    map: ShardMap,
+  ): Promise<Uint8Array> {
+    const names = plan.indexes.map((i) =>
+      sqlLiteral(`${quoteIdent(i.schema)}.${quoteIdent(i.name)}`)
+    );
+    const holders: string[] = [];
+    for (const tg of map.tablegroups) {
+      const shards = map.tablegroup(tg)?.shards ?? [];
+      if (!shards.length || !map.tablesOf(tg).length) continue;
+      const s = await this.#ctx.session(tg, shards[0]);
+      const answer = await s.run(query(
+        `SELECT count(*) FROM (VALUES (${names.join("), (")})) AS v(n)
+          WHERE pg_catalog.to_regclass(v.n) IS NOT NULL`,
+      ));
+      if (Number(dataRows(answer)[0]?.[0] ?? 0) > 0) holders.push(tg);
+    }
+    if (!holders.length) {
+      return await this.#ctx.relay.collect(concatBytes(unit.map((m) => m.frame)));
+    }
+    if (holders.length > 1) {
+      throw featureNotSupported(
+        `DROP INDEX may not drop indexes of tablegroups ${
+          holders.map((h) => `"${h}"`).join(", ")
+        } at once`,
+      );
+    }
+    return await this.fanOutDdl(
+      unit,
+      { kind: "fanout_ddl", tablegroup: holders[0], dropped: [] },
+      map,
+    );
   }
 
   /** CREATE/DROP/ALTER DATABASE: Postgres's own statement, with the metadata around it. */

@@ -65,7 +65,7 @@ export interface ShardingDeps {
   /** Fetches the metadata again (after a change). */
   refresh(): Promise<void>;
   /** Shards of the tablegroup without a serving primary now. */
-  missingShards(tablegroup: string, shards: readonly string[]): string[];
+  missingShards(tablegroup: string, shards: readonly string[], database?: string): string[];
 }
 
 /** The client session's own relay to its database's default shard. */
@@ -283,6 +283,8 @@ export class StatementRouter {
         return await this.#ddl().createTablegroup(unit, plan);
       case "drop_tablegroup":
         return await this.#ddl().dropTablegroup(unit, plan, map);
+      case "drop_index":
+        return await this.#ddl().dropIndex(unit, plan, map);
       case "database_ddl":
         return await this.#ddl().databaseDdl(unit, plan, map);
       default:

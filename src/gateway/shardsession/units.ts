@@ -63,6 +63,11 @@ export function statementText(unit: Message[]): string {
   return readCString(body(m), readCString(body(m), 0)[1])[0];
 }
 
+/** A quoted SQL identifier. */
+export function quoteIdent(s: string): string {
+  return `"${s.replaceAll('"', '""')}"`;
+}
+
 export function sqlLiteral(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
