@@ -628,10 +628,14 @@ export class Pooler {
       );
     }
     this.#logger.info("creating a role the default server has", { role: user });
-    await this.#admin.query(
-      `DO $$ BEGIN CREATE ROLE ${quoteIdent(user)} ${creds.canLogin ? "LOGIN" : "NOLOGIN"};
-       EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
-    );
+    try {
+      await this.#admin.query(
+        `CREATE ROLE ${quoteIdent(user)} ${creds.canLogin ? "LOGIN" : "NOLOGIN"}`,
+      );
+    } catch (e) {
+      // Made meanwhile by another session's request: as good.
+      if (!(e instanceof PgError && e.sqlstate === SqlState.DUPLICATE_OBJECT)) throw e;
+    }
   }
 
   /**

@@ -779,6 +779,7 @@ export function lsnBytes(lsn: string): bigint | null {
   return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : null;
 }
 
+/** An error that stops retryUntil at once. */
 class Fatal extends Error {}
 
 async function retryUntil(

@@ -1,6 +1,6 @@
 import type { GetMetadataResponse, PoolerRecord } from "../shared/grpc/types.ts";
 import { callUnary, makeClient } from "../shared/grpc/mod.ts";
-import { Topo } from "../shared/topo/mod.ts";
+import { newestPrimary, Topo } from "../shared/topo/mod.ts";
 import { LocalCluster, MAX_SHARD_SLOTS, type ShardCellSpec } from "./local_cluster.ts";
 
 export { shardPorts } from "./local_cluster.ts";
@@ -25,9 +25,8 @@ export function shardKeyString(k: ShardKey): string {
 export async function readShards(
   poolers: readonly PoolerRecord[],
 ): Promise<{ shards: ShardKey[]; databases: string[]; defaultDatabase: string } | null> {
-  const primary = poolers.find((p) =>
-    p.type === "PRIMARY" && p.serving && p.tablegroup === "default"
-  );
+  // The newest term's primary: a stale one (not yet fenced) may lack the latest tablegroups.
+  const primary = newestPrimary(poolers, (p) => p.serving && p.tablegroup === "default");
   if (!primary) return null;
   const client = makeClient("MultiPooler", primary.addr);
   let md: GetMetadataResponse;
@@ -65,6 +64,8 @@ export class ShardProvisioner {
   #slots: Record<string, number>;
   /** Shards being started or stopped now (one action per shard at a time). */
   readonly #busy = new Set<string>();
+  /** Reads in a row that did not list a shard this provisioner runs (see tick). */
+  readonly #missing = new Map<string, number>();
 
   constructor(root: LocalCluster, log: (msg: string) => void = console.error) {
     this.#root = root;
@@ -127,7 +128,14 @@ export class ShardProvisioner {
       this.#act(k, () => this.#startShard(k, cells));
     }
     for (const [k, slot] of Object.entries(this.#slots)) {
+      if (wanted.has(k)) this.#missing.delete(k);
       if (wanted.has(k) || this.#busy.has(k)) continue;
+      // A shard's data is removed only once three reads in a row (seconds apart) agree it is
+      // gone from the metadata: never on one read that may come from a lagging server.
+      const misses = (this.#missing.get(k) ?? 0) + 1;
+      this.#missing.set(k, misses);
+      if (misses < REMOVE_AFTER_READS) continue;
+      this.#missing.delete(k);
       const [database, tablegroup, name] = k.split("/");
       const cells = this.cellsOf({ database, tablegroup, name }, slot);
       this.#act(k, () => this.#removeShard(k, slot, cells));
@@ -170,7 +178,7 @@ export class ShardProvisioner {
     this.#log(`stopping shard ${k}: it is gone from the metadata`);
     for (const c of [...cells].reverse()) await c.stop();
     await Deno.remove(`${this.#root.cfg.dataDir}/shards/s${slot}`, { recursive: true })
-      .catch(() => {});
+      .catch((e) => this.#log(`warning: cannot remove shard ${k}'s data: ${(e as Error).message}`));
     delete this.#slots[k];
     this.#saveSlots();
   }
@@ -192,10 +200,19 @@ export class ShardProvisioner {
   }
 }
 
+/** How many reads in a row must miss a shard before its processes and data are removed. */
+const REMOVE_AFTER_READS = 3;
+
 function readSlots(path: string): Record<string, number> {
+  let text: string;
   try {
-    return JSON.parse(Deno.readTextFileSync(path));
+    text = Deno.readTextFileSync(path);
   } catch {
-    return {};
+    return {}; // no shard ever ran
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot read the shard slots in ${path}: ${(e as Error).message}`);
   }
 }

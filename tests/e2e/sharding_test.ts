@@ -261,6 +261,33 @@ Deno.test({
         await shop.query("commit");
         const after = await shop.query(`select customer from orders where id = ${a}`);
         assert.equal(after.rows[0].customer, "tx1");
+        // A second BEGIN only warns (as in Postgres): the block keeps its shard.
+        await shop.query("begin");
+        await shop.query(`update orders set customer = 'tx2' where id = ${a}`);
+        await shop.query("begin");
+        const again = await errorOf(
+          shop.query(`update orders set customer = 'tx2' where id = ${b}`),
+        );
+        assert.equal(again?.code, "0A000", String(again?.message));
+        await shop.query("rollback");
+        // An error in a catalog-only statement fails the block on its shard: COMMIT rolls back.
+        await shop.query("begin");
+        await shop.query(`update orders set customer = 'tx3' where id = ${a}`);
+        const zero = await errorOf(shop.query("select 1/0"));
+        assert.equal(zero?.code, "22012");
+        const end = await shop.query("commit");
+        assert.equal(end.command, "ROLLBACK");
+        const kept = await shop.query(`select customer from orders where id = ${a}`);
+        assert.equal(kept.rows[0].customer, "tx1");
+        // A block begun among other statements of one query string cannot reach a shard.
+        await shop.query("begin; select 1");
+        const hidden = await errorOf(
+          shop.query(`update orders set customer = 'tx4' where id = ${a}`),
+        );
+        assert.equal(hidden?.code, "0A000", String(hidden?.message));
+        await shop.query("rollback");
+        const still = await shop.query(`select customer from orders where id = ${a}`);
+        assert.equal(still.rows[0].customer, "tx1");
       });
 
       await t.step(

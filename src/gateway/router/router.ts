@@ -211,8 +211,9 @@ export class Router {
     return map;
   }
 
-  /** Fetches the metadata now (after a change of it). */
-  refresh(): Promise<void> {
+  /** Fetches the metadata now (after a change): a fetch already under way may predate it. */
+  async refresh(): Promise<void> {
+    await this.#refreshing;
     this.#metadataAt = 0;
     return this.#refreshMetadata();
   }

@@ -710,8 +710,9 @@ export class ClientSession implements SessionListener {
    * session; then the FATAL error of a protocol violation, if any, is sent.
    */
   async #drain(): Promise<void> {
-    // A session moving to a new primary gets there first: that is where it must be closed.
-    while (this.#moving) await this.#moving;
+    // A session moving to a new primary gets there first: that is where it must be closed;
+    // a unit running on the shards finishes and is answered first.
+    while (this.#moving || this.#busy) await (this.#moving ?? this.#busy);
     const reason = this.#endReason;
     if (reason === undefined || this.#ended) return;
     if (this.#unit.length && !this.#stmt?.active) {
@@ -837,6 +838,7 @@ export class ClientSession implements SessionListener {
 
   onLost(err: PgError): void {
     this.#backend = undefined;
+    this.#releaseRouterWaits(err);
     if (this.#drained) {
       this.#drained();
       return;
@@ -913,8 +915,22 @@ export class ClientSession implements SessionListener {
     }
   }
 
+  /**
+   * The relay cannot answer what the statement router waits for (its pooler is lost, or the
+   * session ends): the router's waits end, with `err` for a gathered answer.
+   */
+  #releaseRouterWaits(err: PgError): void {
+    const c = this.#collector;
+    this.#collector = null;
+    c?.reject(err);
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const f of w) f();
+  }
+
   /** Sends a FATAL error and ends the session. */
   #fatal(err: PgError): void {
+    this.#releaseRouterWaits(err);
     this.#drained?.();
     const w = new WireWriter(256);
     writeErrorResponse(w, err.fatal ? err : withSeverity(err, "FATAL"));
@@ -937,8 +953,7 @@ export class ClientSession implements SessionListener {
   async #finish(): Promise<void> {
     this.#ended = true;
     this.#stmt?.close(this.#endReason === undefined ? CloseReason.GONE : CloseReason.TERMINATE);
-    this.#collector?.reject(new PgError(SqlState.CONNECTION_FAILURE, "the session ended"));
-    this.#collector = null;
+    this.#releaseRouterWaits(new PgError(SqlState.CONNECTION_FAILURE, "the session ended"));
     if (this.#backend && this.#id) this.#backend.close(this.#dpId, CloseReason.GONE);
     this.#backend = undefined;
     await this.#written();

@@ -105,8 +105,11 @@ export function answerUnit(unit: Message[], result: Uint8Array, status: number):
   for (const m of unit) {
     if (m.code === Frontend.Parse) out.push(PARSE_COMPLETE);
     else if (m.code === Frontend.Bind) out.push(BIND_COMPLETE);
-    else if (m.code === Frontend.Describe) out.push(NO_DATA);
-    else if (m.code === Frontend.Close) out.push(CLOSE_COMPLETE);
+    else if (m.code === Frontend.Describe) {
+      // A statement's description starts with its parameters (none: DDL takes no parameters).
+      if (m.frame[5] === 0x53) out.push(NO_PARAMETERS);
+      out.push(NO_DATA);
+    } else if (m.code === Frontend.Close) out.push(CLOSE_COMPLETE);
     else if (m.code === Frontend.Execute) {
       out.push(result);
       if (isError) break;
@@ -130,6 +133,15 @@ export const BIND_COMPLETE: Uint8Array = build((w) =>
 export const CLOSE_COMPLETE: Uint8Array = build((w) =>
   w.raw(new Uint8Array([Backend.CloseComplete, 0, 0, 0, 4]))
 );
+export const NO_PARAMETERS: Uint8Array = new Uint8Array([
+  Backend.ParameterDescription,
+  0,
+  0,
+  0,
+  6,
+  0,
+  0,
+]);
 export const NO_DATA: Uint8Array = build((w) =>
   w.raw(new Uint8Array([Backend.NoData, 0, 0, 0, 4]))
 );

@@ -27,10 +27,13 @@ export class ShardSession implements SessionListener {
   #closed = false;
   /** From the pooler's last answer: why the backend stays reserved (0: nothing). */
   reserved = 0;
-  /** Named prepared statements this session has (their Parse was sent here). */
-  readonly prepared = new Set<string>();
-  /** The SQL of the unnamed statement here, when it was sent here last. */
-  unnamed: string | null = null;
+  /**
+   * The prepared statements this session has, by name ("" the unnamed one), with the SQL they
+   * were parsed from here.
+   */
+  readonly prepared = new Map<string, string>();
+  /** Names the client closed elsewhere, still prepared here: closed here before reuse. */
+  readonly stale = new Set<string>();
   /**
    * While set, answers go here as they come (a unit the client flushed before its Sync) instead
    * of being gathered; `run()` then resolves with nothing.

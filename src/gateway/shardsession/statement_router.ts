@@ -25,20 +25,22 @@ import {
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
 import {
   type BindInfo,
+  closeStatement,
   commandTagOf,
   concatAnswers,
-  dropParseCompletes,
+  dropPrepended,
   EMPTY,
   endsWithSync,
   errorAnswerFor,
   errorFrame,
   isFlushed,
-  isParseOf,
   keyIds,
   parseBind,
   ROLLBACK,
   samePlanTarget,
   secondShard,
+  statementText as statementTextOf,
+  SYNC,
   undefinedTablegroup,
 } from "./units.ts";
 
@@ -114,6 +116,8 @@ export class StatementRouter {
    * messages go there too, its answers stream to the client as they come.
    */
   #sticky: ShardSession | null = null;
+  /** A flushed unit went to the default shard: what follows up to its Sync goes there too. */
+  #defaultUntilSync = false;
   /** After an error in a flushed unit: messages are skipped up to the Sync, as Postgres does. */
   #discarding = false;
 
@@ -140,8 +144,19 @@ export class StatementRouter {
   route(unit: Message[]): Promise<Uint8Array> | null {
     if (this.#discarding) return Promise.resolve(this.#discard(unit));
     if (this.#sticky) return this.#continueSticky(this.#sticky, unit);
+    if (this.#defaultUntilSync) {
+      // A flushed unit went to the default shard: the rest of it, up to its Sync, follows.
+      if (endsWithSync(unit)) this.#defaultUntilSync = false;
+      return null;
+    }
     const map = this.#deps.map();
     if (!map) return null;
+    const answer = this.#routePlanned(unit, map);
+    if (answer === null && isFlushed(unit)) this.#defaultUntilSync = true;
+    return answer;
+  }
+
+  #routePlanned(unit: Message[], map: ShardMap): Promise<Uint8Array> | null {
     let plan: Plan;
     let binds: BindInfo[] = [];
     try {
@@ -162,7 +177,17 @@ export class StatementRouter {
     if (plan.kind === "default") {
       if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
       const touches = plan.touchesTables !== false;
-      if (touches && this.#home && this.#home !== "default" && this.#inTransaction()) {
+      const shardHome = !!this.#home && this.#home !== "default" && this.#inTransaction();
+      if (shardHome && !touches) {
+        // Catalogs are on every shard: the block's own shard answers, so that an error (or a
+        // write a function makes) belongs to the block that commits.
+        const home = this.#sessions.get(this.#home!);
+        if (home && !home.closed) {
+          return this.#relay.idle().then(() => this.#runOn(home, unit))
+            .catch((e) => this.#refuse(unit, toPgError(e)));
+        }
+      }
+      if (touches && shardHome) {
         return Promise.resolve(this.#refuse(unit, secondShard()));
       }
       if (touches && this.#inTransaction() && !this.#home) this.#home = "default";
@@ -178,7 +203,8 @@ export class StatementRouter {
 
   /** The messages of a flushed unit up to its Sync, on the shard that runs it. */
   async #continueSticky(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
-    const { payload } = this.#prepare(s, unit);
+    const { payload, dropped } = this.#prepare(s, unit);
+    this.#sinkTo(s, dropped);
     if (!endsWithSync(unit)) {
       s.send(payload);
       return EMPTY;
@@ -253,6 +279,10 @@ export class StatementRouter {
         if (kind === 0x53 /* S */) {
           const st = this.#statements.get(name);
           if (st) consider(st.plan);
+          if (m.code === Frontend.Close) {
+            // Closed where the unit goes; on the other shards it is closed when next needed.
+            for (const s of this.#sessions.values()) if (s.prepared.has(name)) s.stale.add(name);
+          }
         }
       }
     }
@@ -264,6 +294,14 @@ export class StatementRouter {
   async #run(unit: Message[], plan: Plan, binds: BindInfo[], map: ShardMap): Promise<Uint8Array> {
     if (isFlushed(unit) && plan.kind !== "keyed" && plan.kind !== "scatter") {
       throw featureNotSupported("this statement cannot be flushed before its Sync here");
+    }
+    if (
+      plan.kind !== "keyed" && plan.kind !== "scatter" && plan.kind !== "refused" &&
+      !unit.some((m) => m.code === Frontend.Execute || m.code === Frontend.Query)
+    ) {
+      // DDL the gateway carries out runs at its Execute: a Parse or Describe of it (a driver
+      // preparing it) is answered here, and nothing runs yet.
+      return answerUnit(unit, EMPTY, this.#inTransaction() ? IN_TX : IDLE);
     }
     switch (plan.kind) {
       case "refused":
@@ -335,10 +373,23 @@ export class StatementRouter {
         "a statement on several shards cannot be flushed before its Sync",
       );
     }
+    if (shards.length > 1 && unit.filter((m) => m.code === Frontend.Execute).length > 1) {
+      throw featureNotSupported(
+        "several Executes before a Sync may not read from several shards",
+      );
+    }
     if (inTx) {
       const key = `${plan.tablegroup}/${shards[0]}`;
       if (shards.length > 1 || (this.#home && this.#home !== key)) {
         return this.#refuse(unit, secondShard());
+      }
+      if (!this.#home && !this.#begin) {
+        // The block began where the gateway could not see it (a BEGIN among other statements
+        // of one query string): it cannot be begun on the shard the same way.
+        throw featureNotSupported(
+          "this transaction block began in a query string with other statements; a shard cannot join it",
+          { hint: "Send BEGIN as a statement of its own." },
+        );
       }
       const s = await this.#session(plan.tablegroup, shards[0]);
       if (!this.#home) {
@@ -349,7 +400,7 @@ export class StatementRouter {
       return await this.#runOn(s, unit);
     }
     if (isFlushed(unit)) {
-      return this.#startSticky(await this.#session(plan.tablegroup, shards[0]), unit);
+      return await this.#runFlushed(await this.#session(plan.tablegroup, shards[0]), unit);
     }
     const sessions = await Promise.all(shards.map((sh) => this.#session(plan.tablegroup, sh)));
     if (sessions.length === 1) return await this.#runOn(sessions[0], unit);
@@ -362,37 +413,63 @@ export class StatementRouter {
    * binds or describes that the shard does not have yet; their ParseCompletes are dropped.
    */
   async #runOn(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
-    if (isFlushed(unit)) return this.#startSticky(s, unit);
+    if (isFlushed(unit)) return await this.#runFlushed(s, unit);
     const { payload, dropped } = this.#prepare(s, unit);
     const answer = await s.run(payload);
-    return dropped ? dropParseCompletes(answer, { left: dropped }) : answer;
+    return dropped.parse || dropped.close ? dropPrepended(answer, { ...dropped }) : answer;
   }
 
-  /** Sends a flushed unit to `s`, its answers streaming to the client until its Sync. */
-  #startSticky(s: ShardSession, unit: Message[]): Uint8Array {
+  /**
+   * A unit the client flushed before its Sync. Without an Execute (a Parse and Describe, to
+   * learn types) it runs here with a Sync of ours, whose ReadyForQuery is dropped: the next
+   * unit is planned afresh, by its Bind. With an Execute (its shard decided) it stays on that
+   * shard up to its Sync, the answers streaming to the client as they come.
+   */
+  async #runFlushed(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
+    if (!unit.some((m) => m.code === Frontend.Execute)) {
+      const head = unit.slice(0, -1);
+      const answer = await this.#runOn(s, [...head, { code: Frontend.Sync, frame: SYNC }]);
+      const msgs = splitMessages(answer);
+      return concatBytes(msgs.slice(0, -1).map((m) => m.frame));
+    }
     const { payload, dropped } = this.#prepare(s, unit);
-    const drop = { left: dropped };
-    s.sink = (frames) => {
-      if (drop.left > 0) frames = dropParseCompletes(frames, drop);
-      if (frames.length) this.#relay.send(frames);
-    };
+    this.#sinkTo(s, dropped);
     this.#sticky = s;
     s.send(payload);
     return EMPTY;
   }
 
+  /** Answers of `s` stream to the client, without the completions of what we prepended. */
+  #sinkTo(s: ShardSession, dropped: { parse: number; close: number }): void {
+    const drop = { ...dropped };
+    s.sink = (frames) => {
+      if (drop.parse > 0 || drop.close > 0) frames = dropPrepended(frames, drop);
+      if (frames.length) this.#relay.send(frames);
+    };
+  }
+
   /**
-   * A unit's payload for one shard session: first the Parse of every statement it binds or
-   * describes that the shard does not have yet (`dropped`: how many ParseCompletes that adds).
+   * A unit's payload for one shard session: first, for every statement it binds or describes
+   * that the shard does not have as the client last parsed it, a Close of the stale one (if
+   * any) and its Parse (`dropped`: how many completions of those the answer will hold).
    */
-  #prepare(s: ShardSession, unit: Message[]): { payload: Uint8Array; dropped: number } {
+  #prepare(
+    s: ShardSession,
+    unit: Message[],
+  ): { payload: Uint8Array; dropped: { parse: number; close: number } } {
     const pre: Uint8Array[] = [];
     const frames: Uint8Array[] = [];
+    const dropped = { parse: 0, close: 0 };
     for (const m of unit) {
       if (m.code === Frontend.Parse) {
-        const name = readCString(body(m), 0)[0];
-        if (name) s.prepared.add(name);
-        else s.unnamed = this.#statements.get("")?.sql ?? null;
+        const [name, at] = readCString(body(m), 0);
+        if (name && s.stale.has(name) && s.prepared.has(name)) {
+          // The client closed it on another shard: close it here before it is parsed again.
+          pre.push(closeStatement(name));
+          dropped.close++;
+        }
+        s.stale.delete(name);
+        s.prepared.set(name, readCString(body(m), at)[0]);
       } else if (m.code === Frontend.Bind || m.code === Frontend.Describe) {
         const name = m.code === Frontend.Bind
           ? readCString(body(m), readCString(body(m), 0)[1])[0]
@@ -400,21 +477,23 @@ export class StatementRouter {
           ? readCString(body(m), 1)[0]
           : null;
         const st = name === null ? undefined : this.#statements.get(name);
-        if (st && name !== null && !this.#has(s, name, st) && !frames.some(isParseOf(name))) {
+        if (st && name !== null && s.prepared.get(name) !== st.sql) {
+          if (name && s.prepared.has(name)) {
+            pre.push(closeStatement(name));
+            dropped.close++;
+          }
           pre.push(st.parse);
-          if (name) s.prepared.add(name);
-          else s.unnamed = st.sql;
+          dropped.parse++;
+          s.prepared.set(name, st.sql);
         }
       } else if (m.code === Frontend.Close && body(m)[0] === 0x53) {
-        s.prepared.delete(readCString(body(m), 1)[0]);
+        const name = readCString(body(m), 1)[0];
+        s.prepared.delete(name);
+        s.stale.delete(name);
       }
       frames.push(m.frame);
     }
-    return { payload: concatBytes([...pre, ...frames]), dropped: pre.length };
-  }
-
-  #has(s: ShardSession, name: string, st: Statement): boolean {
-    return name ? s.prepared.has(name) : s.unnamed === st.sql;
+    return { payload: concatBytes([...pre, ...frames]), dropped };
   }
 
   /** The session's pooler session on one shard, opened (with its settings) on first use. */
@@ -467,10 +546,22 @@ export class StatementRouter {
     const home = this.#home && this.#home !== "default" ? this.#sessions.get(this.#home) : null;
     const ends = op === "commit" || op === "rollback" || op === "prepare";
     if (op === "begin") {
+      if (this.#inTransaction()) {
+        // A BEGIN inside a block only warns, in Postgres: the block and its shard stay.
+        return home ? await this.#runOn(home, unit) : await this.#relay.collect(payload);
+      }
       this.#begin = payload;
       this.#home = null;
       this.#failed = false;
       return await this.#relay.collect(payload);
+    }
+    if (
+      home && (op === "commit" || op === "rollback") && /\band\s+chain\b/i.test(
+        statementTextOf(unit),
+      )
+    ) {
+      // The shard's next block would begin where the gateway cannot see it.
+      return this.#refuse(unit, featureNotSupported("AND CHAIN is not supported on a shard yet"));
     }
     if (this.#failed && ends) {
       // As Postgres: a failed block ends with ROLLBACK whatever the client says.
@@ -484,13 +575,15 @@ export class StatementRouter {
     if (!home) {
       const answer = await this.#relay.collect(payload);
       if (ends) this.#endTransaction();
+      if (op === "rollback_to" && !firstError(splitMessages(answer))) this.#failed = false;
       return answer;
     }
     const answer = await home.run(payload).catch((e) => errorAnswerFor(unit, e));
-    // The default shard's block holds nothing of the client's: end or mirror it there.
+    // The default shard's block holds nothing of the client's: end or mirror it there (its
+    // answer is not the client's; a failure there is logged by the pooler).
     await this.#relay.collect(ends ? ROLLBACK : payload).catch(() => undefined);
     if (ends) this.#endTransaction();
-    if (op === "rollback_to") this.#failed = false;
+    if (op === "rollback_to" && !firstError(splitMessages(answer))) this.#failed = false;
     return answer;
   }
 
@@ -503,7 +596,20 @@ export class StatementRouter {
   async #setting(unit: Message[]): Promise<Uint8Array> {
     const payload = concatBytes(unit.map((m) => m.frame));
     const answer = await this.#relay.collect(payload);
-    if (firstError(splitMessages(answer))) return answer;
+    if (firstError(splitMessages(answer))) {
+      // As in Postgres, a failed statement fails the block, wherever the block's work is.
+      if (this.#inTransaction()) this.#failed = true;
+      return answer;
+    }
+    const text = statementTextOf(unit);
+    if (/^\s*(discard\s+all|reset\s+all)\b/i.test(text)) {
+      // What was set is gone (and with DISCARD ALL every prepared statement, on every shard).
+      this.#settings = [];
+      if (/^\s*discard/i.test(text)) {
+        for (const s of this.#sessions.values()) s.prepared.clear();
+        this.#statements.clear();
+      }
+    }
     this.#settings.push(payload);
     for (const s of this.#sessions.values()) {
       if (!s.closed) await s.run(payload).catch(() => undefined);

@@ -36,15 +36,42 @@ export function isFlushed(unit: Message[]): boolean {
   return unit.at(-1)?.code === Frontend.Flush;
 }
 
-/** `answer` without its first `drop.left` ParseComplete messages (counted down). */
-export function dropParseCompletes(answer: Uint8Array, drop: { left: number }): Uint8Array {
+/**
+ * `answer` without its first `drop.parse` ParseCompletes and `drop.close` CloseCompletes (those
+ * of statements the gateway sent ahead of the client's; counted down, for answers that come in
+ * pieces).
+ */
+export function dropPrepended(
+  answer: Uint8Array,
+  drop: { parse: number; close: number },
+): Uint8Array {
   const kept = splitMessages(answer).filter((m) => {
-    if (m.code !== Backend.ParseComplete || drop.left <= 0) return true;
-    drop.left--;
-    return false;
+    if (m.code === Backend.ParseComplete && drop.parse > 0) {
+      drop.parse--;
+      return false;
+    }
+    if (m.code === Backend.CloseComplete && drop.close > 0) {
+      drop.close--;
+      return false;
+    }
+    return true;
   });
   return concatBytes(kept.map((m) => m.frame));
 }
+
+/** A Close of prepared statement `name`. */
+export function closeStatement(name: string): Uint8Array {
+  const enc = new TextEncoder().encode(name);
+  const out = new Uint8Array(7 + enc.length);
+  out[0] = Frontend.Close;
+  new DataView(out.buffer).setInt32(1, 6 + enc.length);
+  out[5] = 0x53; // 'S'
+  out.set(enc, 6);
+  return out;
+}
+
+/** A Sync message. */
+export const SYNC: Uint8Array = new Uint8Array([Frontend.Sync, 0, 0, 0, 4]);
 
 /** A simple Query message. */
 export function query(sql: string): Uint8Array {
@@ -72,9 +99,6 @@ export function sqlLiteral(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
-export function isParseOf(name: string): (f: Uint8Array) => boolean {
-  return (f) => f[0] === Frontend.Parse && readCString(f.subarray(5), 0)[0] === name;
-}
 
 export function secondShard(): PgError {
   return featureNotSupported(
