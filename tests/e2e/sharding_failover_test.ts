@@ -30,19 +30,23 @@ interface Writer {
   errors: { at: number; message: string }[];
   /** When each acknowledged write finished. */
   ackedAt: number[];
+  /** When each acknowledged write was sent. */
+  sentAt: number[];
   done: Promise<void>;
 }
 
 /** Inserts ids one by one until `stop()` says so (or the bounds are reached). */
 function write(client: pg.Client, ids: number[], stop: () => boolean): Writer {
-  const w: Writer = { acked: [], errors: [], ackedAt: [], done: Promise.resolve() };
+  const w: Writer = { acked: [], errors: [], ackedAt: [], sentAt: [], done: Promise.resolve() };
   const deadline = Date.now() + MAX_MS;
   w.done = (async () => {
     for (let i = 0; i < ids.length && i < MAX_WRITES && !stop() && Date.now() < deadline; i++) {
+      const sent = Date.now();
       try {
         await client.query("insert into kv (id, v) values ($1, $2)", [ids[i], i]);
         w.acked.push(ids[i]);
         w.ackedAt.push(Date.now());
+        w.sentAt.push(sent);
       } catch (e) {
         w.errors.push({ at: Date.now(), message: (e as Error).message });
         await new Promise((r) => setTimeout(r, 50));
@@ -133,13 +137,14 @@ Deno.test({
               now.poolers,
               (x) => x.tablegroup === "kv_tg" && x.shard === "0-8" && x.serving,
             );
-            return !!p && p.id !== primary.id && wa.ackedAt.some((at) => at > killedAt);
+            // A write sent after the kill (one under way may still have been acknowledged).
+            return !!p && p.id !== primary.id && wa.sentAt.some((at) => at > killedAt);
           },
           90_000,
           250,
         );
         assert.ok(failedOver, "shard 0-8 failed over and serves writes again");
-        const recoveredAt = wa.ackedAt.find((at) => at > killedAt)!;
+        const recoveredAt = wa.ackedAt[wa.sentAt.findIndex((at) => at > killedAt)];
         stopped = true;
         await Promise.all([wa.done, wb.done]);
 
