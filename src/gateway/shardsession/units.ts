@@ -99,7 +99,6 @@ export function sqlLiteral(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
-
 export function secondShard(): PgError {
   return featureNotSupported(
     "a transaction may touch one shard until two-phase commit lands",
