@@ -342,6 +342,21 @@ Deno.test({
           );
           assert.equal(cols.rowCount, 1);
         }
+        await shop.query("comment on table orders is 'sharded orders'");
+        await shop.query("create table scratch (id bigint primary key) in orders_tg");
+        for (let i = 1; i <= 8; i++) await shop.query(`insert into scratch values (${i})`);
+        await shop.query("truncate scratch");
+        for (const s of [s1, s2]) {
+          const r = await s.query(
+            "select obj_description('orders'::regclass) as c, (select count(*)::int from scratch) as n",
+          );
+          assert.deepEqual(r.rows, [{ c: "sharded orders", n: 0 }]);
+        }
+        await shop.query("drop table scratch");
+        const rec = await direct.query(
+          "select 1 from multigres.tablegroup_table where table_name = 'public.scratch'",
+        );
+        assert.equal(rec.rowCount, 0, "DROP TABLE forgets the table");
         // An index name taken on one shard only: the statement fails everywhere.
         await s1.query("create index taken on orders (total)");
         const e = await errorOf(shop.query("create index taken on orders (customer, total)"));

@@ -146,13 +146,9 @@ export class Router {
     const pick = replica
       ? (db: string) => this.#replicaRecord(db)
       : (db: string) => this.#primaryRecord(db);
-    const find = () => pick(database) ?? pick(this.#metadata?.defaultDatabase ?? "");
-    let rec = find();
-    const deadline = Date.now() + this.#failoverWindowMs;
-    while (!rec && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
-      rec = find();
-    }
+    const rec = await this.#waitFor(() =>
+      pick(database) ?? pick(this.#metadata?.defaultDatabase ?? "")
+    );
     if (!rec) {
       throw new PgError(
         SqlState.CANNOT_CONNECT_NOW,
@@ -161,6 +157,17 @@ export class Router {
       );
     }
     return this.#conn(rec);
+  }
+
+  /** `find()`'s pooler, waiting up to the failover window while there is none (undefined). */
+  async #waitFor(find: () => PoolerRecord | undefined): Promise<PoolerRecord | undefined> {
+    let rec = find();
+    const deadline = Date.now() + this.#failoverWindowMs;
+    while (!rec && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
+      rec = find();
+    }
+    return rec;
   }
 
   #hasDatabase(name: string): boolean {
@@ -223,18 +230,13 @@ export class Router {
    * the failover window. Throws 57P03 (an ERROR: the client session goes on) when none comes.
    */
   async routeShard(database: string, tablegroup: string, shard: string): Promise<PoolerConn> {
-    const find = () =>
+    const rec = await this.#waitFor(() =>
       newestPrimary(
         this.#poolers,
         (p) =>
           p.serving && p.database === database && p.tablegroup === tablegroup && p.shard === shard,
-      );
-    let rec = find();
-    const deadline = Date.now() + this.#failoverWindowMs;
-    while (!rec && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
-      rec = find();
-    }
+      )
+    );
     if (!rec) {
       throw new PgError(
         SqlState.CANNOT_CONNECT_NOW,
