@@ -7,7 +7,7 @@ import { ShardProvisioner } from "../../src/provisioner/mod.ts";
 import type { LocalCluster } from "../../src/provisioner/mod.ts";
 import { keyspaceId } from "../../src/shared/keyspace/mod.ts";
 import { newestPrimary } from "../../src/shared/topo/mod.ts";
-import { E2E, eventually, startCluster } from "../helpers/cluster.ts";
+import { E2E, eventually, startCluster, topoPoolers } from "../helpers/cluster.ts";
 import { killPrimary } from "../helpers/failover.ts";
 
 const OFFSET = 2700;
@@ -73,9 +73,9 @@ Deno.test({
       await t.step("each shard has a replica in each other cell", async () => {
         const ok = await eventually(
           async () => {
-            const st = await c.cluster.status();
+            const poolers = await topoPoolers(c.cluster);
             return ["0-8", "8-inf"].every((s) =>
-              st.poolers.filter((p) => p.tablegroup === "kv_tg" && p.shard === s && p.serving)
+              poolers.filter((p) => p.tablegroup === "kv_tg" && p.shard === s && p.serving)
                 .map((p) => p.type).sort().join() === "PRIMARY,REPLICA,REPLICA"
             );
           },
@@ -132,9 +132,8 @@ Deno.test({
         // Shard 0-8 gets a new primary (the replica, in the other cell) and takes writes again.
         const failedOver = await eventually(
           async () => {
-            const now = await c.cluster.status();
             const p = newestPrimary(
-              now.poolers,
+              await topoPoolers(c.cluster),
               (x) => x.tablegroup === "kv_tg" && x.shard === "0-8" && x.serving,
             );
             // A write sent after the kill (one under way may still have been acknowledged).

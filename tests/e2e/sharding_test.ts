@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import type pg from "pg";
 import { shardPorts } from "../../src/provisioner/local_cluster.ts";
 import { inRangeSql, keyspaceIdSql, parseKeyRange } from "../../src/shared/keyspace/mod.ts";
-import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import {
+  E2E,
+  eventually,
+  startCluster,
+  type TestCluster,
+  topoPoolers,
+} from "../helpers/cluster.ts";
 
 const OFFSET = 2600;
 const ROWS = 10_000;
@@ -466,8 +472,8 @@ Deno.test({
           );
           assert.equal(left.rowCount, 0);
           const gone = await eventually(async () => {
-            const st = await c.cluster.status();
-            return !st.poolers.some((p) => p.tablegroup === "orders_tg");
+            const poolers = await topoPoolers(c.cluster);
+            return !poolers.some((p) => p.tablegroup === "orders_tg");
           }, 60_000);
           assert.ok(gone, "the shards' poolers left the topo");
         },

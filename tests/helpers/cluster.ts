@@ -6,6 +6,8 @@
 import pg from "pg";
 import postgres from "postgres";
 import { LocalCluster } from "../../src/provisioner/mod.ts";
+import type { PoolerRecord } from "../../src/shared/grpc/types.ts";
+import { Topo } from "../../src/shared/topo/mod.ts";
 
 export interface TestCluster {
   cluster: LocalCluster;
@@ -179,6 +181,24 @@ export async function eventually(
     }
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/**
+ * Every pooler the topo lists now (one etcd read; lighter than `cluster.status()`, which also
+ * asks each pooler for its WAL position: for tests that poll).
+ */
+export async function topoPoolers(cluster: LocalCluster): Promise<PoolerRecord[]> {
+  const topo = await Topo.connect({
+    globalAddress: cluster.topoAddress,
+    cluster: cluster.cfg.cluster,
+    cell: cluster.cfg.cell,
+    waitMs: 3000,
+  });
+  try {
+    return await topo.listAllPoolers();
+  } finally {
+    topo.close();
   }
 }
 
