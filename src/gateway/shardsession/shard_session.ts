@@ -72,6 +72,8 @@ export class ShardSession implements SessionListener {
     let dones = 0;
     for (const m of splitMessages(payload)) {
       if (m.code === Frontend.Query || m.code === Frontend.Sync) dones++;
+      // A simple Query destroys the unnamed statement (Postgres's rule).
+      if (m.code === Frontend.Query) this.prepared.delete("");
     }
     return new Promise((resolve, reject) => {
       this.#frames = [];

@@ -394,7 +394,7 @@ export class StatementRouter {
       const s = await this.#session(plan.tablegroup, shards[0]);
       if (!this.#home) {
         // The shard joins the client's transaction block: begin it there as it began.
-        if (this.#begin) await s.run(this.#begin);
+        if (this.#begin) await this.#replay(s, this.#begin);
         this.#home = key;
       }
       return await this.#runOn(s, unit);
@@ -519,9 +519,19 @@ export class StatementRouter {
         );
       }
     }
-    for (const setting of this.#settings) await s.run(setting);
+    for (const setting of this.#settings) await this.#replay(s, setting);
     this.#sessions.set(key, s);
     return s;
+  }
+
+  /**
+   * Runs a unit of the client's again on a shard session (its BEGIN, its SETs), answer dropped.
+   * Sent in the extended protocol, it replaced the shard's unnamed statement: forgotten here,
+   * so the next Bind of the client's unnamed statement parses it there again.
+   */
+  async #replay(s: ShardSession, payload: Uint8Array): Promise<void> {
+    await s.run(payload);
+    s.prepared.delete("");
   }
 
   /** A new shard session, or null when its role does not exist on that server. */
@@ -612,7 +622,7 @@ export class StatementRouter {
     }
     this.#settings.push(payload);
     for (const s of this.#sessions.values()) {
-      if (!s.closed) await s.run(payload).catch(() => undefined);
+      if (!s.closed) await this.#replay(s, payload).catch(() => undefined);
     }
     return answer;
   }
