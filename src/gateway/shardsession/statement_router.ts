@@ -47,6 +47,9 @@ import {
 const IDLE = 0x49; // 'I'
 const IN_TX = 0x54; // 'T'
 const FAILED = 0x45; // 'E'
+/** How long a shard session's opening is tried again while its shard has no reachable primary. */
+const OPEN_RETRY_MS = 15_000;
+const OPEN_RETRY_STEP_MS = 200;
 
 /** What the statement router needs from the rest of the gateway. */
 export interface ShardingDeps {
@@ -536,17 +539,25 @@ export class StatementRouter {
 
   /** A new shard session, or null when its role does not exist on that server. */
   async #openShard(key: string, tablegroup: string, shard: string): Promise<ShardSession | null> {
-    const backend = await this.#deps.routeShard(tablegroup, shard);
-    const s = new ShardSession(key, backend, this.#deps.newDataPlaneId());
-    try {
-      await s.open(this.#opts);
-    } catch (e) {
-      if (e instanceof PgError && e.sqlstate === SqlState.INVALID_AUTHORIZATION_SPECIFICATION) {
-        return null;
+    // Opening runs nothing: while the shard's primary is going away (its registration not
+    // expired yet) or a failover is under way, try again, up to the failover window.
+    const deadline = Date.now() + OPEN_RETRY_MS;
+    for (;;) {
+      const backend = await this.#deps.routeShard(tablegroup, shard);
+      const s = new ShardSession(key, backend, this.#deps.newDataPlaneId());
+      try {
+        await s.open(this.#opts);
+        return s;
+      } catch (e) {
+        if (e instanceof PgError && e.sqlstate === SqlState.INVALID_AUTHORIZATION_SPECIFICATION) {
+          return null;
+        }
+        const unreachable = e instanceof PgError &&
+          (e.sqlstate.startsWith("08") || e.sqlstate === SqlState.CANNOT_CONNECT_NOW);
+        if (!unreachable || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, OPEN_RETRY_STEP_MS));
       }
-      throw e;
     }
-    return s;
   }
 
   // ---- transactions and settings ----
