@@ -103,6 +103,26 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
       );
     });
 
+    await t.step("template1 is there, template0 refused, as Postgres answers", async () => {
+      for (const direct of [false, true]) {
+        const t1 = await c.client({ database: "template1", direct });
+        try {
+          const r = await t1.query("select current_database() as db");
+          assert.deepEqual(r.rows, [{ db: "template1" }]);
+        } finally {
+          await t1.end();
+        }
+        await assert.rejects(
+          c.client({ database: "template0", direct }),
+          (e: Error & { code?: string }) => {
+            assert.equal(e.code, "55000", `direct: ${direct}`);
+            assert.match(e.message, /database "template0" is not currently accepting connections/);
+            return true;
+          },
+        );
+      }
+    });
+
     await t.step(
       "a startup packet with a bad length → closed without a word, as Postgres does",
       async () => {

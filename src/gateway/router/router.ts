@@ -1,4 +1,4 @@
-import { PgError, SqlState, unknownDatabase, withSeverity } from "../../shared/errors/mod.ts";
+import { PgError, SqlState, withSeverity } from "../../shared/errors/mod.ts";
 import type {
   ChangeMetadataRequest,
   GetAuthCredentialsResponse,
@@ -137,12 +137,11 @@ export class Router {
     if (!this.#hasDatabase(database) || Date.now() - this.#metadataAt > METADATA_TTL_MS) {
       await this.#refreshMetadata();
     }
-    if (!this.#hasDatabase(database)) {
-      if (!this.#metadata) throw asFatal(noPooler());
-      throw unknownDatabase(database);
-    }
-    // A database without a pooler of its own lives on the default database's server. While
-    // no primary serves it (a failover), wait up to the failover window for one.
+    if (!this.#metadata) throw asFatal(noPooler());
+    // A database without a pooler of its own lives on the default database's server, and so does
+    // one the metadata does not list: that server's Postgres answers for it as it would (template1
+    // connects, template0 is refused with 55000, an unknown name gets 3D000). While no primary
+    // serves it (a failover), wait up to the failover window for one.
     const pick = replica
       ? (db: string) => this.#replicaRecord(db)
       : (db: string) => this.#primaryRecord(db);

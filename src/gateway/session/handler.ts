@@ -43,7 +43,7 @@ export interface GatewayHandler {
   credentials(user: string): Promise<GetAuthCredentialsResponse>;
   /**
    * The backend for a session on `database` (`replica`: a read-only one, served by a replica);
-   * throws FATAL 3D000 for an unknown database.
+   * a database Postgres does not have gets its own FATAL (3D000) when the session opens.
    */
   route(database: string, replica?: boolean): Promise<SessionBackend>;
   /** A new session id with its virtual PID and secret; `onCancel` runs for a matching CancelRequest. */
