@@ -15,9 +15,9 @@ import { encodeRecord, newestPrimary, type Registration, type Topo } from "../sh
 import { AdminConn } from "./admin.ts";
 import type { PgAddress } from "./backend/backend_conn.ts";
 import { changeMetadata } from "./metadata/changes.ts";
+import { literal, quoteIdent } from "../shared/sql/mod.ts";
 import {
   DEFAULT_TABLEGROUP,
-  literal,
   readLayout,
   readRule,
   schemaSql,
@@ -904,11 +904,6 @@ export interface RecruitResult {
 function syncStandbyNames(n: number, standbys: Iterable<string>): string {
   const ids = [...standbys].sort();
   return n > 1 && ids.length ? `ANY ${n - 1} (${ids.map(quoteIdent).join(", ")})` : "";
-}
-
-/** A name for synchronous_standby_names, double-quoted. */
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** "host:port" (IPv6 hosts in brackets) as host and port. */

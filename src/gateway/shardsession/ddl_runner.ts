@@ -3,26 +3,21 @@ import type { Plan } from "../planner/types.ts";
 import type { ShardMap } from "../router/shard_map.ts";
 import {
   answerUnit,
-  Backend,
   commandComplete,
   dataRows,
+  errorFrame,
   firstError,
   type Message,
+  query,
   splitMessages,
 } from "./messages.ts";
 import type { ShardSession } from "./shard_session.ts";
 import type { DefaultRelay, ShardingDeps } from "./statement_router.ts";
-import { concatBytes } from "../../shared/wire/mod.ts";
-import {
-  errorFrame,
-  query,
-  quoteIdent,
-  sqlLiteral,
-  statementText,
-  undefinedTablegroup,
-} from "./units.ts";
+import { BackendCode, concatBytes, TxStatus } from "../../shared/wire/mod.ts";
+import { literal, quoteIdent } from "../../shared/sql/mod.ts";
+import { statementText, undefinedTablegroup } from "./units.ts";
 
-const IDLE = 0x49; // 'I'
+const IDLE = TxStatus.Idle;
 /** How long CREATE TABLEGROUP waits for its shards to serve. */
 const TABLEGROUP_WAIT_MS = 300_000;
 
@@ -111,7 +106,7 @@ export class DdlRunner {
     }
     await this.#ctx.deps.refresh();
     if (failure) return answerUnit(unit, failure, IDLE);
-    const done = splitMessages(answers[0]).find((m) => m.code === Backend.CommandComplete);
+    const done = splitMessages(answers[0]).find((m) => m.code === BackendCode.CommandComplete);
     return answerUnit(unit, done ? done.frame : commandComplete("OK"), IDLE);
   }
 
@@ -174,9 +169,9 @@ export class DdlRunner {
   ): Promise<Map<string, number>> {
     const values = tables.map((t) => {
       const dot = t.name.indexOf(".");
-      return `(${sqlLiteral(t.name)}, ${sqlLiteral(t.name.slice(0, dot))}, ${
-        sqlLiteral(t.name.slice(dot + 1))
-      }, ${sqlLiteral(t.column)})`;
+      return `(${literal(t.name)}, ${literal(t.name.slice(0, dot))}, ${
+        literal(t.name.slice(dot + 1))
+      }, ${literal(t.column)})`;
     });
     const answer = await s.run(query(
       `SELECT t.name, (SELECT count(*) FROM pg_catalog.pg_attribute a
@@ -264,9 +259,7 @@ export class DdlRunner {
     plan: Extract<Plan, { kind: "drop_index" }>,
     map: ShardMap,
   ): Promise<Uint8Array> {
-    const names = plan.indexes.map((i) =>
-      sqlLiteral(`${quoteIdent(i.schema)}.${quoteIdent(i.name)}`)
-    );
+    const names = plan.indexes.map((i) => literal(`${quoteIdent(i.schema)}.${quoteIdent(i.name)}`));
     const holders: string[] = [];
     for (const tg of map.tablegroups) {
       const shards = map.tablegroup(tg)?.shards ?? [];

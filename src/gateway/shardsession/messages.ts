@@ -1,11 +1,17 @@
 import type { PgError } from "../../shared/errors/mod.ts";
 import {
+  BackendCode,
   concatBytes,
-  readCString,
+  FrontendCode,
+  parseCommandComplete,
+  READY_FAILED,
+  READY_IDLE,
+  READY_IN_TX,
+  TxStatus,
   WireWriter,
   writeCommandComplete,
   writeErrorResponse,
-  writeReadyForQuery,
+  writeQuery,
 } from "../../shared/wire/mod.ts";
 
 /** One protocol message: its type byte and its whole frame (type, length, body). */
@@ -13,34 +19,6 @@ export interface Message {
   code: number;
   frame: Uint8Array;
 }
-
-/** Backend message types the gateway reads when it answers for several shards. */
-export const Backend = {
-  ParseComplete: 0x31, // '1'
-  BindComplete: 0x32, // '2'
-  CloseComplete: 0x33, // '3'
-  CommandComplete: 0x43, // 'C'
-  DataRow: 0x44, // 'D'
-  ErrorResponse: 0x45, // 'E'
-  NoData: 0x6e, // 'n'
-  RowDescription: 0x54, // 'T'
-  ReadyForQuery: 0x5a, // 'Z'
-  EmptyQuery: 0x49, // 'I'
-  PortalSuspended: 0x73, // 's'
-  ParameterDescription: 0x74, // 't'
-} as const;
-
-/** Frontend message types of an extended-protocol unit. */
-export const Frontend = {
-  Bind: 0x42, // 'B'
-  Close: 0x43, // 'C'
-  Describe: 0x44, // 'D'
-  Execute: 0x45, // 'E'
-  Flush: 0x48, // 'H'
-  Parse: 0x50, // 'P'
-  Query: 0x51, // 'Q'
-  Sync: 0x53, // 'S'
-} as const;
 
 /** Cuts concatenated whole frames into messages (views into `bytes`). */
 export function splitMessages(bytes: Uint8Array): Message[] {
@@ -62,22 +40,19 @@ export function body(m: Message): Uint8Array {
 
 /** The CommandComplete tag of a message. */
 export function commandTag(m: Message): string {
-  return readCString(body(m), 0)[0];
+  return parseCommandComplete(body(m));
 }
 
-/** ErrorResponse + ReadyForQuery with `status` ('I', 'T' or 'E'). */
-export function errorAnswer(err: PgError, status: number): Uint8Array {
-  const w = new WireWriter(256);
-  writeErrorResponse(w, err);
-  writeReadyForQuery(w, status);
-  return w.view().slice();
-}
-
-/** A whole message made by `write`. */
-export function build(write: (w: WireWriter) => void): Uint8Array {
+/** Whole messages made by `write` (a copy: the caller may keep it). */
+function build(write: (w: WireWriter) => void): Uint8Array {
   const w = new WireWriter(64);
   write(w);
   return w.view().slice();
+}
+
+/** An ErrorResponse. */
+export function errorFrame(err: PgError): Uint8Array {
+  return build((w) => writeErrorResponse(w, err));
 }
 
 /** CommandComplete with `tag`. */
@@ -85,9 +60,23 @@ export function commandComplete(tag: string): Uint8Array {
   return build((w) => writeCommandComplete(w, tag));
 }
 
-/** ReadyForQuery with `status`. */
+/** A simple Query. */
+export function query(sql: string): Uint8Array {
+  return build((w) => writeQuery(w, sql));
+}
+
+/** A Close of prepared statement `name`. */
+export function closeStatement(name: string): Uint8Array {
+  return build((w) => w.begin(FrontendCode.Close).int8(0x53 /* S */).cstring(name).end());
+}
+
+/** ReadyForQuery with `status` (TxStatus), one of the constant frames. */
 export function readyForQuery(status: number): Uint8Array {
-  return build((w) => writeReadyForQuery(w, status));
+  return status === TxStatus.Idle
+    ? READY_IDLE
+    : status === TxStatus.InTransaction
+    ? READY_IN_TX
+    : READY_FAILED;
 }
 
 /**
@@ -97,20 +86,20 @@ export function readyForQuery(status: number): Uint8Array {
  * Execute's answer, stopping at an error as Postgres does (up to the Sync).
  */
 export function answerUnit(unit: Message[], result: Uint8Array, status: number): Uint8Array {
-  const isError = result[0] === Backend.ErrorResponse;
-  if (unit.length === 1 && unit[0].code === Frontend.Query) {
+  const isError = result[0] === BackendCode.ErrorResponse;
+  if (unit.length === 1 && unit[0].code === FrontendCode.Query) {
     return concatBytes([result, readyForQuery(isError ? idleOr(status) : status)]);
   }
   const out: Uint8Array[] = [];
   for (const m of unit) {
-    if (m.code === Frontend.Parse) out.push(PARSE_COMPLETE);
-    else if (m.code === Frontend.Bind) out.push(BIND_COMPLETE);
-    else if (m.code === Frontend.Describe) {
+    if (m.code === FrontendCode.Parse) out.push(PARSE_COMPLETE);
+    else if (m.code === FrontendCode.Bind) out.push(BIND_COMPLETE);
+    else if (m.code === FrontendCode.Describe) {
       // A statement's description starts with its parameters (none: DDL takes no parameters).
       if (m.frame[5] === 0x53) out.push(NO_PARAMETERS);
       out.push(NO_DATA);
-    } else if (m.code === Frontend.Close) out.push(CLOSE_COMPLETE);
-    else if (m.code === Frontend.Execute) {
+    } else if (m.code === FrontendCode.Close) out.push(CLOSE_COMPLETE);
+    else if (m.code === FrontendCode.Execute) {
       out.push(result);
       if (isError) break;
     }
@@ -121,30 +110,19 @@ export function answerUnit(unit: Message[], result: Uint8Array, status: number):
 
 function idleOr(status: number): number {
   // An error outside a transaction block leaves the session idle; inside, the block failed.
-  return status === 0x49 ? 0x49 : 0x45;
+  return status === TxStatus.Idle ? TxStatus.Idle : TxStatus.Failed;
 }
 
-export const PARSE_COMPLETE: Uint8Array = build((w) =>
-  w.raw(new Uint8Array([Backend.ParseComplete, 0, 0, 0, 4]))
-);
-export const BIND_COMPLETE: Uint8Array = build((w) =>
-  w.raw(new Uint8Array([Backend.BindComplete, 0, 0, 0, 4]))
-);
-export const CLOSE_COMPLETE: Uint8Array = build((w) =>
-  w.raw(new Uint8Array([Backend.CloseComplete, 0, 0, 0, 4]))
-);
+export const PARSE_COMPLETE: Uint8Array = new Uint8Array([BackendCode.ParseComplete, 0, 0, 0, 4]);
+export const BIND_COMPLETE: Uint8Array = new Uint8Array([BackendCode.BindComplete, 0, 0, 0, 4]);
+export const CLOSE_COMPLETE: Uint8Array = new Uint8Array([BackendCode.CloseComplete, 0, 0, 0, 4]);
+/** ParameterDescription of a statement without parameters. */
 export const NO_PARAMETERS: Uint8Array = new Uint8Array([
-  Backend.ParameterDescription,
-  0,
-  0,
-  0,
-  6,
-  0,
-  0,
+  BackendCode.ParameterDescription,
+  ...[0, 0, 0, 6],
+  ...[0, 0],
 ]);
-export const NO_DATA: Uint8Array = build((w) =>
-  w.raw(new Uint8Array([Backend.NoData, 0, 0, 0, 4]))
-);
+export const NO_DATA: Uint8Array = new Uint8Array([BackendCode.NoData, 0, 0, 0, 4]);
 
 const textDecoder = new TextDecoder();
 
@@ -152,7 +130,7 @@ const textDecoder = new TextDecoder();
 export function dataRows(answer: Uint8Array): (string | null)[][] {
   const out: (string | null)[][] = [];
   for (const m of splitMessages(answer)) {
-    if (m.code !== Backend.DataRow) continue;
+    if (m.code !== BackendCode.DataRow) continue;
     const b = body(m);
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const n = dv.getInt16(0);
@@ -173,5 +151,5 @@ export function dataRows(answer: Uint8Array): (string | null)[][] {
 
 /** The first ErrorResponse among `msgs`, if any. */
 export function firstError(msgs: Message[]): Message | undefined {
-  return msgs.find((m) => m.code === Backend.ErrorResponse);
+  return msgs.find((m) => m.code === BackendCode.ErrorResponse);
 }

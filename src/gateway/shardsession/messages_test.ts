@@ -9,7 +9,7 @@ import {
   writeReadyForQuery,
   writeRowDescription,
 } from "../../shared/wire/mod.ts";
-import { answerUnit, commandComplete, commandTag, errorAnswer, splitMessages } from "./messages.ts";
+import { answerUnit, commandComplete, commandTag, errorFrame, splitMessages } from "./messages.ts";
 import { concatAnswers } from "./units.ts";
 
 function frames(write: (w: WireWriter) => void): Uint8Array {
@@ -57,7 +57,7 @@ Deno.test("answerUnit() answers every message of an extended unit, and stops at 
     { code: 0x53, frame: new Uint8Array([0x53, 0, 0, 0, 4]) },
   ];
   assert.equal(codes(answerUnit(unit, commandComplete("CREATE TABLE"), 0x49)), "12nCZ");
-  const err = splitMessages(errorAnswer(new PgError("0A000", "no"), 0x49))[0].frame;
+  const err = errorFrame(new PgError("0A000", "no"));
   const out = answerUnit(unit, err, 0x54);
   assert.equal(codes(out), "12nEZ");
   // An error inside a transaction block fails it.
@@ -73,7 +73,7 @@ Deno.test("concatAnswers() joins rows of several shards under one header and sum
 
 Deno.test("concatAnswers() gives the first shard's error instead of partial rows", () => {
   const err = concatBytes([
-    splitMessages(errorAnswer(new PgError("22012", "division by zero"), 0x49))[0].frame,
+    errorFrame(new PgError("22012", "division by zero")),
     frames((w) => writeReadyForQuery(w, 0x49)),
   ]);
   const out = concatAnswers([shardAnswer(["1"]), err]);

@@ -1,9 +1,9 @@
 import { connectionFailure, PgError, SqlState, withSeverity } from "../../shared/errors/mod.ts";
 import { CloseReason, DoneFlag, ReservationReason } from "../../shared/grpc/types.ts";
-import { concatBytes, parseErrorFields } from "../../shared/wire/mod.ts";
+import { BackendCode, concatBytes, FrontendCode, parseErrorFields } from "../../shared/wire/mod.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
 import type { SessionBackend } from "../session/handler.ts";
-import { Backend, body, Frontend, splitMessages } from "./messages.ts";
+import { body, splitMessages } from "./messages.ts";
 
 /** Who a shard session is for: the client session's role, database and startup settings. */
 export interface ShardSessionOptions {
@@ -71,9 +71,9 @@ export class ShardSession implements SessionListener {
     if (this.#closed) return Promise.reject(shardGone(this.shard));
     let dones = 0;
     for (const m of splitMessages(payload)) {
-      if (m.code === Frontend.Query || m.code === Frontend.Sync) dones++;
+      if (m.code === FrontendCode.Query || m.code === FrontendCode.Sync) dones++;
       // A simple Query destroys the unnamed statement (Postgres's rule).
-      if (m.code === Frontend.Query) this.prepared.delete("");
+      if (m.code === FrontendCode.Query) this.prepared.delete("");
     }
     return new Promise((resolve, reject) => {
       this.#frames = [];
@@ -165,7 +165,7 @@ export class ShardSession implements SessionListener {
 }
 
 function errorIn(frames: Uint8Array): PgError | undefined {
-  const m = splitMessages(frames).find((m) => m.code === Backend.ErrorResponse);
+  const m = splitMessages(frames).find((m) => m.code === BackendCode.ErrorResponse);
   return m ? parseErrorFields(body(m)) : undefined;
 }
 

@@ -7,7 +7,7 @@ import {
 } from "../../shared/errors/mod.ts";
 import type { ChangeMetadataRequest } from "../../shared/grpc/types.ts";
 import { CloseReason, ReservationReason } from "../../shared/grpc/types.ts";
-import { concatBytes, readCString } from "../../shared/wire/mod.ts";
+import { concatBytes, FrontendCode, readCString, SYNC, TxStatus } from "../../shared/wire/mod.ts";
 import type { ShardMap } from "../router/shard_map.ts";
 import type { Plan } from "../planner/types.ts";
 import type { SessionBackend } from "../session/handler.ts";
@@ -15,9 +15,10 @@ import { DdlRunner } from "./ddl_runner.ts";
 import {
   answerUnit,
   body,
+  closeStatement,
   commandComplete,
+  errorFrame,
   firstError,
-  Frontend,
   type Message,
   readyForQuery,
   splitMessages,
@@ -25,14 +26,12 @@ import {
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
 import {
   type BindInfo,
-  closeStatement,
   commandTagOf,
   concatAnswers,
   dropPrepended,
   EMPTY,
   endsWithSync,
   errorAnswerFor,
-  errorFrame,
   isFlushed,
   keyIds,
   parseBind,
@@ -40,13 +39,10 @@ import {
   samePlanTarget,
   secondShard,
   statementText as statementTextOf,
-  SYNC,
   undefinedTablegroup,
 } from "./units.ts";
 
-const IDLE = 0x49; // 'I'
-const IN_TX = 0x54; // 'T'
-const FAILED = 0x45; // 'E'
+const { Idle: IDLE, InTransaction: IN_TX, Failed: FAILED } = TxStatus;
 /** How long a shard session's opening is tried again while its shard has no reachable primary. */
 const OPEN_RETRY_MS = 15_000;
 const OPEN_RETRY_STEP_MS = 200;
@@ -246,7 +242,7 @@ export class StatementRouter {
    * extended-protocol unit, every statement named must agree.
    */
   #planUnit(unit: Message[], map: ShardMap): { plan: Plan; binds: BindInfo[] } | null {
-    if (unit.length === 1 && unit[0].code === Frontend.Query) {
+    if (unit.length === 1 && unit[0].code === FrontendCode.Query) {
       const sql = readCString(body(unit[0]), 0)[0];
       return { plan: this.#deps.plan(sql, map), binds: [] };
     }
@@ -262,27 +258,27 @@ export class StatementRouter {
       if (p.kind !== "default" || !plan) plan = p;
     };
     for (const m of unit) {
-      if (m.code === Frontend.Parse) {
+      if (m.code === FrontendCode.Parse) {
         const [name, at] = readCString(body(m), 0);
         const sql = readCString(body(m), at)[0];
         const p = this.#deps.plan(sql, map);
         if (p.kind === "default") this.#statements.delete(name);
         else this.#statements.set(name, { sql, plan: p, parse: m.frame.slice() });
         consider(p);
-      } else if (m.code === Frontend.Bind) {
+      } else if (m.code === FrontendCode.Bind) {
         const b = parseBind(body(m));
         const st = this.#statements.get(b.statement);
         if (st) {
           binds.push(b);
           consider(st.plan);
         }
-      } else if (m.code === Frontend.Describe || m.code === Frontend.Close) {
+      } else if (m.code === FrontendCode.Describe || m.code === FrontendCode.Close) {
         const kind = body(m)[0];
         const name = readCString(body(m), 1)[0];
         if (kind === 0x53 /* S */) {
           const st = this.#statements.get(name);
           if (st) consider(st.plan);
-          if (m.code === Frontend.Close) {
+          if (m.code === FrontendCode.Close) {
             // Closed where the unit goes; on the other shards it is closed when next needed.
             for (const s of this.#sessions.values()) if (s.prepared.has(name)) s.stale.add(name);
           }
@@ -300,7 +296,7 @@ export class StatementRouter {
     }
     if (
       plan.kind !== "keyed" && plan.kind !== "scatter" && plan.kind !== "refused" &&
-      !unit.some((m) => m.code === Frontend.Execute || m.code === Frontend.Query)
+      !unit.some((m) => m.code === FrontendCode.Execute || m.code === FrontendCode.Query)
     ) {
       // DDL the gateway carries out runs at its Execute: a Parse or Describe of it (a driver
       // preparing it) is answered here, and nothing runs yet.
@@ -371,12 +367,12 @@ export class StatementRouter {
         { hint: "Name the sharding column's value in the statement." },
       );
     }
-    if (isFlushed(unit) && shards.length > 1 && unit.some((m) => m.code === Frontend.Execute)) {
+    if (isFlushed(unit) && shards.length > 1 && unit.some((m) => m.code === FrontendCode.Execute)) {
       throw featureNotSupported(
         "a statement on several shards cannot be flushed before its Sync",
       );
     }
-    if (shards.length > 1 && unit.filter((m) => m.code === Frontend.Execute).length > 1) {
+    if (shards.length > 1 && unit.filter((m) => m.code === FrontendCode.Execute).length > 1) {
       throw featureNotSupported(
         "several Executes before a Sync may not read from several shards",
       );
@@ -429,9 +425,9 @@ export class StatementRouter {
    * shard up to its Sync, the answers streaming to the client as they come.
    */
   async #runFlushed(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
-    if (!unit.some((m) => m.code === Frontend.Execute)) {
+    if (!unit.some((m) => m.code === FrontendCode.Execute)) {
       const head = unit.slice(0, -1);
-      const answer = await this.#runOn(s, [...head, { code: Frontend.Sync, frame: SYNC }]);
+      const answer = await this.#runOn(s, [...head, { code: FrontendCode.Sync, frame: SYNC }]);
       const msgs = splitMessages(answer);
       return concatBytes(msgs.slice(0, -1).map((m) => m.frame));
     }
@@ -464,7 +460,7 @@ export class StatementRouter {
     const frames: Uint8Array[] = [];
     const dropped = { parse: 0, close: 0 };
     for (const m of unit) {
-      if (m.code === Frontend.Parse) {
+      if (m.code === FrontendCode.Parse) {
         const [name, at] = readCString(body(m), 0);
         if (name && s.stale.has(name) && s.prepared.has(name)) {
           // The client closed it on another shard: close it here before it is parsed again.
@@ -473,8 +469,8 @@ export class StatementRouter {
         }
         s.stale.delete(name);
         s.prepared.set(name, readCString(body(m), at)[0]);
-      } else if (m.code === Frontend.Bind || m.code === Frontend.Describe) {
-        const name = m.code === Frontend.Bind
+      } else if (m.code === FrontendCode.Bind || m.code === FrontendCode.Describe) {
+        const name = m.code === FrontendCode.Bind
           ? readCString(body(m), readCString(body(m), 0)[1])[0]
           : body(m)[0] === 0x53
           ? readCString(body(m), 1)[0]
@@ -489,7 +485,7 @@ export class StatementRouter {
           dropped.parse++;
           s.prepared.set(name, st.sql);
         }
-      } else if (m.code === Frontend.Close && body(m)[0] === 0x53) {
+      } else if (m.code === FrontendCode.Close && body(m)[0] === 0x53) {
         const name = readCString(body(m), 1)[0];
         s.prepared.delete(name);
         s.stale.delete(name);

@@ -6,34 +6,37 @@ import {
   withSeverity,
 } from "../../shared/errors/mod.ts";
 import { keyspaceId, keyspaceIdBinary } from "../../shared/keyspace/mod.ts";
-import { concatBytes, readCString } from "../../shared/wire/mod.ts";
+import {
+  BackendCode,
+  concatBytes,
+  FrontendCode,
+  readCString,
+  TxStatus,
+} from "../../shared/wire/mod.ts";
 import type { KeyValue, Plan } from "../planner/types.ts";
 import {
   answerUnit,
-  Backend,
   body,
   commandComplete,
   commandTag,
-  errorAnswer,
+  errorFrame,
   firstError,
-  Frontend,
   type Message,
+  query,
   splitMessages,
 } from "./messages.ts";
-
-const IDLE = 0x49; // 'I'
 
 export const ROLLBACK: Uint8Array = query("ROLLBACK");
 export const EMPTY: Uint8Array = new Uint8Array(0);
 
 export function endsWithSync(unit: Message[]): boolean {
   const last = unit.at(-1)?.code;
-  return last === Frontend.Sync || last === Frontend.Query;
+  return last === FrontendCode.Sync || last === FrontendCode.Query;
 }
 
 /** A unit the client ended with Flush: it waits for answers before it sends the Sync. */
 export function isFlushed(unit: Message[]): boolean {
-  return unit.at(-1)?.code === Frontend.Flush;
+  return unit.at(-1)?.code === FrontendCode.Flush;
 }
 
 /**
@@ -46,11 +49,11 @@ export function dropPrepended(
   drop: { parse: number; close: number },
 ): Uint8Array {
   const kept = splitMessages(answer).filter((m) => {
-    if (m.code === Backend.ParseComplete && drop.parse > 0) {
+    if (m.code === BackendCode.ParseComplete && drop.parse > 0) {
       drop.parse--;
       return false;
     }
-    if (m.code === Backend.CloseComplete && drop.close > 0) {
+    if (m.code === BackendCode.CloseComplete && drop.close > 0) {
       drop.close--;
       return false;
     }
@@ -59,44 +62,11 @@ export function dropPrepended(
   return concatBytes(kept.map((m) => m.frame));
 }
 
-/** A Close of prepared statement `name`. */
-export function closeStatement(name: string): Uint8Array {
-  const enc = new TextEncoder().encode(name);
-  const out = new Uint8Array(7 + enc.length);
-  out[0] = Frontend.Close;
-  new DataView(out.buffer).setInt32(1, 6 + enc.length);
-  out[5] = 0x53; // 'S'
-  out.set(enc, 6);
-  return out;
-}
-
-/** A Sync message. */
-export const SYNC: Uint8Array = new Uint8Array([Frontend.Sync, 0, 0, 0, 4]);
-
-/** A simple Query message. */
-export function query(sql: string): Uint8Array {
-  const enc = new TextEncoder().encode(sql);
-  const out = new Uint8Array(6 + enc.length);
-  out[0] = Frontend.Query;
-  new DataView(out.buffer).setInt32(1, 5 + enc.length);
-  out.set(enc, 5);
-  return out;
-}
-
 /** The SQL of a unit's statement (its Query, or its Parse). */
 export function statementText(unit: Message[]): string {
-  const m = unit.find((m) => m.code === Frontend.Query || m.code === Frontend.Parse)!;
-  if (m.code === Frontend.Query) return readCString(body(m), 0)[0];
+  const m = unit.find((m) => m.code === FrontendCode.Query || m.code === FrontendCode.Parse)!;
+  if (m.code === FrontendCode.Query) return readCString(body(m), 0)[0];
   return readCString(body(m), readCString(body(m), 0)[1])[0];
-}
-
-/** A quoted SQL identifier. */
-export function quoteIdent(s: string): string {
-  return `"${s.replaceAll('"', '""')}"`;
-}
-
-export function sqlLiteral(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
 }
 
 export function secondShard(): PgError {
@@ -110,16 +80,16 @@ export function undefinedTablegroup(name: string): PgError {
   return new PgError(SqlState.UNDEFINED_OBJECT, `tablegroup "${name}" does not exist`);
 }
 
-export function errorFrame(err: PgError): Uint8Array {
-  return splitMessages(errorAnswer(err, IDLE))[0].frame;
-}
-
-export function errorAnswerFor(unit: Message[], e: unknown, status = IDLE): Uint8Array {
+export function errorAnswerFor(
+  unit: Message[],
+  e: unknown,
+  status: number = TxStatus.Idle,
+): Uint8Array {
   return answerUnit(unit, errorFrame(withSeverity(toPgError(e), "ERROR")), status);
 }
 
 export function commandTagOf(answer: Uint8Array): string | undefined {
-  const m = splitMessages(answer).find((m) => m.code === Backend.CommandComplete);
+  const m = splitMessages(answer).find((m) => m.code === BackendCode.CommandComplete);
   return m ? commandTag(m) : undefined;
 }
 
@@ -140,20 +110,20 @@ export function concatAnswers(answers: Uint8Array[]): Uint8Array {
   for (const msgs of all) {
     if (firstError(msgs)) {
       return concatBytes(
-        msgs.filter((m) => m.code !== Backend.DataRow).map((m) => m.frame),
+        msgs.filter((m) => m.code !== BackendCode.DataRow).map((m) => m.frame),
       );
     }
   }
   const out: Uint8Array[] = [];
   let rows = 0;
   for (const msgs of all) {
-    for (const m of msgs) if (m.code === Backend.DataRow) rows++;
+    for (const m of msgs) if (m.code === BackendCode.DataRow) rows++;
   }
   for (const m of all[0]) {
-    if (m.code === Backend.DataRow) continue;
-    if (m.code === Backend.CommandComplete) {
+    if (m.code === BackendCode.DataRow) continue;
+    if (m.code === BackendCode.CommandComplete) {
       for (const msgs of all) {
-        for (const r of msgs) if (r.code === Backend.DataRow) out.push(r.frame);
+        for (const r of msgs) if (r.code === BackendCode.DataRow) out.push(r.frame);
       }
       const tag = commandTag(m);
       const sp = tag.lastIndexOf(" ");

@@ -1,6 +1,6 @@
 import { BackendCode, FrontendCode, readCString, slab, WireWriter } from "../../shared/wire/mod.ts";
 import { ReservationReason } from "../../shared/grpc/types.ts";
-import { literal } from "../metadata/schema.ts";
+import { literal } from "../../shared/sql/mod.ts";
 import { isExtendedCode, SyncEnd } from "./sync_counter.ts";
 
 /** A named protocol-level prepared statement of a session, under the name the pooler gave it. */

@@ -6,7 +6,8 @@ import {
   shardingFunction,
   shardingTypeOf,
 } from "../../shared/keyspace/mod.ts";
-import { DEFAULT_TABLEGROUP, literal, type Queryable, UNSHARDED } from "./schema.ts";
+import { literal } from "../../shared/sql/mod.ts";
+import { DEFAULT_TABLEGROUP, type Queryable, UNSHARDED } from "./schema.ts";
 
 /**
  * Applies one change of databases, tablegroups, shards or tables to the hidden schema, checked

@@ -1,5 +1,6 @@
 import type { DatabaseLayout, ShardRule } from "../../shared/grpc/types.ts";
 import type { QueryResult } from "../backend/backend_conn.ts";
+import { literal } from "../../shared/sql/mod.ts";
 
 /** Anything that runs a simple query (a backend or the admin connection). */
 export interface Queryable {
@@ -296,13 +297,4 @@ export function updateCohortSql(
     updated_at = now()
   WHERE database = ${literal(shard.database)} AND tablegroup = ${literal(shard.tablegroup)}
     AND shard = ${literal(shard.shard)} AND term = ${Math.trunc(rule.term)}`;
-}
-
-/**
- * A SQL string literal that reads the same whatever `standard_conforming_strings` says: a string
- * with a backslash is written in the escape form (E'…') with the backslash doubled.
- */
-export function literal(s: string): string {
-  const quoted = s.replaceAll("'", "''");
-  return s.includes("\\") ? `E'${quoted.replaceAll("\\", "\\\\")}'` : `'${quoted}'`;
 }
