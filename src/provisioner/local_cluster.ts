@@ -4,7 +4,6 @@ import type {
   CellRecord,
   DatabaseLayout,
   DatabaseRecord,
-  GetMetadataResponse,
   PoolerRecord,
   PoolerStatusResponse,
 } from "../shared/grpc/types.ts";
@@ -13,7 +12,7 @@ import { decodeRecord, encodeRecord, Topo, TopoPaths, TopoServer } from "../shar
 import { envName } from "../shared/servenv/mod.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
 import { alive, type ProcessSpec, readPid, sleep, spawnDetached, stopPid } from "./processes.ts";
-import { ShardProvisioner } from "./shards.ts";
+import { readMetadata, ShardProvisioner } from "./shards.ts";
 
 /** Everything that defines a local cluster; saved as `<data-dir>/cluster.json`. */
 export interface LocalClusterConfig {
@@ -372,25 +371,13 @@ export class LocalCluster {
         ],
       };
     }
-    if (c === "provisioner") {
-      const args = ["cluster", "provision", `--data-dir=${this.cfg.dataDir}`];
-      const env = { [envName("pg-superuser-password")]: this.cfg.password };
-      if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/multigres`, args, env };
-      return {
-        name: c,
-        cmd: Deno.execPath(),
-        args: ["run", "-A", "--quiet", `${REPO_ROOT}${SOURCES[c]}`, ...args],
-        cwd: REPO_ROOT,
-        env,
-      };
-    }
     const common = [
       `--cluster=${this.cfg.cluster}`,
       `--cell=${this.cfg.cell}`,
       `--topo-global-address=${this.topoAddress}`,
       `--log-level=${this.cfg.logLevel}`,
     ];
-    const args: Record<Exclude<Component, "etcd">, string[]> = {
+    const args: Record<Exclude<Component, "etcd" | "provisioner">, string[]> = {
       pgctld: [
         `--http-port=${p.pgctldHttp}`,
         `--grpc-port=${p.pgctldGrpc}`,
@@ -431,14 +418,19 @@ export class LocalCluster {
         `--bind-address=${this.cfg.gatewayListenAddress}`,
         ...this.#tlsFlags(),
       ],
-      provisioner: [],
     };
-    const flags = [...common, ...args[c]];
+    // The shard provisioner is the CLI's `cluster provision`: it reads the rest from cluster.json.
+    const flags = c === "provisioner"
+      ? ["cluster", "provision", `--data-dir=${this.cfg.dataDir}`]
+      : [...common, ...args[c]];
     // The password goes through the environment, not the command line, which `ps` shows.
-    const env = c === "pgctld"
+    const env = c === "pgctld" || c === "provisioner"
       ? { [envName("pg-superuser-password")]: this.cfg.password }
       : undefined;
-    if (this.cfg.binDir) return { name: c, cmd: `${this.cfg.binDir}/${c}`, args: flags, env };
+    if (this.cfg.binDir) {
+      const exe = c === "provisioner" ? "multigres" : c;
+      return { name: c, cmd: `${this.cfg.binDir}/${exe}`, args: flags, env };
+    }
     // MULTIGRES_CPU_PROF_DIR: the gateway and pooler write V8 CPU profiles there on exit (with a
     // markdown summary), to find where the time of a request goes.
     const profDir = Deno.env.get("MULTIGRES_CPU_PROF_DIR");
@@ -710,7 +702,7 @@ export class LocalCluster {
         const rec = out.poolers.find((p) => p.id === `${m.cfg.cell}-pooler-0`);
         if (rec?.type !== "REPLICA" && rec?.type !== "PRIMARY") out.notJoined.push(m.cfg.cell);
       }
-      out.layout = await readLayoutFrom(out.poolers);
+      out.layout = (await readMetadata(out.poolers))?.databases ?? null;
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
       // One orch per cell; the dev cluster's cells share one etcd.
       for (const c of [this, ...this.members]) {
@@ -739,25 +731,6 @@ export interface ClusterStatus {
   /** Databases → tablegroups → shards and tables, from the hidden schema (null: unreadable). */
   layout: DatabaseLayout[] | null;
   topoError: string;
-}
-
-/** The hidden schema's layout, from the default tablegroup's primary (null when none answers). */
-async function readLayoutFrom(poolers: PoolerRecord[]): Promise<DatabaseLayout[] | null> {
-  const primary = poolers.find((p) =>
-    p.type === "PRIMARY" && p.serving && p.tablegroup === "default"
-  );
-  if (!primary) return null;
-  const client = makeClient("MultiPooler", primary.addr);
-  try {
-    const md = await callUnary<GetMetadataResponse>(client, "GetMetadata", {}, {
-      deadlineMs: 3000,
-    });
-    return md.databases;
-  } catch {
-    return null;
-  } finally {
-    client.close();
-  }
 }
 
 /** A pooler's WAL position from its Status call; "" when it does not answer in time. */

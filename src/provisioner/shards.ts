@@ -18,25 +18,34 @@ export function shardKeyString(k: ShardKey): string {
 }
 
 /**
- * Every shard the hidden schema records outside the default tablegroups (those live on the
- * default database's server), and every database, read from the default tablegroup's primary
- * pooler. Null when no such pooler answers: nothing may be concluded then.
+ * The hidden schema's databases, tablegroups, shards and tables, read from the default
+ * tablegroup's primary pooler (the newest term's: a stale one, not yet fenced, may lack the
+ * latest tablegroups). Null when no such pooler answers: nothing may be concluded then.
  */
-export async function readShards(
+export async function readMetadata(
   poolers: readonly PoolerRecord[],
-): Promise<{ shards: ShardKey[]; databases: string[]; defaultDatabase: string } | null> {
-  // The newest term's primary: a stale one (not yet fenced) may lack the latest tablegroups.
+): Promise<GetMetadataResponse | null> {
   const primary = newestPrimary(poolers, (p) => p.serving && p.tablegroup === "default");
   if (!primary) return null;
   const client = makeClient("MultiPooler", primary.addr);
-  let md: GetMetadataResponse;
   try {
-    md = await callUnary<GetMetadataResponse>(client, "GetMetadata", {}, { deadlineMs: 5000 });
+    return await callUnary<GetMetadataResponse>(client, "GetMetadata", {}, { deadlineMs: 5000 });
   } catch {
     return null;
   } finally {
     client.close();
   }
+}
+
+/**
+ * Every shard the hidden schema records outside the default tablegroups (those live on the
+ * default database's server), and every database; null as readMetadata.
+ */
+export async function readShards(
+  poolers: readonly PoolerRecord[],
+): Promise<{ shards: ShardKey[]; databases: string[]; defaultDatabase: string } | null> {
+  const md = await readMetadata(poolers);
+  if (!md) return null;
   const out: ShardKey[] = [];
   for (const db of md.databases) {
     for (const tg of db.tablegroups) {

@@ -120,10 +120,28 @@ export class StatementRouter {
   /** After an error in a flushed unit: messages are skipped up to the Sync, as Postgres does. */
   #discarding = false;
 
+  /** The DDL the gateway carries out itself, with this session's shard sessions. */
+  readonly #ddl: DdlRunner;
+
   constructor(deps: ShardingDeps, relay: DefaultRelay, opts: ShardSessionOptions) {
     this.#deps = deps;
     this.#relay = relay;
     this.#opts = opts;
+    this.#ddl = new DdlRunner({
+      deps,
+      relay,
+      database: opts.database,
+      inTransaction: () => this.#inTransaction(),
+      session: (tg, shard) => this.#session(tg, shard),
+      forgetTablegroup: (name) => {
+        for (const [key, s] of this.#sessions) {
+          if (key.startsWith(`${name}/`)) {
+            s.close();
+            this.#sessions.delete(key);
+          }
+        }
+      },
+    });
   }
 
   /** Whether a unit needs planning at all: the database has tables outside `default`. */
@@ -315,15 +333,15 @@ export class StatementRouter {
         return await this.#dataStatement(unit, plan, binds, map);
       case "fanout_ddl":
       case "create_table":
-        return await this.#ddl().fanOutDdl(unit, plan, map);
+        return await this.#ddl.fanOutDdl(unit, plan, map);
       case "create_tablegroup":
-        return await this.#ddl().createTablegroup(unit, plan);
+        return await this.#ddl.createTablegroup(unit, plan);
       case "drop_tablegroup":
-        return await this.#ddl().dropTablegroup(unit, plan, map);
+        return await this.#ddl.dropTablegroup(unit, plan, map);
       case "drop_index":
-        return await this.#ddl().dropIndex(unit, plan, map);
+        return await this.#ddl.dropIndex(unit, plan, map);
       case "database_ddl":
-        return await this.#ddl().databaseDdl(unit, plan, map);
+        return await this.#ddl.databaseDdl(unit, plan, map);
       default:
         throw featureNotSupported(`statement not supported here (${plan.kind})`);
     }
@@ -655,25 +673,5 @@ export class StatementRouter {
       ),
       IN_TX,
     );
-  }
-
-  // ---- DDL: carried out by DdlRunner ----
-
-  #ddl(): DdlRunner {
-    return new DdlRunner({
-      deps: this.#deps,
-      relay: this.#relay,
-      database: this.#opts.database,
-      inTransaction: () => this.#inTransaction(),
-      session: (tg, shard) => this.#session(tg, shard),
-      forgetTablegroup: (name) => {
-        for (const [key, s] of this.#sessions) {
-          if (key.startsWith(`${name}/`)) {
-            s.close();
-            this.#sessions.delete(key);
-          }
-        }
-      },
-    });
   }
 }
