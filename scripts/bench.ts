@@ -11,7 +11,11 @@
  * --idle 1000,10000, --skip-memory, --skip-pgbench, --data-plane h2|grpc-js (the transport of
  * the gateway-pooler stream, default h2). --quick measures only select-only simple at 1 and 50
  * clients, 3 × 10 s, and prints the two ratios against PgBouncer (added latency at 1 client, TPS
- * at 50 clients).
+ * at 50 clients). --floor adds two more targets in front of the same Postgres: one and two
+ * chained `scripts/bench_relay.ts` processes (a Deno TCP relay that only copies bytes), the
+ * floor of one and of two Deno hops, which the gateway + pooler (two hops) cannot go below.
+ * Every row also gives the CPU time (user + system, from /proc) each proxy spent per
+ * transaction.
  *
  * @module
  */
@@ -21,6 +25,8 @@ import { alive, stopPid } from "../src/provisioner/mod.ts";
 import { scramLogin } from "../tests/helpers/login.ts";
 
 const OFFSET = 3000;
+/** The relays of --floor listen here and one port up. */
+const RELAY_PORT = 7432 + OFFSET;
 const PASSWORD = "postgres";
 
 const { values: flags } = parseArgs({
@@ -33,6 +39,7 @@ const { values: flags } = parseArgs({
     "skip-pgbench": { type: "boolean", default: false },
     "quick": { type: "boolean", default: false },
     "data-plane": { type: "string", default: "h2" },
+    "floor": { type: "boolean", default: false },
   },
 });
 const quick = flags.quick!;
@@ -47,15 +54,30 @@ if (flags["data-plane"] !== "h2" && flags["data-plane"] !== "grpc-js") {
 const idleCounts = flags.idle!.split(",").map(Number);
 
 interface Target {
-  name: "direct" | "pgbouncer" | "gateway";
+  name: "direct" | "pgbouncer" | "gateway" | "relay1" | "relay2";
   port: number;
+  /** The processes in this target's path besides Postgres (their CPU time is measured). */
+  pids: () => number[];
 }
 
 interface Run {
   tps: number;
   latencyMs: number;
   p99Ms: number;
+  /** CPU time (user + system) the target's own processes spent per transaction, in µs. */
+  cpuUs: number;
 }
+
+/** Clock ticks of CPU time (user + system) a process has used, from /proc/PID/stat. */
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+}
+
+/** Linux's USER_HZ: clock ticks per second in /proc (100 on every Linux this runs on). */
+const TICKS_PER_S = 100;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -81,6 +103,8 @@ async function sh(cmd: string, args: string[], env: Record<string, string> = {})
 async function pgbench(t: Target, args: string[], logDir: string): Promise<Run> {
   await Deno.remove(logDir, { recursive: true }).catch(() => {});
   await Deno.mkdir(logDir, { recursive: true });
+  const pids = t.pids();
+  const ticksBefore = pids.map(cpuTicks);
   const r = await sh("pgbench", [
     "-h",
     "127.0.0.1",
@@ -98,7 +122,9 @@ async function pgbench(t: Target, args: string[], logDir: string): Promise<Run> 
   if (r.code !== 0) {
     throw new Error(`pgbench on ${t.name} failed: ${r.err.trim().split("\n").pop()}`);
   }
+  const ticks = pids.reduce((n, pid, i) => n + cpuTicks(pid) - ticksBefore[i], 0);
   const tps = Number(/tps = ([\d.]+)/.exec(r.out)?.[1]);
+  const txs = Number(/actually processed: (\d+)/.exec(r.out)?.[1]);
   const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(r.out)?.[1]);
   const lat: number[] = [];
   for await (const e of Deno.readDir(logDir)) {
@@ -109,7 +135,8 @@ async function pgbench(t: Target, args: string[], logDir: string): Promise<Run> 
   }
   lat.sort((a, b) => a - b);
   const p99Ms = lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] : NaN;
-  return { tps, latencyMs, p99Ms };
+  const cpuUs = pids.length ? ticks / TICKS_PER_S * 1e6 / txs : NaN;
+  return { tps, latencyMs, p99Ms, cpuUs };
 }
 
 /** PgBouncer 1.18 in transaction mode, pool 20, on the cluster's Postgres, run as `postgres`. */
@@ -203,6 +230,36 @@ async function startPgBouncer(dir: string, pgPort: number, port: number): Promis
   throw new Error(`PgBouncer did not come up: ${log.trim().split("\n").slice(-3).join(" | ")}`);
 }
 
+/** Relays started for --floor: stopped with everything else. */
+const relayPids: number[] = [];
+
+/** A `bench_relay.ts` process from 127.0.0.1:`port` to `target`, once it accepts connections. */
+async function startRelay(port: number, target: number): Promise<number> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      new URL("./bench_relay.ts", import.meta.url).pathname,
+      String(port),
+      String(target),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  relayPids.push(child.pid);
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return child.pid;
+    } catch {
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+  throw new Error(`The relay on port ${port} did not come up`);
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
   return m ? Number(m[1]) : NaN;
@@ -269,6 +326,7 @@ async function main(): Promise<void> {
   const stopAll = () =>
     stopping ??= (async () => {
       if (bouncerPid && alive(bouncerPid)) await stopPid(bouncerPid);
+      for (const pid of relayPids) if (alive(pid)) await stopPid(pid);
       await cluster.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     })();
@@ -290,14 +348,28 @@ async function main(): Promise<void> {
     await Deno.mkdir(`${dir}/cluster`, { recursive: true });
     await cluster.start();
     const p = cluster.ports;
+    const running = () => cluster.running();
     const targets: Target[] = [
-      { name: "direct", port: p.postgres },
-      { name: "pgbouncer", port: 6432 + OFFSET },
-      { name: "gateway", port: p.gatewayPg },
+      { name: "direct", port: p.postgres, pids: () => [] },
+      { name: "pgbouncer", port: 6432 + OFFSET, pids: () => [bouncerPid] },
+      {
+        name: "gateway",
+        port: p.gatewayPg,
+        pids: () => [running().multigateway!, running().multipooler!],
+      },
     ];
     bouncerPid = await startPgBouncer(`${dir}/pgbouncer`, p.postgres, 6432 + OFFSET);
     // Interrupted while PgBouncer started: stopAll() may have looked before it had a pid.
     if (stopping && alive(bouncerPid)) await stopPid(bouncerPid);
+    if (flags.floor) {
+      // One relay in front of Postgres, and a second one in front of the first.
+      const r1 = await startRelay(RELAY_PORT, p.postgres);
+      const r2 = await startRelay(RELAY_PORT + 1, RELAY_PORT);
+      targets.push(
+        { name: "relay1", port: RELAY_PORT, pids: () => [r1] },
+        { name: "relay2", port: RELAY_PORT + 1, pids: () => [r1, r2] },
+      );
+    }
     const init = await sh("pgbench", [
       "-i",
       "-s",
@@ -332,7 +404,8 @@ async function main(): Promise<void> {
         args: ["-b", "tpcb-like", "-M", mode, "-c", "10", "-j", "2"],
       });
     }
-    const total = rounds * cases.reduce((n, c) => n + (c.skip ? 2 : 3), 0);
+    const total = rounds *
+      cases.reduce((n, c) => n + targets.filter((t) => t.name !== c.skip).length, 0);
     let done = 0;
     if (cases.length) {
       // Warm every target up first, unrecorded: the gateway and pooler run JIT-compiled code,
@@ -361,8 +434,8 @@ async function main(): Promise<void> {
     const rows: string[] = [];
     const pad = (s: string, n: number) => s.padEnd(n);
     rows.push(
-      `| case | direct TPS | PgBouncer TPS | gateway TPS | gw/PgB | gw/direct | avg ms d / PgB / gw | p99 ms d / PgB / gw |`,
-      `| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |`,
+      `| case | direct TPS | PgBouncer TPS | gateway TPS | gw/PgB | gw/direct | avg ms d / PgB / gw | p99 ms d / PgB / gw | CPU µs/tx PgB / gw+pooler |`,
+      `| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |`,
     );
     for (const c of cases) {
       const d = med(c.label, "direct", "tps");
@@ -374,8 +447,35 @@ async function main(): Promise<void> {
       rows.push(
         `| ${pad(c.label, 26)} | ${f(d)} | ${f(b)} | ${f(g)} | ${f(g / b, 2)} | ${f(g / d, 2)} | ${
           lat("latencyMs")
-        } | ${lat("p99Ms")} |`,
+        } | ${lat("p99Ms")} | ${f(med(c.label, "pgbouncer", "cpuUs"))} / ${
+          f(med(c.label, "gateway", "cpuUs"))
+        } |`,
       );
+    }
+    if (flags.floor) {
+      // The floor: what one and two Deno hops that only copy bytes cost on this machine.
+      rows.push(
+        ``,
+        `Floor (scripts/bench_relay.ts: Deno TCP relays that only copy bytes, same Postgres):`,
+        ``,
+        `| case | 1 relay TPS | 2 relays TPS | gateway TPS | gw / 2 relays | added ms 1 relay / 2 relays / gw | CPU µs/tx 1 relay / 2 relays / gw+pooler |`,
+        `| --- | ---: | ---: | ---: | ---: | --- | --- |`,
+      );
+      for (const c of cases) {
+        const f = (x: number, digits = 0) => Number.isNaN(x) ? "–" : x.toFixed(digits);
+        const d = med(c.label, "direct", "latencyMs");
+        const added = ["relay1", "relay2", "gateway"].map((t) =>
+          f(med(c.label, t, "latencyMs") - d, 3)
+        );
+        const cpu = ["relay1", "relay2", "gateway"].map((t) => f(med(c.label, t, "cpuUs")));
+        const r2 = med(c.label, "relay2", "tps");
+        const g = med(c.label, "gateway", "tps");
+        rows.push(
+          `| ${pad(c.label, 26)} | ${f(med(c.label, "relay1", "tps"))} | ${f(r2)} | ${f(g)} | ${
+            f(g / r2, 2)
+          } | ${added.join(" / ")} | ${cpu.join(" / ")} |`,
+        );
+      }
     }
     // The issue's latency bar: at 1 client, the latency we add over direct vs PgBouncer's.
     for (const mode of ["simple", "extended"]) {

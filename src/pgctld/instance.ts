@@ -477,6 +477,8 @@ export class PostgresInstance {
       args.push("-c", `${name}=${value}`);
     }
     const user = await this.#user();
+    // A data directory made by an older pgctld gets today's settings (pgctld owns the file).
+    await this.#writeConf(user);
     const postgres = this.#bin("postgres");
     const socketPath = `${this.#socketDir}/.s.PGSQL.${this.#port}`;
     if (new TextEncoder().encode(socketPath).length > MAX_SOCKET_PATH) {
@@ -636,6 +638,12 @@ export class PostgresInstance {
   }
 
   async #writeSettings(user: OsUser | null): Promise<void> {
+    await this.#writeConf(user);
+    await writeOwned(`${this.#dataDir}/pg_hba.conf`, renderPgHba(), user);
+  }
+
+  /** `multigres.conf` and the line of `postgresql.conf` that includes it. */
+  async #writeConf(user: OsUser | null): Promise<void> {
     const conf = `${this.#dataDir}/postgresql.conf`;
     if (!(await Deno.readTextFile(conf)).includes(`'${MULTIGRES_CONF}'`)) {
       await Deno.writeTextFile(conf, includeLine(), { append: true });
@@ -649,7 +657,6 @@ export class PostgresInstance {
       }),
       user,
     );
-    await writeOwned(`${this.#dataDir}/pg_hba.conf`, renderPgHba(), user);
   }
 
   #bin(name: string): string {

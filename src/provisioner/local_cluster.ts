@@ -437,6 +437,10 @@ export class LocalCluster {
     const prof = profDir && (c === "multigateway" || c === "multipooler")
       ? [`--cpu-prof-dir=${profDir}`, "--cpu-prof-md", `--cpu-prof-name=${c}.cpuprofile`]
       : [];
+    // MULTIGRES_V8_FLAGS: V8 flags for the gateway and pooler (e.g. `--perf-basic-prof`, so that
+    // `perf` names JavaScript frames).
+    const v8 = Deno.env.get("MULTIGRES_V8_FLAGS");
+    if (v8 && (c === "multigateway" || c === "multipooler")) prof.push(`--v8-flags=${v8}`);
     return {
       name: c,
       cmd: Deno.execPath(),

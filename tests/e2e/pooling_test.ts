@@ -169,6 +169,47 @@ Deno.test(
           await b.end();
         }
       });
+
+      await t.step(
+        "a prepared transaction belongs to no session: another one commits or rolls it back",
+        async () => {
+          const a = await c.client();
+          const b = await c.client();
+          try {
+            for (const [gid, id] of [["pool-2pc-commit", 2001], ["pool-2pc-rollback", 2002]]) {
+              await a.query("begin");
+              await a.query("insert into counters values ($1, 7)", [id]);
+              await a.query(`prepare transaction '${gid}'`);
+              // Out of its transaction, the session shares backends again; the prepared
+              // transaction waits in Postgres, seen by every session, directly too.
+              assert.equal((await a.query("select 'free' as v")).rows[0].v, "free");
+              const seen = await direct.query(
+                "select gid from pg_prepared_xacts where gid = $1",
+                [gid],
+              );
+              assert.equal(seen.rowCount, 1);
+            }
+            await b.query("commit prepared 'pool-2pc-commit'");
+            await b.query("rollback prepared 'pool-2pc-rollback'");
+            const r = await direct.query(
+              "select id from counters where id in (2001, 2002) order by id",
+            );
+            assert.deepEqual(r.rows, [{ id: 2001 }]);
+            // Postgres's own answer to a second COMMIT PREPARED, through the gateway and directly.
+            const again = "commit prepared 'pool-2pc-commit'";
+            const viaGateway = await b.query(again).catch((e: pg.DatabaseError) => e);
+            const viaPostgres = await direct.query(again).catch((e: pg.DatabaseError) => e);
+            assert.equal(viaGateway.code, "42704");
+            assert.equal(viaGateway.code, viaPostgres.code);
+            assert.equal(viaGateway.message, viaPostgres.message);
+            const left = await direct.query("select count(*)::int as n from pg_prepared_xacts");
+            assert.equal(left.rows[0].n, 0);
+          } finally {
+            await a.end();
+            await b.end();
+          }
+        },
+      );
     } finally {
       await direct.end();
       await c.stop();
