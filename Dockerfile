@@ -35,7 +35,7 @@ RUN apt-get update \
   && sed -ri 's/^#?\s*create_main_cluster\s*=.*$/create_main_cluster = false/' \
     /etc/postgresql-common/createcluster.conf \
   && apt-get install -y --no-install-recommends \
-    postgresql-15 etcd-server etcd-client pgbackrest ca-certificates \
+    postgresql-15 etcd-server etcd-client pgbackrest ca-certificates openssl \
   && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /src/bin/ /usr/local/bin/

@@ -30,7 +30,11 @@ Options for start:
   --listen ADDR       address the gateway listens on (default 127.0.0.1; 0.0.0.0 in a container)
   --pool-mode MODE    transaction (backends shared between transactions, the default) or session
   --cells N           cells, one Postgres each (default 3): the first holds the primary, the
-                      others a streaming replica each; 1 runs a single Postgres`;
+                      others a streaming replica each; 1 runs a single Postgres
+  --hba-file FILE     client authentication rules (pg_hba.conf format) for every gateway,
+                      reloaded on SIGHUP (default: scram-sha-256 for every connection)
+  --grpc-insecure     plaintext gRPC between components (default: mutual TLS with the
+                      cluster's own CA, made on first start in DIR/tls/grpc)`;
 
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -49,6 +53,8 @@ async function main(args: string[]): Promise<number> {
       "listen": { type: "string", default: DEFAULT_CONFIG.gatewayListenAddress },
       "pool-mode": { type: "string", default: DEFAULT_CONFIG.poolMode },
       "cells": { type: "string", default: "3" },
+      "hba-file": { type: "string", default: "" },
+      "grpc-insecure": { type: "boolean", default: false },
       "to": { type: "string", default: "" },
       "help": { type: "boolean", short: "h", default: false },
     },
@@ -98,7 +104,16 @@ async function main(args: string[]): Promise<number> {
       gatewayListenAddress: values.listen!,
       poolMode: values["pool-mode"]!,
       cells,
+      hbaFile: values["hba-file"] || undefined,
+      grpcInsecure: values["grpc-insecure"] || undefined,
     });
+    if (cluster.cfg.hbaFile) {
+      try {
+        Deno.statSync(cluster.cfg.hbaFile);
+      } catch (e) {
+        throw new Error(`Cannot read --hba-file ${cluster.cfg.hbaFile}: ${(e as Error).message}`);
+      }
+    }
     console.error(`Starting the Multigres cluster in ${cluster.cfg.dataDir} ...`);
     try {
       await cluster.start();

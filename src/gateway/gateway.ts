@@ -9,6 +9,7 @@ import { ClientSession } from "./session/client_session.ts";
 import { NodeSocketTransport } from "./session/transport.ts";
 import net from "node:net";
 import type tls from "node:tls";
+import { type GatewayAccess, gatewayAccess } from "./hba/mod.ts";
 
 /** Bits of a virtual PID below the gateway's prefix. */
 const LOCAL_ID_BITS = 20;
@@ -47,6 +48,8 @@ export class Gateway implements GatewayHandler {
       failoverWindowMs?: number;
       /** Most sessions waiting at once to move to a new primary. */
       maxWaiting?: number;
+      /** Who gets in (default: SCRAM-SHA-256 for every connection). */
+      access?: GatewayAccess;
     },
   ) {
     if (opts.pidPrefix < 1 || opts.pidPrefix > MAX_PID_PREFIX) {
@@ -58,7 +61,11 @@ export class Gateway implements GatewayHandler {
     this.#forwardCancel = opts.forwardCancel;
     this.#failoverWindowMs = opts.failoverWindowMs;
     this.#maxWaiting = opts.maxWaiting ?? 10_000;
+    this.access = opts.access ?? gatewayAccess();
   }
+
+  /** The pg_hba rules and the sessions counted per role and database. */
+  readonly access: GatewayAccess;
 
   readonly #failoverWindowMs?: number;
   readonly #maxWaiting: number;
@@ -78,8 +85,8 @@ export class Gateway implements GatewayHandler {
     return this.#live.size;
   }
 
-  credentials(user: string): Promise<GetAuthCredentialsResponse> {
-    return this.#router.credentials(user);
+  credentials(user: string, database?: string): Promise<GetAuthCredentialsResponse> {
+    return this.#router.credentials(user, database);
   }
 
   route(database: string, replica = false): Promise<SessionBackend> {
@@ -133,6 +140,10 @@ export class Gateway implements GatewayHandler {
           router.changeMetadata({ user: session.user, database: db, ...req }),
         refresh: () => router.refresh(),
         missingShards: (tg, shards, database) => router.missingShards(database ?? db, tg, shards),
+        decideTwoPhase: (gid, decision, participants, deadline) =>
+          router.decideTwoPhase(gid, decision, participants, deadline),
+        forgetTwoPhase: (gid) => router.forgetTwoPhase(gid),
+        warn: (message, fields) => this.#logger.warn(message, fields),
       },
       relay,
       session,
@@ -174,7 +185,10 @@ export class Gateway implements GatewayHandler {
     if (tlsContext) {
       // allowHalfOpen: a client that shuts down its write side still gets its answers.
       const server = net.createServer({ allowHalfOpen: true }, (sock) => {
-        new ClientSession(new NodeSocketTransport(sock, tlsContext), this, sessionOpts).run();
+        new ClientSession(new NodeSocketTransport(sock, tlsContext), this, {
+          ...sessionOpts,
+          remoteAddress: sock.remoteAddress,
+        }).run();
       });
       await new Promise<void>((resolve, reject) => {
         server.once(
@@ -212,7 +226,8 @@ export class Gateway implements GatewayHandler {
       } catch {
         // not a TCP connection
       }
-      new ClientSession(conn, this, sessionOpts).run();
+      const peer = conn.remoteAddr as Deno.NetAddr;
+      new ClientSession(conn, this, { ...sessionOpts, remoteAddress: peer.hostname }).run();
     }
   }
 

@@ -18,6 +18,7 @@ import type { Topo } from "../shared/topo/mod.ts";
 import { Router } from "./router/router.ts";
 import { initPlanner } from "./planner/mod.ts";
 import { loadTlsContext } from "./session/transport.ts";
+import { AuthFileError, gatewayAccess, HbaConfig } from "./hba/mod.ts";
 
 export const GATEWAY_FLAGS = {
   ...COMMON_FLAGS,
@@ -41,6 +42,18 @@ export const GATEWAY_FLAGS = {
     help: "PEM certificate for TLS (SSLRequest); without it clients are told TLS is off",
   },
   "tls-key-file": { type: "string", default: "", help: "PEM private key of --tls-cert-file" },
+  "hba-file": {
+    type: "string",
+    default: "",
+    help:
+      "Client authentication rules in pg_hba.conf format, reloaded on SIGHUP (default: scram-sha-256 for every connection)",
+  },
+  "ident-file": {
+    type: "string",
+    default: "",
+    help:
+      "User name maps in pg_ident.conf format for map= (default: pg_ident.conf beside --hba-file)",
+  },
   "failover-window-ms": {
     type: "number",
     default: 15_000,
@@ -56,7 +69,15 @@ export const GATEWAY_FLAGS = {
 async function main(): Promise<void> {
   const cfg = parseComponentFlags("multigateway", GATEWAY_FLAGS);
   const id = cfg.id || `gateway-${crypto.randomUUID().slice(0, 8)}`;
+  // Read before anything starts: an error in the rules stops the gateway with one line.
+  const hba = loadHba(cfg["hba-file"], cfg["ident-file"]);
   const { logger, env, topo } = await startComponent("multigateway", id, cfg);
+  hba.useLogger(logger);
+  logger.info("pg_hba rules loaded", { file: hba.source, rules: hba.rules.length });
+  // As Postgres: SIGHUP reads the pg_hba rules again (an error keeps the old ones, logged).
+  const reloadHba = () => hba.reload();
+  Deno.addSignalListener("SIGHUP", reloadHba);
+  env.onShutdown(() => Deno.removeSignalListener("SIGHUP", reloadHba));
   const failoverWindowMs = cfg["failover-window-ms"];
   // The Postgres grammar (WebAssembly) the planner parses statements with.
   await initPlanner();
@@ -71,6 +92,9 @@ async function main(): Promise<void> {
     logger,
     failoverWindowMs,
     maxWaiting: cfg["failover-max-waiting"],
+    // One secret for every gateway of the cluster (in the global topo): an unknown role's mock
+    // SCRAM salt is the same whichever gateway a client asks.
+    access: gatewayAccess(hba, await topo.clusterSecret("mock-auth")),
     // A CancelRequest may reach any gateway: send it to the one whose prefix the PID carries.
     forwardCancel: async (pid, secret) => {
       const owner = (await topo.listGateways()).find((g) => g.pidPrefix === pid >>> 20);
@@ -92,6 +116,7 @@ async function main(): Promise<void> {
     cell: cfg.cell,
     sessions: gateway.sessions,
     primaries: router.primaries(),
+    hba: { file: hba.source, rules: hba.rules.length },
   });
   const { server } = await startGrpcServer(host, cfg["grpc-port"], {
     MultiGateway: {
@@ -113,6 +138,9 @@ async function main(): Promise<void> {
     throw new Error("Give both --tls-cert-file and --tls-key-file, or neither");
   }
   const tlsContext = certFile ? loadTlsContext(certFile, keyFile) : undefined;
+  if (!tlsContext && hba.rules.some((r) => r.type === "hostssl")) {
+    logger.warn("hostssl rules cannot match: the gateway has no TLS certificate (--tls-cert-file)");
+  }
   await router.ready();
   await gateway.listen(host, cfg["pg-port"], tlsContext);
   if (cfg["pg-replica-port"]) {
@@ -131,6 +159,16 @@ async function main(): Promise<void> {
   env.installSignalHandlers();
   await registration.ready();
   logger.info("multigateway serving", { pg: `${host}:${cfg["pg-port"]}` });
+}
+
+/** The pg_hba rules at start; an error in the files stops the gateway with one clear line. */
+function loadHba(hbaFile: string, identFile: string): HbaConfig {
+  try {
+    return new HbaConfig({ hbaFile, identFile });
+  } catch (e) {
+    if (!(e instanceof AuthFileError)) throw e;
+    throw new Error(`Invalid authentication file: ${e.message}`);
+  }
 }
 
 /** A PID prefix no other gateway of the cell has registered. */

@@ -11,18 +11,27 @@ import {
   type HealthStatus,
   makeClient,
   type PoolerRecord,
+  type PreparedTransaction,
   type ShardRule,
   startGrpcServer,
   stopGrpcServer,
+  type TwoPhaseDecision,
+  type TwoPhaseDecisionRecord,
   unary,
 } from "../shared/grpc/mod.ts";
 import { Orch, type Recruit } from "./orch.ts";
+import { TwoPhaseRecovery } from "./two_phase_recovery.ts";
 
 export const ORCH_FLAGS = {
   ...COMMON_FLAGS,
   "id": { type: "string", default: "", help: "Orch id, unique in the cell (default: random)" },
   "http-port": { type: "number", default: 15300, help: "HTTP port (/live, /ready, /metrics)" },
   "grpc-port": { type: "number", default: 15370, help: "gRPC port" },
+  "two-phase-min-age": {
+    type: "number",
+    default: 10,
+    help: "Seconds a transaction stays prepared without a decision before the recovery ends it",
+  },
 } as const satisfies FlagSpecs;
 
 async function main(): Promise<void> {
@@ -105,6 +114,37 @@ async function main(): Promise<void> {
   env.setStatus(status);
   orch.start();
   env.onShutdown(() => orch.stop());
+  // Two-phase commits a crash left prepared: finished from the decisions recorded.
+  const recovery = new TwoPhaseRecovery(
+    () => topo.listAllPoolers(),
+    {
+      listPrepared: async (p) =>
+        (await callUnary<{ prepared?: PreparedTransaction[] }>(client(p), "ListPrepared", {}))
+          .prepared ?? [],
+      finishPrepared: async (p, tx, commit) =>
+        (await callUnary<{ finished: boolean }>(client(p), "FinishPrepared", { ...tx, commit }))
+          .finished,
+      decide: async (p, gid, decision) =>
+        (await callUnary<{ decision: TwoPhaseDecision }>(client(p), "DecideTwoPhase", {
+          gid,
+          decision,
+          participants: [],
+        })).decision,
+      listDecisions: async (p, minAgeSeconds) =>
+        (await callUnary<{ decisions?: TwoPhaseDecisionRecord[] }>(
+          client(p),
+          "ListTwoPhaseDecisions",
+          { minAgeSeconds },
+        )).decisions ?? [],
+      forget: async (p, gids) => {
+        await callUnary(client(p), "ForgetTwoPhase", { gids });
+      },
+    },
+    logger,
+    { minAgeSeconds: cfg["two-phase-min-age"] },
+  );
+  recovery.start();
+  env.onShutdown(() => recovery.stop());
   const registration = topo.registerOrch({
     id,
     cell: cfg.cell,

@@ -1,5 +1,6 @@
 import {
   COMMON_FLAGS,
+  configureGrpcSecurity,
   type FlagSpecs,
   parseComponentFlags,
   runMain,
@@ -42,6 +43,8 @@ export const PGCTLD_FLAGS = {
 async function main(): Promise<void> {
   const cfg = parseComponentFlags("pgctld", PGCTLD_FLAGS);
   if (!cfg["pg-data-dir"]) throw new Error("Missing --pg-data-dir: where Postgres keeps its data");
+  // Mutual TLS (or explicit plaintext) for the gRPC server, checked before anything starts.
+  configureGrpcSecurity(cfg);
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),
     fields: { component: "pgctld", cell: cfg.cell },

@@ -8,11 +8,12 @@ import {
 } from "../shared/grpc/mod.ts";
 import type { Logger } from "../shared/log/mod.ts";
 import { decodeDataPlaneRequest, encodeDataPlaneResponse } from "../shared/grpc/dataplane_codec.ts";
-import { type BidiServer, serveBidi } from "../shared/grpc/h2/mod.ts";
+import { type BidiServer, type H2Listener, serveBidi } from "../shared/grpc/h2/mod.ts";
 import {
   type ChangeMetadataRequest,
   DATA_PLANE_PATH,
   type SessionResponse,
+  type TwoPhaseDecision,
 } from "../shared/grpc/types.ts";
 import { Batcher } from "./dataplane/batcher.ts";
 import { type PoolMode, SessionTable } from "./dataplane/session_table.ts";
@@ -63,8 +64,8 @@ export class DataPlaneStreams {
     };
   }
 
-  /** Serves DataPlane on the lean h2 transport (grpc/h2) from `listener`. */
-  serveH2(listener: Deno.Listener): BidiServer {
+  /** Serves DataPlane on the lean h2 transport (grpc/h2) from `listener` (TCP or mutual TLS). */
+  serveH2(listener: H2Listener): BidiServer {
     return serveBidi(listener, {
       path: DATA_PLANE_PATH,
       // Request payloads are handled after the message callback returns: keep them.
@@ -123,12 +124,30 @@ export function poolerService(
       call.on("error", stop);
     },
 
-    GetAuthCredentials: unary((req: { user: string }) => pooler.getAuthCredentials(req.user)),
+    GetAuthCredentials: unary((req: { user: string; database: string }) =>
+      pooler.getAuthCredentials(req.user, req.database)
+    ),
     GetMetadata: unary(() => pooler.getMetadata()),
     EnsureRole: unary(async (req: { user: string }) => {
       await pooler.ensureRole(req.user);
       return {};
     }),
+    DecideTwoPhase: unary(
+      async (req: { gid: string; decision: TwoPhaseDecision; participants: string[] }) => ({
+        decision: await pooler.decideTwoPhase(req.gid, req.decision, req.participants ?? []),
+      }),
+    ),
+    ListTwoPhaseDecisions: unary(async (req: { minAgeSeconds: number }) => ({
+      decisions: await pooler.listTwoPhaseDecisions(req.minAgeSeconds || 0),
+    })),
+    ForgetTwoPhase: unary(async (req: { gids: string[] }) => {
+      await pooler.forgetTwoPhase(req.gids ?? []);
+      return {};
+    }),
+    ListPrepared: unary(async () => ({ prepared: await pooler.listPrepared() })),
+    FinishPrepared: unary(async (req: { gid: string; database: string; commit: boolean }) => ({
+      finished: await pooler.finishPrepared(req.gid, req.database, !!req.commit),
+    })),
     ChangeMetadata: unary(async (req: ChangeMetadataRequest) => {
       await pooler.changeMetadata(req);
       return {};

@@ -11,6 +11,7 @@ import {
   type GetMetadataResponse,
   makeClient,
   type PgctldStatusResponse,
+  processGrpcSecurity,
   startGrpcServer,
   stopGrpcServer,
 } from "../shared/grpc/mod.ts";
@@ -18,6 +19,7 @@ import { Pooler, type ReplicaSource } from "./pooler.ts";
 import { DataPlaneStreams, poolerService } from "./grpc_service.ts";
 import { DEFAULT_TABLEGROUP, UNSHARDED } from "./metadata/schema.ts";
 import { newestPrimary } from "../shared/topo/mod.ts";
+import { type H2Listener, listenMutualTls } from "../shared/grpc/h2/mod.ts";
 
 export const POOLER_FLAGS = {
   ...COMMON_FLAGS,
@@ -154,9 +156,20 @@ async function main(): Promise<void> {
   });
   env.onShutdown(() => stopGrpcServer(server));
   if (cfg["data-plane-port"]) {
-    let listener: Deno.Listener;
+    let listener: H2Listener;
     try {
-      listener = Deno.listen({ hostname: host, port: cfg["data-plane-port"] });
+      // With mutual TLS, the data plane too requires a client certificate from the cluster CA.
+      const security = processGrpcSecurity();
+      listener = security.mode === "mtls"
+        ? await listenMutualTls({
+          hostname: host,
+          port: cfg["data-plane-port"],
+          ca: security.certs.caPem,
+          cert: security.certs.certPem,
+          key: security.certs.keyPem,
+          onRefused: (e) => logger.warn("data-plane client refused", { error: e.message }),
+        })
+        : Deno.listen({ hostname: host, port: cfg["data-plane-port"] });
     } catch (e) {
       throw new Error(
         `Cannot listen on ${host}:${cfg["data-plane-port"]} (data plane): ${(e as Error).message}`,

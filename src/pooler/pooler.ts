@@ -1,4 +1,5 @@
 import { PgError, SqlState } from "../shared/errors/mod.ts";
+import { TWO_PHASE_GID_PREFIX } from "../shared/grpc/types.ts";
 import type {
   ChangeMetadataRequest,
   GetAuthCredentialsResponse,
@@ -8,13 +9,17 @@ import type {
   PoolerRecord,
   PoolerStatusResponse,
   PoolerType,
+  PreparedTransaction,
   ShardRule,
+  TwoPhaseDecision,
+  TwoPhaseDecisionRecord,
 } from "../shared/grpc/types.ts";
 import type { Logger } from "../shared/log/mod.ts";
 import { encodeRecord, newestPrimary, type Registration, type Topo } from "../shared/topo/mod.ts";
 import { AdminConn } from "./admin.ts";
 import type { PgAddress } from "./backend/backend_conn.ts";
 import { changeMetadata } from "./metadata/changes.ts";
+import * as twoPhase from "./metadata/two_phase.ts";
 import { literal, quoteIdent } from "../shared/sql/mod.ts";
 import {
   DEFAULT_TABLEGROUP,
@@ -542,22 +547,61 @@ export class Pooler {
     }
   }
 
-  async getAuthCredentials(user: string): Promise<GetAuthCredentialsResponse> {
+  /**
+   * A role's stored secret and login attributes; with `database`, also what the role may do
+   * there (CONNECT privilege, connection limits) and every role it is a member of (pg_hba's
+   * `+group` and `samerole`). Read afresh for every login, so password changes apply at once.
+   */
+  async getAuthCredentials(user: string, database = ""): Promise<GetAuthCredentialsResponse> {
     const r = await this.#admin.query(
-      `SELECT rolpassword, rolcanlogin, rolvaliduntil, coalesce(rolvaliduntil < now(), false)
-         FROM pg_catalog.pg_authid WHERE rolname = ${literal(user)}`,
+      `WITH RECURSIVE member_of(id) AS (
+         SELECT oid FROM pg_catalog.pg_authid WHERE rolname = ${literal(user)}
+         UNION SELECT am.roleid FROM pg_catalog.pg_auth_members am
+           JOIN member_of m ON am.member = m.id)
+       SELECT a.rolpassword, a.rolcanlogin, a.rolvaliduntil,
+              coalesce(a.rolvaliduntil < now(), false), a.rolsuper, a.rolconnlimit,
+              (SELECT json_agg(rolname) FROM pg_catalog.pg_authid
+                WHERE oid IN (SELECT id FROM member_of)),
+              d.oid IS NOT NULL, coalesce(d.datallowconn, false),
+              d.oid IS NOT NULL AND has_database_privilege(a.oid, d.oid, 'CONNECT'),
+              coalesce(d.datconnlimit, -1)
+         FROM pg_catalog.pg_authid a
+         LEFT JOIN pg_catalog.pg_database d ON d.datname = ${literal(database)}
+        WHERE a.rolname = ${literal(user)}`,
     );
     if (!r.rows.length) {
       return { exists: false, verifier: "", canLogin: false, validUntil: "", expired: false };
     }
-    const [pw, canLogin, validUntil, expired] = r.rows[0];
-    return {
+    const [
+      pw,
+      canLogin,
+      validUntil,
+      expired,
+      sup,
+      roleLimit,
+      members,
+      dbExists,
+      allow,
+      connect,
+      dbLimit,
+    ] = r.rows[0];
+    const creds: GetAuthCredentialsResponse = {
       exists: true,
       verifier: pw ?? "",
       canLogin: canLogin === "t",
       validUntil: validUntil ?? "",
       expired: expired === "t",
+      superuser: sup === "t",
+      roleConnLimit: Number(roleLimit),
+      memberOf: JSON.parse(members ?? "[]"),
     };
+    if (database) {
+      creds.databaseExists = dbExists === "t";
+      creds.databaseAllowsConnections = allow === "t";
+      creds.canConnect = connect === "t";
+      creds.databaseConnLimit = Number(dbLimit);
+    }
+    return creds;
   }
 
   async getMetadata(): Promise<GetMetadataResponse> {
@@ -602,6 +646,69 @@ export class Pooler {
     if (owner !== this.cfg.adminUser) await this.ensureRole(owner);
     this.#logger.info("creating the shard's database", { database: db, owner });
     await this.#admin.query(`CREATE DATABASE ${quoteIdent(db)} OWNER ${quoteIdent(owner)}`);
+  }
+
+  // ---- two-phase commit (see metadata/two_phase.ts) ----
+
+  /**
+   * Decisions live on the default tablegroup's primary, beside the metadata: written on the
+   * connection for writes that wait for the durability policy (#ruleWriter), read on the admin
+   * connection (the recovery lists them every few seconds).
+   */
+  #decisions(write: boolean): AdminConn {
+    if (this.#type !== "PRIMARY" || this.cfg.tablegroup !== DEFAULT_TABLEGROUP) {
+      throw new PgError(
+        SqlState.CANNOT_CONNECT_NOW,
+        "this pooler is not the primary of the default tablegroup",
+        { retryable: true },
+      );
+    }
+    return write ? this.#ruleWriter : this.#admin;
+  }
+
+  decideTwoPhase(
+    gid: string,
+    decision: TwoPhaseDecision,
+    participants: string[],
+  ): Promise<TwoPhaseDecision> {
+    return twoPhase.decideTwoPhase(this.#decisions(true), gid, decision, participants);
+  }
+
+  listTwoPhaseDecisions(minAgeSeconds: number): Promise<TwoPhaseDecisionRecord[]> {
+    return twoPhase.listTwoPhaseDecisions(this.#decisions(false), minAgeSeconds);
+  }
+
+  forgetTwoPhase(gids: string[]): Promise<void> {
+    return twoPhase.forgetTwoPhase(this.#decisions(true), gids);
+  }
+
+  /** Transactions Multigres prepared on this server (a primary's; a replica has none to end). */
+  listPrepared(): Promise<PreparedTransaction[]> {
+    if (this.#type !== "PRIMARY") return Promise.resolve([]);
+    return twoPhase.listPrepared(this.#admin);
+  }
+
+  /** COMMIT PREPARED or ROLLBACK PREPARED, connected to the transaction's database. */
+  async finishPrepared(gid: string, database: string, commit: boolean): Promise<boolean> {
+    if (this.#type !== "PRIMARY") {
+      throw new PgError(SqlState.CANNOT_CONNECT_NOW, "this pooler is not a primary", {
+        retryable: true,
+      });
+    }
+    if (!gid.startsWith(TWO_PHASE_GID_PREFIX)) {
+      throw new PgError(SqlState.INVALID_PARAMETER_VALUE, `not a Multigres transaction: ${gid}`);
+    }
+    const conn = new AdminConn({
+      address: () => this.#pgAddress(),
+      user: this.cfg.adminUser,
+      database: database || MAINTENANCE_DATABASE,
+      logger: this.#logger,
+    });
+    try {
+      return await twoPhase.finishPrepared(conn, gid, commit);
+    } finally {
+      conn.close();
+    }
   }
 
   /**

@@ -7,9 +7,10 @@ import type {
   PoolerRecord,
   PoolerStatusResponse,
 } from "../shared/grpc/types.ts";
-import { callUnary, makeClient } from "../shared/grpc/mod.ts";
+import { callUnary, type GrpcSecurity, makeClient } from "../shared/grpc/mod.ts";
 import { decodeRecord, encodeRecord, Topo, TopoPaths, TopoServer } from "../shared/topo/mod.ts";
-import { envName } from "../shared/servenv/mod.ts";
+import { envName, grpcSecurityFromFlags } from "../shared/servenv/mod.ts";
+import { ensureClusterCerts, grpcCertFiles, type GrpcIdentity } from "./certs.ts";
 import { ensurePrereqs, type Prereqs } from "./prereqs.ts";
 import { alive, type ProcessSpec, readPid, sleep, spawnDetached, stopPid } from "./processes.ts";
 import { readMetadata, ShardProvisioner } from "./shards.ts";
@@ -34,6 +35,26 @@ export interface LocalClusterConfig {
   poolCapacity?: number;
   /** Whether the gateway offers TLS (a self-signed certificate); default true. */
   tls?: boolean;
+  /**
+   * Plaintext, unauthenticated gRPC between components (`--grpc-insecure`); default false:
+   * mutual TLS with certificates from the cluster's own CA (see grpcCertDir).
+   */
+  grpcInsecure?: boolean;
+  /**
+   * Where the cluster CA and the components' certificates live (absolute); default
+   * `<data-dir>/tls/grpc` of the first cell, shared by further cells and shards.
+   */
+  grpcCertDir?: string;
+  /**
+   * Seconds a transaction stays prepared without a decision before the orchs' two-phase
+   * recovery ends it (the orch's `--two-phase-min-age`; its default when absent).
+   */
+  twoPhaseMinAgeSeconds?: number;
+  /**
+   * The gateways' client authentication rules (pg_hba.conf format; `--hba-file`), an absolute
+   * path; absent: the gateway's default (scram-sha-256 for every connection).
+   */
+  hbaFile?: string;
   /**
    * How many cells, each with its own Postgres (default 1). The first cell holds etcd, the
    * primary, an orch and the gateway; each further cell a pgctld, an orch and a pooler whose
@@ -161,6 +182,8 @@ export class LocalCluster {
     // A compiled `multigres` starts the compiled components beside it.
     const binDir = cfg.binDir || (Deno.build.standalone ? dirname(Deno.execPath()) : "");
     this.cfg = { ...DEFAULT_CONFIG, ...cfg, binDir, dataDir: resolve(cfg.dataDir) };
+    if (this.cfg.hbaFile) this.cfg.hbaFile = resolve(this.cfg.hbaFile);
+    this.cfg.grpcCertDir = resolve(this.cfg.grpcCertDir ?? `${this.cfg.dataDir}/tls/grpc`);
     this.ports = cfg.shard
       ? shardPorts(cfg.portOffset, cfg.shard.slot, cfg.shard.cellIndex)
       : clusterPorts(cfg.portOffset);
@@ -205,6 +228,36 @@ export class LocalCluster {
       throw new Error(`No cluster in ${resolve(dataDir)}: start one with multigres cluster start`);
     }
     return new LocalCluster({ ...cfg, dataDir }, log);
+  }
+
+  /**
+   * The `--grpc-*` flags of a component (or of `multigres`, the CLI): its certificate and key
+   * and the cluster CA, or `--grpc-insecure` when the cluster runs without mTLS.
+   */
+  grpcFlags(who: GrpcIdentity): string[] {
+    if (this.cfg.grpcInsecure) return ["--grpc-insecure"];
+    const f = grpcCertFiles(this.cfg.grpcCertDir!, who);
+    return [
+      `--grpc-ca-file=${f.caFile}`,
+      `--grpc-cert-file=${f.certFile}`,
+      `--grpc-key-file=${f.keyFile}`,
+    ];
+  }
+
+  #grpcSecurity?: GrpcSecurity;
+
+  /** How this process's own gRPC calls to the cluster are secured: the CLI's certificate. */
+  get grpcSecurity(): GrpcSecurity {
+    if (!this.#grpcSecurity) {
+      const f = grpcCertFiles(this.cfg.grpcCertDir!, "multigres");
+      this.#grpcSecurity = grpcSecurityFromFlags({
+        "grpc-insecure": this.cfg.grpcInsecure ?? false,
+        "grpc-ca-file": this.cfg.grpcInsecure ? "" : f.caFile,
+        "grpc-cert-file": this.cfg.grpcInsecure ? "" : f.certFile,
+        "grpc-key-file": this.cfg.grpcInsecure ? "" : f.keyFile,
+      });
+    }
+    return this.#grpcSecurity;
   }
 
   get topoAddress(): string {
@@ -256,6 +309,14 @@ export class LocalCluster {
   async start(): Promise<void> {
     const pre = await ensurePrereqs(this.#log);
     this.#prepareDirs();
+    if (!this.cfg.grpcInsecure) {
+      // The gateway's address is in every certificate too: it registers its gRPC port there.
+      const ip = this.cfg.gatewayListenAddress;
+      ensureClusterCerts(this.cfg.grpcCertDir!, {
+        cluster: this.cfg.cluster,
+        ips: /^[\d.]+$|:/.test(ip) ? [ip] : [],
+      });
+    }
     // Everything but the password: stop and status do not need it.
     const { password: _, ...saved } = this.cfg;
     Deno.writeTextFileSync(
@@ -376,6 +437,7 @@ export class LocalCluster {
       `--cell=${this.cfg.cell}`,
       `--topo-global-address=${this.topoAddress}`,
       `--log-level=${this.cfg.logLevel}`,
+      ...(c === "provisioner" ? [] : this.grpcFlags(c)),
     ];
     const args: Record<Exclude<Component, "etcd" | "provisioner">, string[]> = {
       pgctld: [
@@ -408,6 +470,9 @@ export class LocalCluster {
         `--id=${this.cfg.cell}-orch-0`,
         `--http-port=${p.orchHttp}`,
         `--grpc-port=${p.orchGrpc}`,
+        ...(this.cfg.twoPhaseMinAgeSeconds !== undefined
+          ? [`--two-phase-min-age=${this.cfg.twoPhaseMinAgeSeconds}`]
+          : []),
       ],
       multigateway: [
         `--id=${this.cfg.cell}-gateway-0`,
@@ -417,6 +482,7 @@ export class LocalCluster {
         `--grpc-port=${p.gatewayGrpc}`,
         `--bind-address=${this.cfg.gatewayListenAddress}`,
         ...this.#tlsFlags(),
+        ...(this.cfg.hbaFile ? [`--hba-file=${this.cfg.hbaFile}`] : []),
       ],
     };
     // The shard provisioner is the CLI's `cluster provision`: it reads the rest from cluster.json.
@@ -639,7 +705,7 @@ export class LocalCluster {
   async switchover(
     opts: { to?: string; drainMs?: number } = {},
   ): Promise<{ primary: string; term: number }> {
-    const client = makeClient("MultiOrch", `127.0.0.1:${this.ports.orchGrpc}`);
+    const client = makeClient("MultiOrch", `127.0.0.1:${this.ports.orchGrpc}`, this.grpcSecurity);
     try {
       return await callUnary(client, "Switchover", {
         database: "postgres",
@@ -696,7 +762,7 @@ export class LocalCluster {
       });
       out.poolers = await topo.listAllPoolers();
       await Promise.all(out.poolers.map(async (p) => {
-        out.lsns[p.id] = await poolerLsn(p.addr);
+        out.lsns[p.id] = await poolerLsn(p.addr, this.grpcSecurity);
       }));
       for (const d of await topo.listDatabases()) {
         const pol = d.durabilityPolicy;
@@ -706,7 +772,7 @@ export class LocalCluster {
         const rec = out.poolers.find((p) => p.id === `${m.cfg.cell}-pooler-0`);
         if (rec?.type !== "REPLICA" && rec?.type !== "PRIMARY") out.notJoined.push(m.cfg.cell);
       }
-      out.layout = (await readMetadata(out.poolers))?.databases ?? null;
+      out.layout = (await readMetadata(out.poolers, this.grpcSecurity))?.databases ?? null;
       out.gateways = (await topo.listGateways()).map((g) => `${g.id} ${g.pgAddr}`);
       // One orch per cell; the dev cluster's cells share one etcd.
       for (const c of [this, ...this.members]) {
@@ -738,8 +804,8 @@ export interface ClusterStatus {
 }
 
 /** A pooler's WAL position from its Status call; "" when it does not answer in time. */
-async function poolerLsn(addr: string): Promise<string> {
-  const client = makeClient("MultiPooler", addr);
+async function poolerLsn(addr: string, security: GrpcSecurity): Promise<string> {
+  const client = makeClient("MultiPooler", addr, security);
   try {
     const st = await callUnary<PoolerStatusResponse>(client, "Status", {}, { deadlineMs: 2000 });
     return st.lsn ?? "";

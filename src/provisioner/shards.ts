@@ -1,5 +1,5 @@
 import type { GetMetadataResponse, PoolerRecord } from "../shared/grpc/types.ts";
-import { callUnary, makeClient } from "../shared/grpc/mod.ts";
+import { callUnary, type GrpcSecurity, makeClient } from "../shared/grpc/mod.ts";
 import { newestPrimary, Topo } from "../shared/topo/mod.ts";
 import { LocalCluster, MAX_SHARD_SLOTS, type ShardCellSpec } from "./local_cluster.ts";
 
@@ -21,13 +21,15 @@ export function shardKeyString(k: ShardKey): string {
  * The hidden schema's databases, tablegroups, shards and tables, read from the default
  * tablegroup's primary pooler (the newest term's: a stale one, not yet fenced, may lack the
  * latest tablegroups). Null when no such pooler answers: nothing may be concluded then.
+ * `security`: the caller's gRPC certificate (see LocalCluster.grpcSecurity).
  */
 export async function readMetadata(
   poolers: readonly PoolerRecord[],
+  security: GrpcSecurity,
 ): Promise<GetMetadataResponse | null> {
   const primary = newestPrimary(poolers, (p) => p.serving && p.tablegroup === "default");
   if (!primary) return null;
-  const client = makeClient("MultiPooler", primary.addr);
+  const client = makeClient("MultiPooler", primary.addr, security);
   try {
     return await callUnary<GetMetadataResponse>(client, "GetMetadata", {}, { deadlineMs: 5000 });
   } catch {
@@ -43,8 +45,9 @@ export async function readMetadata(
  */
 export async function readShards(
   poolers: readonly PoolerRecord[],
+  security: GrpcSecurity,
 ): Promise<{ shards: ShardKey[]; databases: string[]; defaultDatabase: string } | null> {
-  const md = await readMetadata(poolers);
+  const md = await readMetadata(poolers, security);
   if (!md) return null;
   const out: ShardKey[] = [];
   for (const db of md.databases) {
@@ -118,7 +121,7 @@ export class ShardProvisioner {
     });
     let read: Awaited<ReturnType<typeof readShards>>;
     try {
-      read = await readShards(await topo.listAllPoolers());
+      read = await readShards(await topo.listAllPoolers(), this.#root.grpcSecurity);
       if (read) await this.#ensureDatabases(topo, read.databases, read.defaultDatabase);
     } finally {
       topo.close();

@@ -48,6 +48,7 @@ Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
           `--pg-port=${port2}`,
           `--http-port=${c.cluster.ports.gatewayHttp + 50}`,
           `--grpc-port=${c.cluster.ports.gatewayGrpc + 50}`,
+          ...c.cluster.grpcFlags("multigateway"),
         ],
         stdout: "null",
         stderr: "null",

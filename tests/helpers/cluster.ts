@@ -39,7 +39,15 @@ export interface PsqlResult {
 /** Starts a cluster; `offset` must be unique per test file (1000, 1100, …). */
 export async function startCluster(
   offset: number,
-  opts: { poolMode?: "session" | "transaction"; cells?: number; joinTimeoutMs?: number } = {},
+  opts: {
+    poolMode?: "session" | "transaction";
+    cells?: number;
+    joinTimeoutMs?: number;
+    /** The gateway's --hba-file. */
+    hbaFile?: string;
+    /** The orchs' --two-phase-min-age (seconds). */
+    twoPhaseMinAgeSeconds?: number;
+  } = {},
 ): Promise<TestCluster> {
   await reapLeftover(offset);
   const dir = await Deno.makeTempDir({ prefix: "multigres_e2e_" });
@@ -59,6 +67,8 @@ export async function startCluster(
     poolMode: opts.poolMode ?? "transaction",
     cells: opts.cells ?? 1,
     joinTimeoutMs: opts.joinTimeoutMs,
+    hbaFile: opts.hbaFile,
+    twoPhaseMinAgeSeconds: opts.twoPhaseMinAgeSeconds,
   }, (msg) => logs.push(msg));
   try {
     await cluster.start();

@@ -397,3 +397,35 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "Topo.clusterSecret() gives every component of a cluster the same secret, made once",
+  fn: () =>
+    withEtcd(async (etcd) => {
+      const paths = new TopoPaths("c2");
+      const writer = new TopoServer(etcd.address);
+      const topos: Topo[] = [];
+      try {
+        for (const zone of ["zone1", "zone2"]) {
+          const cell: CellRecord = {
+            name: zone,
+            localTopoAddress: etcd.address,
+            root: paths.cellRoot(zone),
+          };
+          await writer.put(paths.cell(zone), encodeRecord("Cell", cell));
+        }
+        // Two components in two cells ask at the same moment: one secret is made.
+        for (const cell of ["zone1", "zone2"]) {
+          topos.push(await Topo.connect({ globalAddress: etcd.address, cluster: "c2", cell }));
+        }
+        const [a, b] = await Promise.all(topos.map((t) => t.clusterSecret("mock-auth")));
+        assert.equal(a.length, 32);
+        assert.deepEqual(a, b);
+        assert.deepEqual(await topos[0].clusterSecret("mock-auth"), a, "kept");
+        assert.notDeepEqual(await topos[0].clusterSecret("other"), a, "one per name");
+      } finally {
+        for (const t of topos) t.close();
+        writer.close();
+      }
+    }),
+});

@@ -19,9 +19,11 @@ import type { InsertStmt, Node, SelectStmt } from "libpg-query";
 import { PgError, SqlState } from "../../shared/errors/mod.ts";
 import type { ShardingType } from "../../shared/keyspace/mod.ts";
 import { conjunctsOf, hashFamily, operatorOf, stringOf, stringsOf } from "./_ast.ts";
+import { aggregateIn } from "./_aggregates.ts";
 import { keyId, keyOf, keysOfAny, keysOfList } from "./_keys.ts";
 import type { Block, Occurrence, Tables } from "./_tables.ts";
-import type { KeyValue, Plan } from "./types.ts";
+import { planMerge } from "./_merge.ts";
+import type { KeyValue, MergeSpec, Plan } from "./types.ts";
 
 /** What one block of a sharded statement allows: its keys (null: any shard). */
 interface BlockRoute {
@@ -39,10 +41,12 @@ function refuse(message: string): PgError {
  * `tg`; throws a 0A000 {@linkcode PgError} for what cannot run correctly yet.
  *
  * Keyed with one key: one shard answers the whole statement, so nothing is refused for its
- * shape. Keyed with several keys or scattered: rows are concatenated, so ORDER BY, LIMIT,
- * OFFSET, aggregates, window functions, GROUP BY, HAVING and DISTINCT are refused.
+ * shape. Keyed with several keys or scattered: rows are concatenated, or, for a top-level
+ * SELECT with ORDER BY, LIMIT, OFFSET, aggregates, GROUP BY, HAVING or DISTINCT, merged as the
+ * plan's `merge` says (`_merge.ts`, from `sql`, the statement's text); what cannot be merged
+ * exactly is refused.
  */
-export function planSharded(tables: Tables, tg: string): Plan {
+export function planSharded(tables: Tables, tg: string, sql: string): Plan {
   const routes: BlockRoute[] = [];
   for (const b of tables.blocks) {
     if (b.occurrences.length > 0) routes.push(routeBlock(b, tg));
@@ -55,20 +59,28 @@ export function planSharded(tables: Tables, tg: string): Plan {
   }
   const root = tables.root;
   if (routes.length === 1 && first.block === root) {
-    if (root.kind === "SelectStmt") {
-      const shape = mergeShape(root.body as SelectStmt);
-      if (shape !== undefined) {
-        throw refuse(
-          `${shape} on a table of sharded tablegroup "${tg}" needs merging across shards, which is not supported yet`,
-        );
-      }
+    let merge: MergeSpec | undefined;
+    if (root.kind === "SelectStmt" && mergeShape(root.body as SelectStmt) !== undefined) {
+      merge = planMerge(root.body as SelectStmt, sql, first.block.occurrences);
     }
     if (first.keys !== null) {
-      return { kind: "keyed", tablegroup: tg, type: first.type, keys: first.keys, write };
+      const plan: Plan = {
+        kind: "keyed",
+        tablegroup: tg,
+        type: first.type,
+        keys: first.keys,
+        write,
+      };
+      if (merge !== undefined) plan.merge = merge;
+      return plan;
     }
-    return { kind: "scatter", tablegroup: tg, write };
+    return merge !== undefined
+      ? { kind: "scatter", tablegroup: tg, write, merge }
+      : { kind: "scatter", tablegroup: tg, write };
   }
   if (root.kind === "SelectStmt" && root.body.op !== undefined && root.body.op !== "SETOP_NONE") {
+    const union = unionAll(tables, routes, tg);
+    if (union !== undefined) return union;
     const op = String(root.body.op).replace("SETOP_", "") + (root.body.all ? " ALL" : "");
     throw refuse(
       `${op} on a table of sharded tablegroup "${tg}" needs merging across shards, which is not supported yet (unless every part is restricted to the same single sharding key value)`,
@@ -77,6 +89,45 @@ export function planSharded(tables: Tables, tg: string): Plan {
   throw refuse(
     `a subquery or WITH query on a table of sharded tablegroup "${tg}" is only supported when every part of the statement is restricted to the same single sharding key value`,
   );
+}
+
+/** Whether a block is a node of a tree of UNION ALLs at the top of the statement. */
+function isUnionAll(b: Block | null): boolean {
+  return b !== null && b.kind === "SelectStmt" && b.body.op === "SETOP_UNION" && !!b.body.all &&
+    (b.parent === null || isUnionAll(b.parent));
+}
+
+/**
+ * UNION ALL of SELECTs that each read tables of the tablegroup: every shard runs the whole
+ * statement and the rows are concatenated (a union of bags is the bags of each shard, joined).
+ * Undefined when the shape is not that; refused when it needs merging (ORDER BY or LIMIT over
+ * the union, or a part that would itself need merging).
+ */
+function unionAll(tables: Tables, routes: BlockRoute[], tg: string): Plan | undefined {
+  const root = tables.root;
+  if (!isUnionAll(root)) return undefined;
+  const arms = tables.blocks.filter((b) =>
+    b.kind === "SelectStmt" && (b.body.op ?? "SETOP_NONE") === "SETOP_NONE" && isUnionAll(b.parent)
+  );
+  // Every part reads the tablegroup's tables (a part of constants would come from each shard),
+  // and nothing but the parts does (a subquery would read one shard's rows).
+  if (arms.some((a) => a.occurrences.length === 0)) return undefined;
+  if (routes.some((r) => !arms.includes(r.block))) return undefined;
+  const body = root.body as SelectStmt;
+  if (
+    (body.sortClause?.length ?? 0) > 0 || body.limitCount !== undefined ||
+    body.limitOffset !== undefined || arms.some((a) => mergeShape(a.body) !== undefined)
+  ) {
+    throw refuse(
+      `UNION ALL on tables of sharded tablegroup "${tg}" with ORDER BY, LIMIT, aggregates, GROUP BY or DISTINCT needs merging across shards, which is not supported yet`,
+    );
+  }
+  const keyed = routes.every((r) => r.keys !== null && r.type === routes[0].type);
+  if (keyed) {
+    const keys = dedupe(routes.flatMap((r) => r.keys!));
+    return { kind: "keyed", tablegroup: tg, type: routes[0].type, keys, write: tables.write };
+  }
+  return { kind: "scatter", tablegroup: tg, write: tables.write };
 }
 
 function routeBlock(b: Block, tg: string): BlockRoute {
@@ -337,19 +388,6 @@ function resolveColumn(e: Node | undefined, occ: Occurrence[], single: number): 
   return found >= 0 && occ[found].info.column === col ? found : -1;
 }
 
-const AGGREGATES = new Set(
-  (
-    "count sum avg min max bool_and bool_or every string_agg array_agg json_agg jsonb_agg " +
-    "json_agg_strict jsonb_agg_strict json_object_agg jsonb_object_agg json_object_agg_strict " +
-    "jsonb_object_agg_strict json_object_agg_unique jsonb_object_agg_unique " +
-    "json_object_agg_unique_strict jsonb_object_agg_unique_strict json_arrayagg json_objectagg " +
-    "stddev stddev_pop stddev_samp variance var_pop var_samp bit_and bit_or bit_xor xmlagg " +
-    "corr covar_pop covar_samp regr_avgx regr_avgy regr_count regr_intercept regr_r2 " +
-    "regr_slope regr_sxx regr_sxy regr_syy range_agg range_intersect_agg any_value mode " +
-    "percentile_cont percentile_disc"
-  ).split(" "),
-);
-
 /** What in a top-level SELECT needs rows of several shards merged, or undefined. */
 export function mergeShape(sel: SelectStmt): string | undefined {
   if ((sel.distinctClause?.length ?? 0) > 0) {
@@ -371,41 +409,4 @@ export function mergeShape(sel: SelectStmt): string | undefined {
 
 function isNullConst(n: Node): boolean {
   return "A_Const" in n && n.A_Const.isnull === true;
-}
-
-/** The first aggregate or window function call in `v`, not looking into subqueries. */
-function aggregateIn(v: unknown): string | undefined {
-  if (Array.isArray(v)) {
-    for (const x of v) {
-      const r = aggregateIn(x);
-      if (r !== undefined) return r;
-    }
-    return undefined;
-  }
-  if (typeof v !== "object" || v === null) return undefined;
-  for (const [k, x] of Object.entries(v)) {
-    if (k === "SubLink" || k === "SelectStmt") continue;
-    if (k === "FuncCall") {
-      // deno-lint-ignore no-explicit-any
-      const f = x as any;
-      const names = stringsOf(f.funcname);
-      const name = names[names.length - 1] ?? "";
-      const builtin = names.length === 1 || names[0] === "pg_catalog";
-      if (f.over !== undefined) return `window function ${name}()`;
-      if (
-        f.agg_star || f.agg_distinct || f.agg_filter !== undefined || f.agg_within_group ||
-        (f.agg_order?.length ?? 0) > 0 || (builtin && AGGREGATES.has(name))
-      ) {
-        return `aggregate function ${name}()`;
-      }
-    }
-    if (k === "GroupingFunc") return "GROUPING()";
-    if (k === "JsonArrayAgg") return "aggregate function json_arrayagg()";
-    if (k === "JsonObjectAgg") return "aggregate function json_objectagg()";
-    if (typeof x === "object" && x !== null) {
-      const r = aggregateIn(x);
-      if (r !== undefined) return r;
-    }
-  }
-  return undefined;
 }

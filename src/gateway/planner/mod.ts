@@ -6,7 +6,9 @@
  * (`CREATE TABLEGROUP`, `DROP TABLEGROUP`, `CREATE TABLE … IN tg [SHARD BY (col)]`), and returns a
  * {@linkcode Plan}: the default tablegroup's shard, the shards owning some sharding keys, every
  * shard of a tablegroup, DDL to fan out, metadata DDL, transaction control, a session setting, or
- * a refusal with a SQLSTATE. {@linkcode PlanCache} keeps recent plans by statement text and
+ * a refusal with a SQLSTATE. A scattered SELECT whose answer needs merging (ORDER BY, LIMIT,
+ * aggregates, GROUP BY, DISTINCT) carries a {@linkcode MergeSpec}: the text each shard runs and
+ * how the gateway merges their answers. {@linkcode PlanCache} keeps recent plans by statement text and
  * layout version. See README.md for the rules.
  *
  * ```ts
@@ -32,4 +34,16 @@
 export { initPlanner, planQuery } from "./plan.ts";
 export { type CreateTablePlan, MAX_SHARDS, planNewSyntax } from "./ddl.ts";
 export { PlanCache, type PlanCacheOptions } from "./plan_cache.ts";
-export type { KeyValue, Plan, SchemaView, TableInfo, TableName } from "./types.ts";
+export type {
+  HavingExpr,
+  HavingOperand,
+  KeyValue,
+  MergeAggregate,
+  MergeBound,
+  MergeSortKey,
+  MergeSpec,
+  Plan,
+  SchemaView,
+  TableInfo,
+  TableName,
+} from "./types.ts";

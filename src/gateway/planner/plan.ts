@@ -82,11 +82,11 @@ export function planQuery(sql: string, view: SchemaView): Plan {
     }
     const stmts = parsed.stmts ?? [];
     if (stmts.length === 0) return DEFAULT;
-    if (stmts.length === 1) return planStatement(stmts[0].stmt!, view, true);
+    if (stmts.length === 1) return planStatement(stmts[0].stmt!, view, true, sql);
     for (const s of stmts) {
       let plan: Plan;
       try {
-        plan = planStatement(s.stmt!, view, false);
+        plan = planStatement(s.stmt!, view, false, sql);
       } catch (e) {
         if (e instanceof PgError) throw severalStatements();
         throw e;
@@ -109,8 +109,11 @@ function refuse(message: string): PgError {
   return new PgError(SqlState.FEATURE_NOT_SUPPORTED, message);
 }
 
-/** One parsed statement; `only`: the only statement of its query string. Throws refusals. */
-function planStatement(node: Node, view: SchemaView, only: boolean): Plan {
+/**
+ * One parsed statement; `only`: the only statement of its query string `sql`. Throws
+ * refusals.
+ */
+function planStatement(node: Node, view: SchemaView, only: boolean, sql: string): Plan {
   if ("TransactionStmt" in node) {
     const op = TRANSACTION_OPS[node.TransactionStmt.kind!];
     return op === undefined ? DEFAULT : { kind: "transaction", op };
@@ -134,7 +137,10 @@ function planStatement(node: Node, view: SchemaView, only: boolean): Plan {
     return { kind: "database_ddl", op: "rename", name: r.subname!, newName: r.newname! };
   }
   if ("ExplainStmt" in node) {
-    const inner = planStatement(node.ExplainStmt.query!, view, only);
+    const inner = planStatement(node.ExplainStmt.query!, view, only, sql);
+    if ((inner.kind === "keyed" || inner.kind === "scatter") && inner.merge !== undefined) {
+      throw refuse("EXPLAIN of a statement merged across shards is not supported yet");
+    }
     const analyze = (node.ExplainStmt.options ?? []).some((o) =>
       "DefElem" in o && o.DefElem.defname === "analyze" && !isFalse(o.DefElem.arg)
     );
@@ -167,7 +173,7 @@ function planStatement(node: Node, view: SchemaView, only: boolean): Plan {
   }
   if (tables.root.kind !== "statement") {
     if (!sharded) return { kind: "scatter", tablegroup: tg, write: tables.write };
-    return planSharded(tables, tg);
+    return planSharded(tables, tg, sql);
   }
   return planDdl(node, tables, tg, view);
 }

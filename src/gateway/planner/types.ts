@@ -56,9 +56,14 @@ export type Plan =
     keys: KeyValue[];
     /** INSERT, UPDATE, DELETE, SELECT … FOR UPDATE, or a data-modifying CTE. */
     write: boolean;
+    /** With several keys: how the shards' answers are merged (as for `scatter`). */
+    merge?: MergeSpec;
   }
-  /** To every shard of the tablegroup, rows concatenated in shard order. */
-  | { kind: "scatter"; tablegroup: string; write: boolean }
+  /**
+   * To every shard of the tablegroup: rows concatenated in shard order, or, with `merge`, each
+   * shard runs `merge.sql` and the gateway merges the answers (ORDER BY, LIMIT, aggregates…).
+   */
+  | { kind: "scatter"; tablegroup: string; write: boolean; merge?: MergeSpec }
   /**
    * DDL on tables of a tablegroup (ALTER/DROP TABLE, CREATE/DROP INDEX, TRUNCATE, COMMENT):
    * on every shard or none. `dropped` are the tables a DROP TABLE removes from the metadata;
@@ -121,3 +126,87 @@ export type Plan =
   | { kind: "session_setting" }
   /** Refused with 0A000 (or the given SQLSTATE) and this message, never run. */
   | { kind: "refused"; message: string; sqlstate?: string; position?: number };
+
+/**
+ * How the gateway answers a scattered SELECT that needs merging: plain data, cached with the
+ * plan. Each shard runs `sql`: the client's target list first (the visible columns, so each
+ * shard's RowDescription for them is the one Postgres sends for the original query; `*` makes
+ * their number known only then), then `hidden` columns the gateway reads in binary (sort keys,
+ * group keys, aggregate partials). "Hidden column h" below is the h-th of those (from 0).
+ */
+export interface MergeSpec {
+  /** The statement each shard runs (same `$n` parameters as the client's). */
+  sql: string;
+  /** The number of visible columns; null when `*` makes it known only from a RowDescription. */
+  visible: number | null;
+  hidden: number;
+  /** Per visible column: the aggregate whose merged value replaces it, or null (passed on). */
+  outputs: (number | null)[];
+  /** Aggregates merged at the gateway (their partials are hidden columns). */
+  aggregates: MergeAggregate[];
+  /** Rows are folded into groups (GROUP BY, or aggregates: one group when `groupKeys` is empty). */
+  grouped: boolean;
+  /** Hidden columns of the GROUP BY keys. */
+  groupKeys: number[];
+  /** Hidden columns of DISTINCT (a copy of each visible one) or DISTINCT ON; null: no DISTINCT. */
+  distinct: number[] | null;
+  /** Sort keys, most significant first; empty: no order. */
+  sort: MergeSortKey[];
+  /** HAVING, evaluated at the gateway on merged groups; null: none (or run on the shards). */
+  having: HavingExpr | null;
+  /** LIMIT (`{ literal: null }`: LIMIT ALL / NULL) and OFFSET; null when absent. */
+  limit: MergeBound | null;
+  offset: MergeBound | null;
+}
+
+/** An aggregate function the gateway merges from per-shard partials. */
+export interface MergeAggregate {
+  fn:
+    | "count"
+    | "sum"
+    | "avg"
+    | "min"
+    | "max"
+    | "bool_and"
+    | "bool_or"
+    | "string_agg"
+    | "array_agg";
+  /** Hidden columns holding the partials (avg: sum then count); array_agg: none. */
+  args: number[];
+  /** The visible column showing it, or null (only in HAVING or ORDER BY). */
+  visible: number | null;
+  /** string_agg: the delimiter (a constant), null for a NULL delimiter. */
+  delimiter?: string | null;
+}
+
+/** A sort key: a hidden column (of a group's first row), or a merged aggregate. */
+export interface MergeSortKey {
+  column?: number;
+  aggregate?: number;
+  descending: boolean;
+  nullsFirst: boolean;
+}
+
+/** LIMIT or OFFSET: a literal's digits (null: NULL/ALL) or a bound parameter. */
+export type MergeBound = { literal: string | null } | { param: number };
+
+/** A HAVING condition the gateway evaluates (SQL's three-valued logic). */
+export type HavingExpr =
+  | { op: "and" | "or"; args: HavingExpr[] }
+  | { op: "not"; arg: HavingExpr }
+  | { op: "is_null"; arg: HavingOperand; negated: boolean }
+  | {
+    op: "cmp";
+    cmp: "<" | "<=" | "=" | "<>" | ">" | ">=";
+    left: HavingOperand;
+    right: HavingOperand;
+  };
+
+/** A side of a HAVING comparison. */
+export type HavingOperand =
+  | { aggregate: number }
+  /** A hidden column of the group's first row (a GROUP BY column). */
+  | { column: number }
+  | { constant: string | null; kind: "number" | "string" | "bool" }
+  /** A bound parameter `$n` (read as a constant of the other side's type). */
+  | { param: number };

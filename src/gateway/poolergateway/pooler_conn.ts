@@ -7,6 +7,7 @@ import {
   type GetMetadataResponse,
   grpc,
   makeClient,
+  processGrpcSecurity,
   type SessionRequest,
 } from "../../shared/grpc/mod.ts";
 import { connectionFailure, type PgError } from "../../shared/errors/mod.ts";
@@ -16,6 +17,7 @@ import {
   isDraining,
   MAX_BATCH_BYTES,
   MAX_PAYLOAD_PIECE,
+  type TwoPhaseDecision,
 } from "../../shared/grpc/types.ts";
 import {
   decodeDataPlaneResponse,
@@ -69,8 +71,8 @@ export class PoolerConn {
     return this.#sessions.size;
   }
 
-  getAuthCredentials(user: string): Promise<GetAuthCredentialsResponse> {
-    return callUnary(this.#client, "GetAuthCredentials", { user });
+  getAuthCredentials(user: string, database = ""): Promise<GetAuthCredentialsResponse> {
+    return callUnary(this.#client, "GetAuthCredentials", { user, database });
   }
 
   getMetadata(): Promise<GetMetadataResponse> {
@@ -84,6 +86,25 @@ export class PoolerConn {
 
   async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
     await callUnary(this.#client, "ChangeMetadata", req, { deadlineMs: 30_000 });
+  }
+
+  /** On the default tablegroup's primary: see MultiPooler.DecideTwoPhase. */
+  async decideTwoPhase(
+    gid: string,
+    decision: TwoPhaseDecision,
+    participants: string[],
+  ): Promise<TwoPhaseDecision> {
+    const res = await callUnary<{ decision: TwoPhaseDecision }>(
+      this.#client,
+      "DecideTwoPhase",
+      { gid, decision, participants },
+      { deadlineMs: 15_000 },
+    );
+    return res.decision;
+  }
+
+  async forgetTwoPhase(gids: string[]): Promise<void> {
+    await callUnary(this.#client, "ForgetTwoPhase", { gids }, { deadlineMs: 15_000 });
   }
 
   /** Starts a session; `listener` gets the ParameterStatus frames (or a FATAL error) and onDone. */
@@ -316,9 +337,18 @@ class H2Link implements DataPlaneLink {
   ) {
     this.#onEnd = onEnd;
     const i = addr.lastIndexOf(":");
+    // With mutual TLS, the data plane shows the gateway's certificate and checks the pooler's.
+    const security = processGrpcSecurity();
     connectBidi({
       hostname: addr.slice(0, i),
       port: Number(addr.slice(i + 1)),
+      tls: security.mode === "mtls"
+        ? {
+          caCerts: [security.certs.caPem],
+          cert: security.certs.certPem,
+          key: security.certs.keyPem,
+        }
+        : undefined,
       path: DATA_PLANE_PATH,
       // Result payloads are written to clients after the callback returns: keep them.
       retainMessages: true,

@@ -4,6 +4,7 @@ import type {
   GetAuthCredentialsResponse,
   GetMetadataResponse,
   PoolerRecord,
+  TwoPhaseDecision,
 } from "../../shared/grpc/types.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 import { newestPrimary, type Topo } from "../../shared/topo/mod.ts";
@@ -109,17 +110,17 @@ export class Router {
   }
 
   /**
-   * A role's credentials, from a serving pooler. While none serves (a failover), it waits up to
-   * the failover window for one.
+   * A role's credentials (with `database`: also what it may do there), from a serving pooler.
+   * While none serves (a failover), it waits up to the failover window for one.
    */
-  async credentials(user: string): Promise<GetAuthCredentialsResponse> {
+  async credentials(user: string, database = ""): Promise<GetAuthCredentialsResponse> {
     let last: unknown = noPooler();
     const deadline = Date.now() + this.#failoverWindowMs;
     do {
       // Roles live on the default tablegroup's servers (a shard's server has only its own).
       for (const rec of this.#anyServing().filter((p) => p.tablegroup === DEFAULT_TABLEGROUP)) {
         try {
-          return await this.#conn(rec).getAuthCredentials(user);
+          return await this.#conn(rec).getAuthCredentials(user, database);
         } catch (e) {
           last = e;
         }
@@ -256,8 +257,34 @@ export class Router {
     );
   }
 
-  /** Writes a metadata change on the default tablegroup's primary (see MultiPooler.ChangeMetadata). */
-  async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
+  /**
+   * Records a two-phase commit's decision on the default tablegroup's primary unless one is
+   * recorded (see MultiPooler.DecideTwoPhase) and returns the one in force. While that primary
+   * is away (a failover), tried again until `deadline` (ms since the epoch).
+   */
+  async decideTwoPhase(
+    gid: string,
+    decision: TwoPhaseDecision,
+    participants: string[],
+    deadline: number,
+  ): Promise<TwoPhaseDecision> {
+    for (;;) {
+      try {
+        return await this.#metadataPrimary().decideTwoPhase(gid, decision, participants);
+      } catch (e) {
+        if (Date.now() >= deadline) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Forgets a finished two-phase commit's decision (the recovery forgets what this misses). */
+  async forgetTwoPhase(gid: string): Promise<void> {
+    await this.#metadataPrimary().forgetTwoPhase([gid]);
+  }
+
+  /** The default tablegroup's primary, which holds the hidden schema's metadata. */
+  #metadataPrimary(): PoolerConn {
     const rec = newestPrimary(
       this.#poolers,
       (p) => p.serving && p.tablegroup === DEFAULT_TABLEGROUP && p.shard === UNSHARDED,
@@ -269,7 +296,12 @@ export class Router {
         { retryable: true },
       );
     }
-    await this.#conn(rec).changeMetadata(req);
+    return this.#conn(rec);
+  }
+
+  /** Writes a metadata change on the default tablegroup's primary (see MultiPooler.ChangeMetadata). */
+  async changeMetadata(req: ChangeMetadataRequest): Promise<void> {
+    await this.#metadataPrimary().changeMetadata(req);
   }
 
   /** Pooler id serving each database's primary, for status pages. */

@@ -1,29 +1,23 @@
 import {
-  invalidPassword,
   PgError,
   protocolViolation,
   SqlState,
   toPgError,
   withSeverity,
 } from "../../shared/errors/mod.ts";
-import { parseScramVerifier, ScramError, ScramServer } from "../../shared/auth/mod.ts";
+import { authenticateClient, defaultAccess } from "../hba/mod.ts";
 import {
   CANCEL_REQUEST_CODE,
   concatBytes,
   FrameReader,
   FrontendCode,
   GSSENC_REQUEST_CODE,
-  parseSaslInitialResponse,
   parseStartupPacket,
   READY_IDLE,
   slab,
   SSL_REQUEST_CODE,
   unsupportedProtocol,
   WireWriter,
-  writeAuthOk,
-  writeAuthSasl,
-  writeAuthSaslContinue,
-  writeAuthSaslFinal,
   writeBackendKeyData,
   writeErrorResponse,
   writeNegotiateProtocolVersion,
@@ -54,6 +48,8 @@ export interface ClientSessionOptions {
    * switchover): its requests wait, then go to the new primary.
    */
   failoverWindowMs?: number;
+  /** The client's IP address, for pg_hba rules (absent: only `all` addresses match). */
+  remoteAddress?: string;
 }
 
 /**
@@ -115,10 +111,9 @@ const IDLE_BUFFER_MAX = 64 * 1024;
 
 /**
  * One client connection: startup (SSLRequest upgrades to TLS when the transport can, else 'N'),
- * SCRAM-SHA-256 against the
- * role's verifier, then every frame relayed raw to the session's pooler (simple and extended
- * query protocol, COPY, function calls). Postgres's answers come back untouched; errors we make
- * use Postgres's wording.
+ * authentication as the pg_hba rules say (../hba), then every frame relayed raw to the session's
+ * pooler (simple and extended query protocol, COPY, function calls). Postgres's answers come back
+ * untouched; errors we make use Postgres's wording.
  */
 export class ClientSession implements SessionListener {
   #conn: ClientTransport;
@@ -159,6 +154,8 @@ export class ClientSession implements SessionListener {
   #badStartup = false;
   /** The connection was upgraded to TLS. */
   #tls = false;
+  /** Stops counting the session against its role's and database's connection limits. */
+  #releaseAdmission?: () => void;
   #opening?: {
     frames: Uint8Array[];
     resolve: (answer: { closed: boolean; retry: boolean }) => void;
@@ -177,6 +174,8 @@ export class ClientSession implements SessionListener {
   #pinned = false;
   /** From the pooler's last answer: ReservationReason bits. */
   #reserved = 0;
+  /** The status byte of the last ReadyForQuery from the session's pooler ('I', 'T' or 'E'). */
+  #readyStatus = 0x49;
   /** While the session moves to another pooler: its requests wait for this. */
   #moving: Promise<void> | null = null;
   /**
@@ -206,6 +205,7 @@ export class ClientSession implements SessionListener {
       maxFrameSize: opts.maxFrameSize ?? LARGE_MESSAGE_LIMIT,
       failoverWindowMs: opts.failoverWindowMs ?? 15_000,
       replica: opts.replica ?? false,
+      remoteAddress: opts.remoteAddress ?? "",
     };
     this.#reader = new FrameReader({
       initialSize: CLIENT_READ_BYTES,
@@ -323,46 +323,26 @@ export class ClientSession implements SessionListener {
     }
   }
 
+  /** Who gets in: pg_hba rules, the method's exchange, the role checks (see ../hba). */
   async #authenticate(): Promise<boolean> {
-    const creds = await this.#handler.credentials(this.#user);
-    const verifier = creds.exists ? parseScramVerifier(creds.verifier) : null;
-    const scram = new ScramServer(verifier, { user: this.#user });
-    const w = this.#writer;
-    const r = this.#reader;
-    w.reset();
-    writeAuthSasl(w, ["SCRAM-SHA-256"]);
-    await writeAll(this.#conn, w.view());
-
-    if (!(await this.#readPassword("SASL"))) return false;
-    const first = parseSaslInitialResponse(r.body);
-    if (first.mechanism !== "SCRAM-SHA-256") {
-      throw protocolViolation("client selected an invalid SASL authentication mechanism");
-    }
-    try {
-      w.reset();
-      writeAuthSaslContinue(w, scram.handleClientFirst(first.data.slice()));
-      await writeAll(this.#conn, w.view());
-      if (!(await this.#readPassword("SASL"))) return false;
-      const final = scram.handleClientFinal(r.body.slice());
-      w.reset();
-      writeAuthSaslFinal(w, final);
-    } catch (e) {
-      if (e instanceof ScramError) {
-        if (e.kind === "invalid-proof") throw invalidPassword(this.#user);
-        throw new PgError(e.sqlstate, e.message, { severity: "FATAL", detail: e.detail });
-      }
-      throw e;
-    }
-    if (creds.expired) throw invalidPassword(this.#user);
-    if (!creds.canLogin) {
-      throw new PgError(
-        SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
-        `role "${this.#user}" is not permitted to log in`,
-        { severity: "FATAL" },
-      );
-    }
-    writeAuthOk(w);
-    await writeAll(this.#conn, w.view());
+    const release = await authenticateClient(
+      {
+        send: (bytes) => writeAll(this.#conn, bytes),
+        readPassword: async (what) => (await this.#readPassword(what)) ? this.#reader.body : null,
+      },
+      {
+        user: this.#user,
+        database: this.#database,
+        tls: this.#tls,
+        address: this.#opts.remoteAddress || null,
+      },
+      {
+        credentials: (user, database) => this.#handler.credentials(user, database),
+        access: this.#handler.access ?? defaultAccess(),
+      },
+    );
+    if (!release) return false;
+    this.#releaseAdmission = release;
     return true;
   }
 
@@ -410,6 +390,7 @@ export class ClientSession implements SessionListener {
       {
         collect: (p) => this.#collect(p),
         reserved: () => this.#reserved,
+        status: () => this.#readyStatus,
         idle: () => this.#relayIdle(),
         send: (b) => this.#send(b),
       },
@@ -764,6 +745,12 @@ export class ClientSession implements SessionListener {
   // ---- SessionListener: results from the pooler ----
 
   onFrames(frames: Uint8Array): void {
+    const n = frames.length;
+    // The status of the last ReadyForQuery the default shard sent (answers end with one).
+    if (
+      n >= 6 && frames[n - 6] === 0x5a && frames[n - 5] === 0 && frames[n - 4] === 0 &&
+      frames[n - 3] === 0 && frames[n - 2] === 5
+    ) this.#readyStatus = frames[n - 1];
     if (this.#opening) this.#opening.frames.push(frames);
     else if (this.#collector) {
       this.#collector.frames.push(frames);
@@ -959,6 +946,7 @@ export class ClientSession implements SessionListener {
     await this.#written();
     this.#closeConn();
     if (this.#id) this.#handler.sessionEnded(this.#id);
+    this.#releaseAdmission?.();
   }
 
   /** Reads until `cut()` finds a frame; false when the client closed first. */

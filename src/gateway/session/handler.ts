@@ -1,6 +1,7 @@
 import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
 import type { DefaultRelay, StatementRouter } from "../shardsession/mod.ts";
+import type { GatewayAccess } from "../hba/mod.ts";
 
 /** Where a session's requests go: one pooler's data plane (PoolerConn in production). */
 export interface SessionBackend {
@@ -39,8 +40,13 @@ export interface SessionIdentity {
  * topo, routing or gRPC; tests drive it with a fake handler.
  */
 export interface GatewayHandler {
-  /** The role's stored password verifier; throws a FATAL PgError when none can be had. */
-  credentials(user: string): Promise<GetAuthCredentialsResponse>;
+  /**
+   * The role's stored password verifier and login attributes, and what it may do on `database`;
+   * throws a FATAL PgError when none can be had.
+   */
+  credentials(user: string, database?: string): Promise<GetAuthCredentialsResponse>;
+  /** Who gets in: pg_hba rules and connection counts (absent: SCRAM-SHA-256 for everyone). */
+  readonly access?: GatewayAccess;
   /**
    * The backend for a session on `database` (`replica`: a read-only one, served by a replica);
    * a database Postgres does not have gets its own FATAL (3D000) when the session opens.

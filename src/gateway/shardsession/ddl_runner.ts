@@ -13,7 +13,7 @@ import {
 } from "./messages.ts";
 import type { ShardSession } from "./shard_session.ts";
 import type { DefaultRelay, ShardingDeps } from "./statement_router.ts";
-import { BackendCode, concatBytes, TxStatus } from "../../shared/wire/mod.ts";
+import { BackendCode, concatBytes, parseErrorFields, TxStatus } from "../../shared/wire/mod.ts";
 import { literal, quoteIdent } from "../../shared/sql/mod.ts";
 import { statementText, undefinedTablegroup } from "./units.ts";
 
@@ -81,21 +81,52 @@ export class DdlRunner {
     const begin = query("BEGIN");
     const answers: Uint8Array[] = [];
     let failure: Uint8Array | null = null;
+    // The default shard keeps an empty shell of every table of the database's other tablegroups
+    // (as Citus's coordinator does), so that catalog queries there (psql's \d, drivers, pgbench)
+    // see the tables; statements on them never go there. A table made before shells were has
+    // none: DDL that does not find its shell there leaves the default shard alone.
+    const shell = this.#ctx.relay;
+    let shellMissing = false;
     try {
-      await Promise.all(sessions.map((s) => s.run(begin)));
-      const runs = await Promise.all(sessions.map((s) => s.run(query(sql))));
+      await Promise.all([...sessions.map((s) => s.run(begin)), shell.collect(begin)]);
+      const [shellAnswer, ...runs] = await Promise.all([
+        shell.collect(query(sql)),
+        ...sessions.map((s) => s.run(query(sql))),
+      ]);
       for (const a of runs) {
         const msgs = splitMessages(a);
         const err = firstError(msgs);
         if (err && !failure) failure = err.frame;
         answers.push(a);
       }
+      const shellError = firstError(splitMessages(shellAnswer));
+      if (shellError && !failure) {
+        const code = parseErrorFields(shellError.frame.subarray(5)).sqlstate;
+        if (plan.kind === "fanout_ddl" && (code === "42P01" || code === "42704")) {
+          shellMissing = true;
+        } else failure = shellError.frame;
+      }
+      if (!failure && plan.kind === "create_table" && tg.shards.length > 1) {
+        // serial, bigserial and identity columns: shard i of n hands out i+1, i+1+n, … so that
+        // ids are unique across shards and increasing on each.
+        const table = `${quoteIdent(plan.table.schema)}.${quoteIdent(plan.table.name)}`;
+        const spaced = await Promise.all(
+          sessions.map((s, i) => s.run(query(interleaveSequencesSql(table, i, sessions.length)))),
+        );
+        for (const a of spaced) {
+          const err = firstError(splitMessages(a));
+          if (err && !failure) failure = err.frame;
+        }
+      }
       if (!failure) await this.#recordDdl(plan, map, sessions[0]);
     } catch (e) {
       failure ??= errorFrame(toPgError(e));
     }
     const end = query(failure ? "ROLLBACK" : "COMMIT");
-    const ends = await Promise.all(sessions.map((s) => s.run(end).catch((e) => e)));
+    const ends = await Promise.all([
+      ...sessions.map((s) => s.run(end).catch((e) => e)),
+      shell.collect(shellMissing ? query("ROLLBACK") : end).catch((e) => e),
+    ]);
     if (!failure) {
       const bad = ends.find((a) => !(a instanceof Uint8Array) || firstError(splitMessages(a)));
       if (bad) {
@@ -231,7 +262,7 @@ export class DdlRunner {
   async dropTablegroup(
     unit: Message[],
     plan: Extract<Plan, { kind: "drop_tablegroup" }>,
-    _map: ShardMap,
+    map: ShardMap,
   ): Promise<Uint8Array> {
     if (this.#ctx.inTransaction()) {
       throw new PgError(
@@ -246,6 +277,15 @@ export class DdlRunner {
       ifExists: plan.ifExists,
     });
     this.#ctx.forgetTablegroup(plan.name);
+    // Its tables' shells on the default shard go with it (best effort: the tablegroup is gone).
+    const shells = map.tablesOf(plan.name).map((t) => {
+      const dot = t.name.indexOf(".");
+      return `${quoteIdent(t.name.slice(0, dot))}.${quoteIdent(t.name.slice(dot + 1))}`;
+    });
+    if (shells.length) {
+      await this.#ctx.relay.collect(query(`DROP TABLE IF EXISTS ${shells.join(", ")}`))
+        .catch(() => undefined);
+    }
     await this.#ctx.deps.refresh();
     return answerUnit(unit, commandComplete("DROP TABLEGROUP"), IDLE);
   }
@@ -336,4 +376,24 @@ export class DdlRunner {
     await this.#ctx.deps.refresh();
     return answer;
   }
+}
+
+/**
+ * SQL that makes every sequence a table owns (serial and identity columns) hand out
+ * `index + 1`, `index + 1 + count`, …: shard `index` of `count` never gives an id another gives.
+ */
+export function interleaveSequencesSql(table: string, index: number, count: number): string {
+  return `DO $mg$
+DECLARE s regclass;
+BEGIN
+  FOR s IN SELECT c.oid::regclass
+             FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind = 'S'
+            WHERE d.classid = 'pg_catalog.pg_class'::regclass
+              AND d.refobjid = ${literal(table)}::regclass AND d.deptype IN ('a', 'i')
+  LOOP
+    EXECUTE format('ALTER SEQUENCE %s INCREMENT BY ${count} START WITH ${index + 1} RESTART', s);
+  END LOOP;
+END
+$mg$`;
 }

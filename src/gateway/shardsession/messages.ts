@@ -80,6 +80,20 @@ export function readyForQuery(status: number): Uint8Array {
 }
 
 /**
+ * `answer` with the status of its last message, a ReadyForQuery, set to `status` (a copy; an
+ * answer that does not end with one is returned as it is).
+ */
+export function withReadyStatus(answer: Uint8Array, status: number): Uint8Array {
+  const at = answer.length - 6;
+  if (at < 0 || answer[at] !== BackendCode.ReadyForQuery || answer[answer.length - 1] === status) {
+    return answer;
+  }
+  const out = answer.slice();
+  out[out.length - 1] = status;
+  return out;
+}
+
+/**
  * The answer to a unit the gateway ran itself as one simple statement: for a Query, `result`
  * (CommandComplete or ErrorResponse) then ReadyForQuery; for an extended-protocol unit, the
  * messages its Parse/Bind/Describe/Execute/Close would get, with `result` in place of the

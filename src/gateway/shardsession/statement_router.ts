@@ -5,7 +5,7 @@ import {
   toPgError,
   withSeverity,
 } from "../../shared/errors/mod.ts";
-import type { ChangeMetadataRequest } from "../../shared/grpc/types.ts";
+import type { ChangeMetadataRequest, TwoPhaseDecision } from "../../shared/grpc/types.ts";
 import { CloseReason, ReservationReason } from "../../shared/grpc/types.ts";
 import { concatBytes, FrontendCode, readCString, SYNC, TxStatus } from "../../shared/wire/mod.ts";
 import type { ShardMap } from "../router/shard_map.ts";
@@ -20,10 +20,28 @@ import {
   errorFrame,
   firstError,
   type Message,
+  query,
   readyForQuery,
   splitMessages,
+  withReadyStatus,
 } from "./messages.ts";
+import { mergeAnswers } from "../merge/mod.ts";
+import type { MergeSpec } from "../planner/mod.ts";
+import {
+  columnCount,
+  type MergeLookup,
+  mergeOf,
+  rewriteExtended,
+  rewriteParse,
+  rewriteQuery,
+} from "./merged_unit.ts";
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
+import {
+  commitTwoPhase,
+  newGid,
+  type TwoPhaseDeps,
+  type TwoPhaseParticipant,
+} from "./two_phase.ts";
 import {
   type BindInfo,
   commandTagOf,
@@ -37,12 +55,13 @@ import {
   parseBind,
   ROLLBACK,
   samePlanTarget,
-  secondShard,
   statementText as statementTextOf,
   undefinedTablegroup,
 } from "./units.ts";
 
 const { Idle: IDLE, InTransaction: IN_TX, Failed: FAILED } = TxStatus;
+/** The database's default tablegroup's shard, as a transaction block's participant. */
+const DEFAULT = "default";
 /** How long a shard session's opening is tried again while its shard has no reachable primary. */
 const OPEN_RETRY_MS = 15_000;
 const OPEN_RETRY_STEP_MS = 200;
@@ -67,6 +86,17 @@ export interface ShardingDeps {
   refresh(): Promise<void>;
   /** Shards of the tablegroup without a serving primary now. */
   missingShards(tablegroup: string, shards: readonly string[], database?: string): string[];
+  /** See Router.decideTwoPhase. */
+  decideTwoPhase(
+    gid: string,
+    decision: TwoPhaseDecision,
+    participants: string[],
+    deadline: number,
+  ): Promise<TwoPhaseDecision>;
+  /** Forgets a finished two-phase commit's decision. */
+  forgetTwoPhase(gid: string): Promise<void>;
+  /** Logs a warning (what a two-phase commit leaves for the recovery). */
+  warn(message: string, fields: Record<string, unknown>): void;
 }
 
 /** The client session's own relay to its database's default shard. */
@@ -75,6 +105,8 @@ export interface DefaultRelay {
   collect(payload: Uint8Array): Promise<Uint8Array>;
   /** ReservationReason bits of the default session now. */
   reserved(): number;
+  /** The status byte of the default session's last ReadyForQuery ('I', 'T' or 'E'). */
+  status(): number;
   /** Resolves once the relay has answered everything sent to it. */
   idle(): Promise<void>;
   /** Writes bytes to the client now, after what is queued (answers streamed from a shard). */
@@ -104,10 +136,15 @@ export class StatementRouter {
   readonly #statements = new Map<string, Statement>();
   /** SET/RESET units, replayed on each shard session when it opens. */
   #settings: Uint8Array[] = [];
-  /** In a transaction block: the shard it touched ("default", or tablegroup/shard), if any. */
-  #home: string | null = null;
-  /** The unit that began the transaction block, replayed on the shard it moves to. */
+  /**
+   * In a transaction block: where it touched tables ("default", or tablegroup/shard), in the
+   * order it got there. Two or more commit with two-phase commit.
+   */
+  readonly #participants = new Set<string>();
+  /** The unit that began the transaction block, replayed on each shard it goes to. */
   #begin: Uint8Array | null = null;
+  /** SAVEPOINT, RELEASE and ROLLBACK TO units of the block, replayed on a shard that joins. */
+  #savepoints: Uint8Array[] = [];
   /** A statement was refused inside the transaction block: it is failed until it ends. */
   #failed = false;
   /**
@@ -174,16 +211,18 @@ export class StatementRouter {
   }
 
   #routePlanned(unit: Message[], map: ShardMap): Promise<Uint8Array> | null {
+    // The default shard's part of the block failed (its answer went straight to the client):
+    // the whole block is failed, on the shards too.
+    if (!this.#failed && this.#relay.status() === FAILED && this.#inTransaction()) {
+      this.#failed = true;
+    }
     let plan: Plan;
     let binds: BindInfo[] = [];
     try {
       const p = this.#planUnit(unit, map);
       if (!p) {
         if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
-        if (this.#home && this.#home !== "default" && this.#inTransaction()) {
-          return Promise.resolve(this.#refuse(unit, secondShard()));
-        }
-        if (this.#inTransaction() && !this.#home) this.#home = "default";
+        if (this.#inTransaction()) this.#participants.add(DEFAULT);
         return null;
       }
       plan = p.plan;
@@ -194,20 +233,18 @@ export class StatementRouter {
     if (plan.kind === "default") {
       if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
       const touches = plan.touchesTables !== false;
-      const shardHome = !!this.#home && this.#home !== "default" && this.#inTransaction();
-      if (shardHome && !touches) {
-        // Catalogs are on every shard: the block's own shard answers, so that an error (or a
-        // write a function makes) belongs to the block that commits.
-        const home = this.#sessions.get(this.#home!);
+      const inTx = this.#inTransaction();
+      const first = inTx ? this.#participants.values().next().value : undefined;
+      if (!touches && first !== undefined && !this.#participants.has(DEFAULT)) {
+        // Catalogs are on every shard: the block's first shard answers, so that an error (or a
+        // write a function makes) belongs to a block that commits.
+        const home = this.#sessions.get(first);
         if (home && !home.closed) {
           return this.#relay.idle().then(() => this.#runOn(home, unit))
             .catch((e) => this.#refuse(unit, toPgError(e)));
         }
       }
-      if (touches && shardHome) {
-        return Promise.resolve(this.#refuse(unit, secondShard()));
-      }
-      if (touches && this.#inTransaction() && !this.#home) this.#home = "default";
+      if (touches && inTx) this.#participants.add(DEFAULT);
       return null;
     }
     if (plan.kind === "transaction") return this.#transaction(unit, plan.op);
@@ -280,8 +317,16 @@ export class StatementRouter {
         const [name, at] = readCString(body(m), 0);
         const sql = readCString(body(m), at)[0];
         const p = this.#deps.plan(sql, map);
+        const merge = mergeOf(p);
         if (p.kind === "default") this.#statements.delete(name);
-        else this.#statements.set(name, { sql, plan: p, parse: m.frame.slice() });
+        else if (merge) {
+          // Prepared on the shards as the rewritten statement the merge reads.
+          this.#statements.set(name, {
+            sql: merge.sql,
+            plan: p,
+            parse: rewriteParse(m, merge).frame,
+          });
+        } else this.#statements.set(name, { sql, plan: p, parse: m.frame.slice() });
         consider(p);
       } else if (m.code === FrontendCode.Bind) {
         const b = parseBind(body(m));
@@ -329,8 +374,12 @@ export class StatementRouter {
           }),
         );
       case "keyed":
-      case "scatter":
-        return await this.#dataStatement(unit, plan, binds, map);
+      case "scatter": {
+        const answer = await this.#dataStatement(unit, plan, binds, map);
+        // An error on any shard fails the whole block, as an error fails a Postgres block.
+        if (this.#inTransaction() && firstError(splitMessages(answer))) this.#failed = true;
+        return answer;
+      }
       case "fanout_ddl":
       case "create_table":
         return await this.#ddl.fanOutDdl(unit, plan, map);
@@ -379,12 +428,6 @@ export class StatementRouter {
   ): Promise<Uint8Array> {
     const shards = this.#targets(plan, binds, map);
     const inTx = this.#inTransaction();
-    if (shards.length > 1 && plan.write) {
-      throw featureNotSupported(
-        "a write may touch one shard until two-phase commit lands",
-        { hint: "Name the sharding column's value in the statement." },
-      );
-    }
     if (isFlushed(unit) && shards.length > 1 && unit.some((m) => m.code === FrontendCode.Execute)) {
       throw featureNotSupported(
         "a statement on several shards cannot be flushed before its Sync",
@@ -395,34 +438,118 @@ export class StatementRouter {
         "several Executes before a Sync may not read from several shards",
       );
     }
+    if (plan.merge !== undefined) {
+      return await this.#mergedStatement(unit, plan, plan.merge, shards, inTx);
+    }
     if (inTx) {
-      const key = `${plan.tablegroup}/${shards[0]}`;
-      if (shards.length > 1 || (this.#home && this.#home !== key)) {
-        return this.#refuse(unit, secondShard());
-      }
-      if (!this.#home && !this.#begin) {
-        // The block began where the gateway could not see it (a BEGIN among other statements
-        // of one query string): it cannot be begun on the shard the same way.
-        throw featureNotSupported(
-          "this transaction block began in a query string with other statements; a shard cannot join it",
-          { hint: "Send BEGIN as a statement of its own." },
-        );
-      }
-      const s = await this.#session(plan.tablegroup, shards[0]);
-      if (!this.#home) {
-        // The shard joins the client's transaction block: begin it there as it began.
-        if (this.#begin) await this.#replay(s, this.#begin);
-        this.#home = key;
-      }
-      return await this.#runOn(s, unit);
+      const sessions: ShardSession[] = [];
+      for (const shard of shards) sessions.push(await this.#join(plan.tablegroup, shard));
+      if (sessions.length === 1) return await this.#runOn(sessions[0], unit);
+      const answers = await Promise.all(sessions.map((s) => this.#runOn(s, unit)));
+      return concatAnswers(answers);
     }
     if (isFlushed(unit)) {
       return await this.#runFlushed(await this.#session(plan.tablegroup, shards[0]), unit);
     }
     const sessions = await Promise.all(shards.map((sh) => this.#session(plan.tablegroup, sh)));
     if (sessions.length === 1) return await this.#runOn(sessions[0], unit);
+    if (plan.write) return await this.#writeOnSeveral(unit, plan.tablegroup, shards, sessions);
     const answers = await Promise.all(sessions.map((s) => this.#runOn(s, unit)));
     return concatAnswers(answers);
+  }
+
+  /**
+   * A statement whose answers are merged (ORDER BY, LIMIT, aggregates… across shards): each
+   * shard runs the rewritten unit (`merged_unit.ts`), and the merge makes one answer of theirs.
+   */
+  async #mergedStatement(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "keyed" | "scatter" }>,
+    merge: MergeSpec,
+    shards: string[],
+    inTx: boolean,
+  ): Promise<Uint8Array> {
+    if (isFlushed(unit)) {
+      if (unit.some((m) => m.code === FrontendCode.Execute)) {
+        throw featureNotSupported(
+          "a statement merged across shards cannot be executed before a Sync (after a Flush)",
+        );
+      }
+      // A Parse and Describe to learn types (postgres.js): answered with a Sync of ours,
+      // whose ReadyForQuery is dropped; the next unit is planned afresh, by its Bind.
+      const synced = [...unit.slice(0, -1), { code: FrontendCode.Sync, frame: SYNC }];
+      const answer = await this.#mergedStatement(synced, plan, merge, shards, inTx);
+      return concatBytes(splitMessages(answer).slice(0, -1).map((m) => m.frame));
+    }
+    const sessions: ShardSession[] = [];
+    if (inTx) {
+      for (const shard of shards) sessions.push(await this.#join(plan.tablegroup, shard));
+    } else {
+      sessions.push(...await Promise.all(shards.map((sh) => this.#session(plan.tablegroup, sh))));
+    }
+    const map = this.#deps.map();
+    const lookup: MergeLookup = {
+      statement: (name) => {
+        const st = this.#statements.get(name);
+        return st ? mergeOf(st.plan) : undefined;
+      },
+      text: (sql) => map ? mergeOf(this.#deps.plan(sql, map)) : undefined,
+      columns: (spec) => columnCount(sessions[0], spec),
+    };
+    const rewritten = unit.length === 1 && unit[0].code === FrontendCode.Query
+      ? await rewriteQuery(merge, lookup)
+      : await rewriteExtended(unit, lookup);
+    const answers = await Promise.all(sessions.map((s) => this.#runOn(s, rewritten.messages)));
+    return mergeAnswers(answers, rewritten.script);
+  }
+
+  /**
+   * The shard's session, in the client's transaction block: a shard the block had not touched
+   * yet joins it (its BEGIN and savepoints replayed there).
+   */
+  async #join(tablegroup: string, shard: string): Promise<ShardSession> {
+    const key = `${tablegroup}/${shard}`;
+    const s = await this.#session(tablegroup, shard);
+    if (this.#participants.has(key)) return s;
+    if (!this.#begin) {
+      // The block began where the gateway could not see it (a BEGIN among other statements
+      // of one query string): it cannot be begun on the shard the same way.
+      throw featureNotSupported(
+        "this transaction block began in a query string with other statements; a shard cannot join it",
+        { hint: "Send BEGIN as a statement of its own." },
+      );
+    }
+    await this.#replay(s, this.#begin);
+    for (const u of this.#savepoints) await this.#replay(s, u);
+    this.#participants.add(key);
+    return s;
+  }
+
+  /**
+   * A write outside a transaction block that touches several shards: as Postgres makes one
+   * statement atomic, it runs in a block on each shard, committed with two-phase commit (or
+   * rolled back everywhere when one shard fails it). Row counts are summed, RETURNING rows
+   * concatenated.
+   */
+  async #writeOnSeveral(
+    unit: Message[],
+    tablegroup: string,
+    shards: string[],
+    sessions: ShardSession[],
+  ): Promise<Uint8Array> {
+    const begin = query("BEGIN");
+    await Promise.all(sessions.map((s) => this.#replay(s, begin)));
+    const answers = await Promise.all(
+      sessions.map((s) => this.#runOn(s, unit).catch((e) => errorAnswerFor(unit, e, IN_TX))),
+    );
+    if (answers.some((a) => firstError(splitMessages(a)))) {
+      await Promise.all(sessions.map((s) => s.run(ROLLBACK).catch(() => undefined)));
+      return withReadyStatus(concatAnswers(answers), IDLE);
+    }
+    const parts = sessions.map((s, i) => this.#participant(tablegroup, shards[i], s));
+    const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
+    if (!outcome.committed) return this.#failedCommit(unit, outcome.error);
+    return withReadyStatus(concatAnswers(answers), IDLE);
   }
 
   /**
@@ -518,7 +645,7 @@ export class StatementRouter {
     const key = `${tablegroup}/${shard}`;
     const have = this.#sessions.get(key);
     if (have && !have.closed) return have;
-    if (have?.closed && this.#home === key) {
+    if (have?.closed && this.#participants.has(key) && this.#inTransaction()) {
       throw new PgError(
         SqlState.CONNECTION_FAILURE,
         `the transaction's shard ${shard} of tablegroup "${tablegroup}" was lost`,
@@ -578,20 +705,24 @@ export class StatementRouter {
 
   async #transaction(unit: Message[], op: string): Promise<Uint8Array> {
     const payload = concatBytes(unit.map((m) => m.frame));
-    const home = this.#home && this.#home !== "default" ? this.#sessions.get(this.#home) : null;
+    const shardKeys = [...this.#participants].filter((k) => k !== DEFAULT);
+    const homes = shardKeys.map((k) => this.#sessions.get(k)).filter((s) => s !== undefined);
     const ends = op === "commit" || op === "rollback" || op === "prepare";
     if (op === "begin") {
       if (this.#inTransaction()) {
-        // A BEGIN inside a block only warns, in Postgres: the block and its shard stay.
-        return home ? await this.#runOn(home, unit) : await this.#relay.collect(payload);
+        // A BEGIN inside a block only warns, in Postgres: the block and its shards stay.
+        return homes.length && !this.#participants.has(DEFAULT)
+          ? await this.#runOn(homes[0], unit)
+          : await this.#relay.collect(payload);
       }
       this.#begin = payload;
-      this.#home = null;
+      this.#participants.clear();
+      this.#savepoints = [];
       this.#failed = false;
       return await this.#relay.collect(payload);
     }
     if (
-      home && (op === "commit" || op === "rollback") && /\band\s+chain\b/i.test(
+      shardKeys.length && (op === "commit" || op === "rollback") && /\band\s+chain\b/i.test(
         statementTextOf(unit),
       )
     ) {
@@ -600,31 +731,113 @@ export class StatementRouter {
     }
     if (this.#failed && ends) {
       // As Postgres: a failed block ends with ROLLBACK whatever the client says.
-      home?.close();
-      if (home) this.#sessions.delete(this.#home!);
+      for (const k of shardKeys) {
+        this.#sessions.get(k)?.close();
+        this.#sessions.delete(k);
+      }
       const answer = await this.#relay.collect(ROLLBACK);
       this.#endTransaction();
       const tag = op === "prepare" ? "ROLLBACK" : commandTagOf(answer) ?? "ROLLBACK";
       return answerUnit(unit, commandComplete(tag), IDLE);
     }
-    if (!home) {
+    if (!shardKeys.length) {
       const answer = await this.#relay.collect(payload);
+      const ok = !firstError(splitMessages(answer));
       if (ends) this.#endTransaction();
-      if (op === "rollback_to" && !firstError(splitMessages(answer))) this.#failed = false;
+      else if (ok) this.#savepoint(op, payload);
+      if (op === "rollback_to" && ok) this.#failed = false;
       return answer;
     }
-    const answer = await home.run(payload).catch((e) => errorAnswerFor(unit, e));
-    // The default shard's block holds nothing of the client's: end or mirror it there (its
-    // answer is not the client's; a failure there is logged by the pooler).
-    await this.#relay.collect(ends ? ROLLBACK : payload).catch(() => undefined);
+    const several = shardKeys.length + (this.#participants.has(DEFAULT) ? 1 : 0) > 1;
+    if (several && op === "commit") return await this.#commitSeveral(unit, shardKeys);
+    if (several && op === "prepare") {
+      return this.#refuse(
+        unit,
+        featureNotSupported(
+          "PREPARE TRANSACTION of a transaction on several shards is not supported",
+        ),
+      );
+    }
+    // One shard (whose answer the client gets), or a ROLLBACK or savepoint on several.
+    const answers = await Promise.all(
+      homes.map((s) => s.run(payload).catch((e) => errorAnswerFor(unit, e))),
+    );
+    // The default shard's block holds nothing of the client's unless it joined: end or mirror
+    // it there (a failure there is then logged by the pooler, not the client's).
+    const own = await this.#relay.collect(ends ? ROLLBACK : payload).catch((e) =>
+      errorAnswerFor(unit, e)
+    );
+    if (this.#participants.has(DEFAULT) && !ends) answers.push(own);
+    const answer = answers.find((a) => firstError(splitMessages(a))) ?? answers[0];
+    const ok = !firstError(splitMessages(answer));
     if (ends) this.#endTransaction();
-    if (op === "rollback_to" && !firstError(splitMessages(answer))) this.#failed = false;
+    else if (ok) this.#savepoint(op, payload);
+    if (op === "rollback_to" && ok) this.#failed = false;
     return answer;
   }
 
+  /** A savepoint unit that succeeded: replayed on every shard that joins the block later. */
+  #savepoint(op: string, payload: Uint8Array): void {
+    if (op === "savepoint" || op === "release" || op === "rollback_to") {
+      this.#savepoints.push(payload);
+    }
+  }
+
+  /** COMMIT of a block on several shards: two-phase commit, or a rollback everywhere. */
+  async #commitSeveral(unit: Message[], shardKeys: string[]): Promise<Uint8Array> {
+    const parts: TwoPhaseParticipant[] = shardKeys.map((key) => {
+      const [tablegroup, shard] = key.split("/");
+      return this.#participant(tablegroup, shard, this.#sessions.get(key)!);
+    });
+    if (this.#participants.has(DEFAULT)) {
+      parts.unshift({
+        name: `${this.#opts.database}/default/0-inf`,
+        run: (sql) => this.#relay.collect(query(sql)),
+        finish: (sql) => this.#relay.collect(query(sql)),
+      });
+    }
+    const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
+    if (!this.#participants.has(DEFAULT)) {
+      // The default shard's block holds nothing of the client's: ended there.
+      await this.#relay.collect(ROLLBACK).catch(() => undefined);
+    }
+    this.#endTransaction();
+    if (!outcome.committed) return this.#failedCommit(unit, outcome.error);
+    return answerUnit(unit, commandComplete("COMMIT"), IDLE);
+  }
+
+  /** A shard of a two-phase commit: its block in `s`; what follows the block in any session. */
+  #participant(tablegroup: string, shard: string, s: ShardSession): TwoPhaseParticipant {
+    return {
+      name: `${this.#opts.database}/${tablegroup}/${shard}`,
+      run: (sql) => s.run(query(sql)),
+      finish: async (sql) => {
+        const now = s.closed ? await this.#session(tablegroup, shard) : s;
+        return await now.run(query(sql));
+      },
+    };
+  }
+
+  #twoPhaseDeps(): TwoPhaseDeps {
+    return {
+      decide: (gid, decision, participants, deadline) =>
+        this.#deps.decideTwoPhase(gid, decision, participants, deadline),
+      forget: (gid) => this.#deps.forgetTwoPhase(gid),
+      warn: (message, fields) => this.#deps.warn(message, fields),
+    };
+  }
+
+  /** The answer to a COMMIT that rolled back: its error, or Postgres's plain ROLLBACK. */
+  #failedCommit(unit: Message[], error: Message | PgError | null): Uint8Array {
+    if (error === null) return answerUnit(unit, commandComplete("ROLLBACK"), IDLE);
+    if (error instanceof PgError) return errorAnswerFor(unit, error, IDLE);
+    return answerUnit(unit, error.frame, IDLE);
+  }
+
   #endTransaction(): void {
-    this.#home = null;
+    this.#participants.clear();
     this.#begin = null;
+    this.#savepoints = [];
     this.#failed = false;
   }
 

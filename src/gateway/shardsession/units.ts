@@ -1,10 +1,4 @@
-import {
-  featureNotSupported,
-  PgError,
-  SqlState,
-  toPgError,
-  withSeverity,
-} from "../../shared/errors/mod.ts";
+import { PgError, SqlState, toPgError, withSeverity } from "../../shared/errors/mod.ts";
 import { keyspaceId, keyspaceIdBinary } from "../../shared/keyspace/mod.ts";
 import {
   BackendCode,
@@ -69,13 +63,6 @@ export function statementText(unit: Message[]): string {
   return readCString(body(m), readCString(body(m), 0)[1])[0];
 }
 
-export function secondShard(): PgError {
-  return featureNotSupported(
-    "a transaction may touch one shard until two-phase commit lands",
-    { hint: "Roll back, and keep each transaction to one sharding key's rows." },
-  );
-}
-
 export function undefinedTablegroup(name: string): PgError {
   return new PgError(SqlState.UNDEFINED_OBJECT, `tablegroup "${name}" does not exist`);
 }
@@ -102,7 +89,7 @@ export function samePlanTarget(a: Plan, b: Plan): boolean {
 
 /**
  * Answers of several shards to one statement, as one: the first shard's messages, with the
- * other shards' rows before its CommandComplete and the row counts summed in the tag. The first
+ * other shards' rows before its CommandComplete and the row counts of the tags summed. The first
  * error (in shard order) wins instead, with its ReadyForQuery.
  */
 export function concatAnswers(answers: Uint8Array[]): Uint8Array {
@@ -115,9 +102,12 @@ export function concatAnswers(answers: Uint8Array[]): Uint8Array {
     }
   }
   const out: Uint8Array[] = [];
+  // Each shard's count, from its tag (rows read, or rows an UPDATE/DELETE/INSERT touched).
   let rows = 0;
   for (const msgs of all) {
-    for (const m of msgs) if (m.code === BackendCode.DataRow) rows++;
+    const done = msgs.find((m) => m.code === BackendCode.CommandComplete);
+    const n = done ? /\s(\d+)$/.exec(commandTag(done))?.[1] : undefined;
+    rows += n === undefined ? 0 : Number(n);
   }
   for (const m of all[0]) {
     if (m.code === BackendCode.DataRow) continue;

@@ -159,6 +159,14 @@ CREATE TABLE IF NOT EXISTS multigres.rule_history (
   durability_policy jsonb NOT NULL DEFAULT '{}',
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (database, tablegroup, shard, term)
+);
+-- Two-phase commit across shards: the decision for each transaction prepared on several shards
+-- (on the default tablegroup's server; see two_phase.ts).
+CREATE TABLE IF NOT EXISTS multigres.two_phase (
+  gid text PRIMARY KEY,
+  decision text NOT NULL CHECK (decision IN ('commit', 'abort')),
+  participants text[] NOT NULL DEFAULT '{}',
+  decided_at timestamptz NOT NULL DEFAULT now()
 );${seed}
 COMMIT;`;
 }

@@ -12,6 +12,9 @@
  * - {@linkcode ScramClient} runs the client side (our components logging in to Postgres), from a
  *   password or, with {@linkcode ScramClient.fromClientKey}, from a ClientKey that a
  *   {@linkcode ScramServer} obtained: authentication pass-through.
+ * - {@linkcode verifyMd5Response} and {@linkcode verifyPlainPassword} check the answers of the
+ *   `md5` and `password` methods against either stored form (an md5 secret or a SCRAM verifier),
+ *   as Postgres does; {@linkcode makeMd5Secret} makes the md5 form.
  * - {@linkcode ScramError} carries `kind` (`"malformed"` or `"invalid-proof"`), a message and
  *   `detail` in Postgres's words, and the SQLSTATE to report them with.
  *
@@ -46,3 +49,11 @@ export { ScramServer } from "./scram_server.ts";
 export type { ScramServerOptions } from "./scram_server.ts";
 export { ScramClient } from "./scram_client.ts";
 export type { ScramClientKeyOptions, ScramClientOptions } from "./scram_client.ts";
+export {
+  isMd5Secret,
+  makeMd5Secret,
+  md5Response,
+  md5Salt,
+  verifyMd5Response,
+  verifyPlainPassword,
+} from "./password.ts";

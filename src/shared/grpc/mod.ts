@@ -8,8 +8,32 @@
 import * as grpc from "@grpc/grpc-js";
 import { serviceCtor, type ServiceName } from "./_load.ts";
 import { fromServiceError, toServiceError } from "./_errors.ts";
+import {
+  channelCredentials,
+  channelOptionsFor,
+  type GrpcSecurity,
+  hostOf,
+  processGrpcSecurity,
+  serverCredentials,
+} from "./security.ts";
 
 export { fromServiceError, toServiceError };
+export {
+  channelCredentials,
+  type GrpcSecurity,
+  INSECURE_GRPC,
+  mutualTls,
+  processGrpcSecurity,
+  serverCredentials,
+  useGrpcSecurity,
+} from "./security.ts";
+export {
+  type CertificateFiles,
+  type CertificateSet,
+  checkCertificates,
+  isX509v3,
+  pemCertificates,
+} from "./certs.ts";
 export { protoDir, protos, type ServiceName } from "./_load.ts";
 export * from "./types.ts";
 export { grpc };
@@ -29,10 +53,23 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_reconnect_backoff_ms": 1000,
 };
 
-/** A client of one service at `addr` (host:port), plaintext. */
-export function makeClient(service: ServiceName, addr: string): grpc.Client {
+/**
+ * A client of one service at `addr` (host:port), secured as `security` says (default: the
+ * process's choice, see useGrpcSecurity): with mutual TLS it shows its certificate and accepts
+ * only a server whose certificate the cluster CA issued for that address.
+ */
+export function makeClient(
+  service: ServiceName,
+  addr: string,
+  security: GrpcSecurity = processGrpcSecurity(),
+): grpc.Client {
   const Ctor = serviceCtor(service);
-  return new Ctor(addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const host = hostOf(addr);
+  return new Ctor(
+    addr,
+    channelCredentials(security, host),
+    channelOptionsFor(security, host, CHANNEL_OPTIONS),
+  );
 }
 
 /** Calls a unary method with a deadline; rejects with a PgError. */
@@ -75,12 +112,18 @@ export function unary<Req, Res>(
   };
 }
 
-/** A gRPC server with the given services; resolves once bound. */
+/**
+ * A gRPC server with the given services; resolves once bound. Secured as `opts.security` says
+ * (default: the process's choice): with mutual TLS a client without a certificate from the
+ * cluster CA is refused during the handshake, before any RPC runs.
+ */
 export async function startGrpcServer(
   host: string,
   port: number,
   services: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>>,
+  opts: { security?: GrpcSecurity } = {},
 ): Promise<{ server: grpc.Server; port: number }> {
+  const credentials = serverCredentials(opts.security ?? processGrpcSecurity());
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
@@ -90,7 +133,7 @@ export async function startGrpcServer(
     server.addService(serviceCtor(name as ServiceName).service, impl!);
   }
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+    server.bindAsync(`${host}:${port}`, credentials, (err, p) => {
       if (err) reject(new Error(`Cannot listen on gRPC ${host}:${port}: ${err.message}`));
       else resolve(p);
     });

@@ -234,6 +234,18 @@ export interface GetAuthCredentialsResponse {
   canLogin: boolean;
   validUntil: string;
   expired: boolean;
+  // The fields below come with a request that names a database; absent: not known.
+  superuser?: boolean;
+  /** rolconnlimit (-1: none). */
+  roleConnLimit?: number;
+  /** Every role the user is a member of, directly or indirectly, and itself. */
+  memberOf?: string[];
+  databaseExists?: boolean;
+  databaseAllowsConnections?: boolean;
+  /** has_database_privilege(user, database, 'CONNECT'). */
+  canConnect?: boolean;
+  /** datconnlimit (-1: none). */
+  databaseConnLimit?: number;
 }
 
 export type MetadataChange =
@@ -259,6 +271,27 @@ export interface ChangeMetadataRequest {
   cascade?: boolean;
   ifExists?: boolean;
   shardingPosition?: number;
+}
+
+/** Every gid Multigres prepares a transaction under starts with this (the recovery looks at no other). */
+export const TWO_PHASE_GID_PREFIX = "mg_";
+
+/** Two-phase commit across shards (MultiPooler.DecideTwoPhase and friends). */
+export type TwoPhaseDecision = "TWO_PHASE_DECISION_COMMIT" | "TWO_PHASE_DECISION_ABORT";
+
+export interface TwoPhaseDecisionRecord {
+  gid: string;
+  decision: TwoPhaseDecision;
+  /** "database/tablegroup/shard" of every participant (empty for the recovery's aborts). */
+  participants: string[];
+  ageSeconds: number;
+}
+
+/** A transaction Multigres prepared on a primary (MultiPooler.ListPrepared). */
+export interface PreparedTransaction {
+  gid: string;
+  database: string;
+  ageSeconds: number;
 }
 
 export interface GetMetadataResponse {

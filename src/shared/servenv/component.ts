@@ -1,9 +1,10 @@
 import { Logger, parseLogLevel } from "../log/mod.ts";
 import { Topo } from "../topo/mod.ts";
 import { ServerEnv } from "./server_env.ts";
+import { configureGrpcSecurity, type GrpcSecurityFlags } from "./grpc_security.ts";
 
 /** The flags every topo-connected component has (see COMMON_FLAGS). */
-export interface ComponentFlags {
+export interface ComponentFlags extends GrpcSecurityFlags {
   readonly cluster: string;
   readonly cell: string;
   readonly "topo-global-address": string;
@@ -11,14 +12,16 @@ export interface ComponentFlags {
 }
 
 /**
- * The start every topo-connected component shares: a logger with the component's fixed keys, its
- * ServerEnv, and its view of the topology (closed on shutdown).
+ * The start every topo-connected component shares: its gRPC security from the `--grpc-*` flags
+ * (checked first: a fault stops the component with one clear line), a logger with the
+ * component's fixed keys, its ServerEnv, and its view of the topology (closed on shutdown).
  */
 export async function startComponent(
   component: string,
   id: string,
   cfg: ComponentFlags,
 ): Promise<{ logger: Logger; env: ServerEnv; topo: Topo }> {
+  configureGrpcSecurity(cfg);
   const logger = new Logger({
     level: parseLogLevel(cfg["log-level"]),
     fields: { component, id, cell: cfg.cell },

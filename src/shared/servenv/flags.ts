@@ -31,6 +31,22 @@ export const COMMON_FLAGS = {
     help: "Address the component's servers listen on",
   },
   "log-level": { type: "string", default: "info", help: "debug, info, warn or error" },
+  "grpc-ca-file": {
+    type: "string",
+    default: "",
+    help: "PEM CA certificate(s) of the cluster: gRPC peers must show a certificate it issued",
+  },
+  "grpc-cert-file": {
+    type: "string",
+    default: "",
+    help: "PEM certificate this component shows to gRPC peers (as server and as client)",
+  },
+  "grpc-key-file": { type: "string", default: "", help: "PEM private key of --grpc-cert-file" },
+  "grpc-insecure": {
+    type: "boolean",
+    default: false,
+    help: "Plaintext, unauthenticated gRPC instead of mutual TLS (one of the two is required)",
+  },
   "config": {
     type: "string",
     default: "",

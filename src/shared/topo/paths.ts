@@ -9,8 +9,8 @@ export function validateName(kind: string, name: string): void {
       `Invalid ${kind} name ${JSON.stringify(name)}: use letters, digits, _ . and -`,
     );
   }
-  if (kind === "cell" && name === "databases") {
-    throw new Error(`Invalid cell name "databases": it is reserved`);
+  if (kind === "cell" && (name === "databases" || name === "locks" || name === "secrets")) {
+    throw new Error(`Invalid cell name "${name}": it is reserved`);
   }
 }
 
@@ -41,6 +41,11 @@ export class TopoPaths {
   database(db: string): string {
     validateName("database", db);
     return `${this.databasesPrefix}${db}`;
+  }
+  /** A secret the cluster's components share (e.g. for mock authentication salts). */
+  clusterSecret(name: string): string {
+    validateName("secret", name);
+    return `${this.globalRoot}secrets/${name}`;
   }
   /** The lock an orch holds while it changes a shard's primary. */
   shardLock(database: string, tablegroup: string, shard: string): string {

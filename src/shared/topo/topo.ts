@@ -95,6 +95,22 @@ export class Topo {
     await this.global.put(this.paths.database(db.name), encodeRecord("Database", db));
   }
 
+  /**
+   * The cluster's secret `name` (32 random bytes), made by whichever component asks first:
+   * every component of the cluster gets the same bytes.
+   */
+  async clusterSecret(name: string): Promise<Uint8Array> {
+    const key = this.paths.clusterSecret(name);
+    let value = await this.global.get(key);
+    if (value === null) {
+      const fresh = crypto.getRandomValues(new Uint8Array(32));
+      await this.global.create(key, btoa(String.fromCharCode(...fresh)));
+      value = await this.global.get(key);
+    }
+    if (value === null) throw new Error(`The cluster secret ${name} could not be stored`);
+    return Uint8Array.from(atob(value), (ch) => ch.charCodeAt(0));
+  }
+
   async listDatabases(): Promise<DatabaseRecord[]> {
     const all = await this.global.list(this.paths.databasesPrefix);
     return [...all.values()].map((v) => decodeRecord<DatabaseRecord>("Database", v));

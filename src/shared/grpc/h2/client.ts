@@ -12,6 +12,7 @@ import {
   type OpenStreamOptions,
 } from "./connection.ts";
 import { noDelay } from "./server.ts";
+import { connectMutualTls } from "./mutual_tls.ts";
 import type { GrpcStream } from "./stream.ts";
 
 /** Where to connect, and connection tuning. */
@@ -23,6 +24,12 @@ export interface ConnectH2Options extends H2ConnectionOptions {
    * `alpnProtocols: ["h2"]`); `hostname` and `port` then only name the `:authority`.
    */
   conn?: ByteConn;
+  /**
+   * Dial with TLS (ALPN `h2`, see `connectMutualTls`) instead of TCP: the server's certificate
+   * must be issued by one of `caCerts` for `hostname`, and `cert`/`key` (PEM) are shown when it
+   * asks for a client certificate. Check first that the key matches the certificate.
+   */
+  tls?: { caCerts: string[]; cert: string; key: string };
 }
 
 /** {@linkcode connectBidi}: where, which method, and the stream's callbacks. */
@@ -32,12 +39,20 @@ export interface ConnectBidiOptions extends ConnectH2Options, OpenStreamOptions 
 }
 
 /**
- * Dials `hostname:port` (TCP, `setNoDelay`) and starts an HTTP/2 connection with prior
+ * Dials `hostname:port` (TCP, `setNoDelay`; or TLS, see `tls`) and starts an HTTP/2 connection with prior
  * knowledge. It resolves once the TCP connection is up: the preface and SETTINGS leave with
  * the first flush, and streams may be opened and written at once.
  */
 export async function connectH2(opts: ConnectH2Options): Promise<H2Connection> {
-  const conn = opts.conn ?? await Deno.connect({ hostname: opts.hostname, port: opts.port });
+  const conn = opts.conn ?? (opts.tls
+    ? await connectMutualTls({
+      hostname: opts.hostname,
+      port: opts.port,
+      ca: opts.tls.caCerts,
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+    })
+    : await Deno.connect({ hostname: opts.hostname, port: opts.port }));
   noDelay(conn);
   const host = opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname;
   return new H2Connection(conn, { role: "client", authority: `${host}:${opts.port}` }, opts);

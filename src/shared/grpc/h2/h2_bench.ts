@@ -1,7 +1,8 @@
 /**
  * One 64-byte message round trip on 127.0.0.1 (client writes, server echoes, client receives):
- * our h2 client and server, against grpc-js client and server on the same bidi method (bytes
- * passed through, no protobuf), against a plain TCP ping-pong on Deno sockets (the floor).
+ * our h2 client and server (over TCP, and over mutual TLS as the cluster runs it), against
+ * grpc-js client and server on the same bidi method (bytes passed through, no protobuf), against
+ * a plain TCP ping-pong on Deno sockets (the floor).
  *
  * ```sh
  * deno bench -A src/shared/grpc/h2/h2_bench.ts
@@ -13,6 +14,8 @@ import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { connectBidi } from "./client.ts";
 import { serveBidi } from "./server.ts";
+import { listenMutualTls } from "./mutual_tls.ts";
+import { makeTestPki } from "../testing_pki.ts";
 
 const PATH = "/multigres.multipooler.MultiPooler/DataPlane";
 const MESSAGE = new Uint8Array(64).fill(7);
@@ -40,6 +43,33 @@ const ours = await connectBidi({
   path: PATH,
   onMessage: onReply,
 });
+
+// ---- ours over mutual TLS (node:tls server, Deno.connectTls client) ----
+const pki = await makeTestPki();
+const tlsServer = serveBidi(
+  await listenMutualTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    ca: pki.ca,
+    cert: pki.cert,
+    key: pki.key,
+  }),
+  {
+    path: PATH,
+    onStream(s) {
+      s.onMessage = (m) => s.write(m);
+      s.onEnd = () => s.end();
+    },
+  },
+);
+const oursTls = await connectBidi({
+  hostname: "127.0.0.1",
+  port: (tlsServer.addr as Deno.NetAddr).port,
+  path: PATH,
+  tls: { caCerts: [pki.ca], cert: pki.cert, key: pki.key },
+  onMessage: onReply,
+});
+Deno.removeSync(pki.dir, { recursive: true });
 
 // ---- grpc-js, bytes in and out ----
 const identity = (b: Buffer) => b;
@@ -97,6 +127,10 @@ Deno.bench("64-byte round trip: h2 (ours, client + server)", { group: "rtt" }, a
   await roundTrip(() => ours.write(MESSAGE));
 });
 
+Deno.bench("64-byte round trip: h2 over mutual TLS (ours)", { group: "rtt" }, async () => {
+  await roundTrip(() => oursTls.write(MESSAGE));
+});
+
 Deno.bench(
   "64-byte round trip: grpc-js client + server",
   { group: "rtt", baseline: true },
@@ -112,6 +146,8 @@ Deno.bench("64-byte round trip: TCP ping-pong, Deno sockets", { group: "rtt" }, 
 
 globalThis.addEventListener("unload", () => {
   ours.end();
+  oursTls.end();
+  void tlsServer.close();
   grpcCall.end();
   grpcClient.close();
   grpcServer.forceShutdown();

@@ -5,6 +5,7 @@ import {
   type DataPlaneRequest,
   type DataPlaneResponse,
   grpc,
+  INSECURE_GRPC,
   makeClient,
   type SessionRequest,
   startGrpcServer,
@@ -86,7 +87,7 @@ Deno.test("interop: a grpc-js client streams DataPlane to our server", LEAKY, as
     },
   });
   const port = (server.addr as Deno.NetAddr).port;
-  const client = makeClient("MultiPooler", `127.0.0.1:${port}`);
+  const client = makeClient("MultiPooler", `127.0.0.1:${port}`, INSECURE_GRPC);
   try {
     // deno-lint-ignore no-explicit-any
     const call = (client as any).DataPlane() as grpc.ClientDuplexStream<
@@ -118,7 +119,11 @@ Deno.test("interop: a grpc-js client sees the status our server ends with", LEAK
       stream.onMessage = () => stream.end(GrpcStatus.FAILED_PRECONDITION, "not the primary: é");
     },
   });
-  const client = makeClient("MultiPooler", `127.0.0.1:${(server.addr as Deno.NetAddr).port}`);
+  const client = makeClient(
+    "MultiPooler",
+    `127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
+    INSECURE_GRPC,
+  );
   try {
     // deno-lint-ignore no-explicit-any
     const call = (client as any).DataPlane() as grpc.ClientDuplexStream<
@@ -144,7 +149,7 @@ Deno.test("interop: our client streams DataPlane to a grpc-js server", LEAKY, as
         call.on("end", () => call.end());
       },
     },
-  });
+  }, { security: INSECURE_GRPC });
   try {
     const got: DataPlaneResponse[] = [];
     const stream = await connectBidi({
@@ -173,7 +178,7 @@ Deno.test("interop: our client sees the status a grpc-js server ends with", LEAK
         });
       },
     },
-  });
+  }, { security: INSECURE_GRPC });
   try {
     const stream = await connectBidi({ hostname: "127.0.0.1", port, path: PATH, onMessage() {} });
     stream.write(encodeDataPlaneRequest(request(0)));
@@ -190,7 +195,9 @@ Deno.test(
   "interop: a grpc-js server answers our client UNIMPLEMENTED for an unknown method",
   LEAKY,
   async () => {
-    const { server, port } = await startGrpcServer("127.0.0.1", 0, { MultiPooler: {} });
+    const { server, port } = await startGrpcServer("127.0.0.1", 0, { MultiPooler: {} }, {
+      security: INSECURE_GRPC,
+    });
     try {
       const stream = await connectBidi({
         hostname: "127.0.0.1",

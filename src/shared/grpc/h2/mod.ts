@@ -1,8 +1,8 @@
 /**
- * A lean gRPC transport for one bidirectional streaming method: HTTP/2 over plain TCP (h2c,
- * prior knowledge) on Deno's own sockets, built from typed arrays for latency. It carries the
- * data plane (`MultiPooler.DataPlane`) while grpc-js keeps every other RPC; any gRPC client or
- * server can sit at the other end.
+ * A lean gRPC transport for one bidirectional streaming method: HTTP/2 with prior knowledge over
+ * TCP (h2c) on Deno's own sockets, or over mutual TLS (`listenMutualTls()`, `tls` on the client),
+ * built from typed arrays for latency. It carries the data plane (`MultiPooler.DataPlane`) while
+ * grpc-js keeps every other RPC; any gRPC client or server can sit at the other end.
  *
  * Messages are bytes: encode and decode them with `dataplane_codec.ts`. See README.md.
  *
@@ -46,3 +46,4 @@ export * from "./stream.ts";
 export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./client.ts";
+export * from "./mutual_tls.ts";

@@ -12,19 +12,29 @@ import {
   type StreamHandler,
 } from "./connection.ts";
 
+/**
+ * What {@linkcode serveBidi} accepts connections from: a `Deno.Listener` (TCP), or
+ * `listenMutualTls()` (TLS that requires a client certificate from a CA).
+ */
+export interface H2Listener {
+  accept(): Promise<ByteConn>;
+  close(): void;
+  readonly addr: Deno.Addr;
+}
+
 /** Options of {@linkcode serveBidi}: the method served, its handler, and connection tuning. */
 export interface ServeBidiOptions extends H2ConnectionOptions, StreamHandler {}
 
 /** A listener serving one method; see {@linkcode serveBidi}. */
 export class BidiServer {
-  readonly #listener: Deno.Listener;
+  readonly #listener: H2Listener;
   readonly #opts: ServeBidiOptions;
   readonly #conns = new Set<H2Connection>();
   #closing = false;
   /** Resolves when the accept loop ends: `null` after `close()`, else the accept error. */
   readonly finished: Promise<Error | null>;
 
-  constructor(listener: Deno.Listener, opts: ServeBidiOptions) {
+  constructor(listener: H2Listener, opts: ServeBidiOptions) {
     this.#listener = listener;
     this.#opts = opts;
     this.finished = this.#accept();
@@ -55,7 +65,7 @@ export class BidiServer {
 
   async #accept(): Promise<Error | null> {
     for (;;) {
-      let conn: Deno.Conn;
+      let conn: ByteConn;
       try {
         conn = await this.#listener.accept();
       } catch (e) {
@@ -75,7 +85,7 @@ export class BidiServer {
 
 /**
  * Serves `opts.path` on every h2c connection `listener` accepts (TCP with `setNoDelay`, or
- * TLS whose ALPN chose `h2`). Each client stream to the path reaches `opts.onStream`; streams
+ * TLS whose ALPN chose `h2`, e.g. from `listenMutualTls()`). Each client stream to the path reaches `opts.onStream`; streams
  * to other paths are answered UNIMPLEMENTED.
  *
  * ```ts ignore
@@ -91,7 +101,7 @@ export class BidiServer {
  * await server.close();
  * ```
  */
-export function serveBidi(listener: Deno.Listener, opts: ServeBidiOptions): BidiServer {
+export function serveBidi(listener: H2Listener, opts: ServeBidiOptions): BidiServer {
   return new BidiServer(listener, opts);
 }
 
