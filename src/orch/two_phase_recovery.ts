@@ -114,6 +114,10 @@ export class TwoPhaseRecovery {
     );
     if (!decider) return;
 
+    // Decisions first, then what is prepared: a decision listed here whose transaction is
+    // still prepared anywhere shows in the listing that follows, so none is forgotten early.
+    const decisions = await this.#control.listDecisions(decider, this.#minAgeSeconds);
+
     // Every primary's prepared transactions; a primary that cannot answer is "unknown".
     const prepared = new Map<string, PreparedTransaction[]>();
     await Promise.all([...primaries].map(async ([key, p]) => {
@@ -125,20 +129,32 @@ export class TwoPhaseRecovery {
     }));
 
     const finishedHere = new Set<string>();
+    let failures = 0;
     for (const [key, txs] of prepared) {
       for (const tx of txs) {
         if (tx.ageSeconds < this.#minAgeSeconds) continue;
-        const decision = await this.#control.decide(decider, tx.gid, ABORT);
-        const commit = decision === COMMIT;
-        await this.#control.finishPrepared(primaries.get(key)!, tx, commit);
-        finishedHere.add(`${key}\0${tx.gid}`);
-        this.#logger.info("two-phase recovery finished a prepared transaction", {
-          gid: tx.gid,
-          shard: key,
-          outcome: commit ? "committed" : "rolled back",
-        });
+        try {
+          const decision = await this.#control.decide(decider, tx.gid, ABORT);
+          const commit = decision === COMMIT;
+          await this.#control.finishPrepared(primaries.get(key)!, tx, commit);
+          finishedHere.add(`${key}\0${tx.gid}`);
+          this.#logger.info("two-phase recovery finished a prepared transaction", {
+            gid: tx.gid,
+            shard: key,
+            outcome: commit ? "committed" : "rolled back",
+          });
+        } catch (e) {
+          // The others are still worth finishing; this one is tried again next time.
+          failures++;
+          this.#logger.warn("two-phase recovery could not finish a prepared transaction", {
+            gid: tx.gid,
+            shard: key,
+            error: e,
+          });
+        }
       }
     }
+    if (failures) return; // nothing is forgotten in a pass that left something unfinished
 
     // Decisions nothing is prepared under any more (on every participant that answered).
     const stillPrepared = new Set<string>();
@@ -147,15 +163,18 @@ export class TwoPhaseRecovery {
         if (!finishedHere.has(`${key}\0${tx.gid}`)) stillPrepared.add(tx.gid);
       }
     }
-    const decisions = await this.#control.listDecisions(decider, this.#minAgeSeconds);
+    // A database's default tablegroup is served by the default server (its pooler's record
+    // names the server's own database): a participant named after the client's database.
+    const answered = (name: string) =>
+      prepared.has(name) ||
+      (name.endsWith("/default/0-inf") && !primaries.has(name) && prepared.has(shardName(decider)));
     const forget: string[] = [];
     for (const d of decisions) {
       if (d.decision === ABORT) {
         if (d.ageSeconds >= this.#abortRetentionSeconds) forget.push(d.gid);
         continue;
       }
-      const allAnswered = d.participants.every((name) => prepared.has(name));
-      if (allAnswered && !stillPrepared.has(d.gid)) forget.push(d.gid);
+      if (d.participants.every(answered) && !stillPrepared.has(d.gid)) forget.push(d.gid);
     }
     if (forget.length) await this.#control.forget(decider, forget);
   }

@@ -1,5 +1,5 @@
 import { PgError, SqlState } from "../shared/errors/mod.ts";
-import { TWO_PHASE_GID_PREFIX } from "../shared/grpc/types.ts";
+import { TWO_PHASE_GID } from "../shared/grpc/types.ts";
 import type {
   ChangeMetadataRequest,
   GetAuthCredentialsResponse,
@@ -684,7 +684,14 @@ export class Pooler {
 
   /** Transactions Multigres prepared on this server (a primary's; a replica has none to end). */
   listPrepared(): Promise<PreparedTransaction[]> {
-    if (this.#type !== "PRIMARY") return Promise.resolve([]);
+    if (this.#type !== "PRIMARY") {
+      // Not "none": a pooler that just stopped being the primary cannot speak for the shard.
+      return Promise.reject(
+        new PgError(SqlState.CANNOT_CONNECT_NOW, "this pooler is not a primary", {
+          retryable: true,
+        }),
+      );
+    }
     return twoPhase.listPrepared(this.#admin);
   }
 
@@ -695,7 +702,7 @@ export class Pooler {
         retryable: true,
       });
     }
-    if (!gid.startsWith(TWO_PHASE_GID_PREFIX)) {
+    if (!TWO_PHASE_GID.test(gid)) {
       throw new PgError(SqlState.INVALID_PARAMETER_VALUE, `not a Multigres transaction: ${gid}`);
     }
     const conn = new AdminConn({

@@ -175,6 +175,38 @@ Deno.test({
         assert.equal((await bank.query("select 'usable' as v")).rows[0].v, "usable");
       });
 
+      await t.step(
+        "a block on several shards keeps Postgres's rules for what ends it",
+        async () => {
+          const [a, b] = [onLow[6], onHigh[6]];
+          // Transaction-scoped settings follow the block to a shard that joins it later.
+          await bank.query("begin");
+          await bank.query("set transaction isolation level serializable");
+          await bank.query("update accounts set balance = balance where id = $1", [a]);
+          const iso = await bank.query(
+            "select current_setting('transaction_isolation') as v from accounts where id = $1",
+            [b],
+          );
+          assert.deepEqual(iso.rows, [{ v: "serializable" }]);
+          // A query string that would end the block on the default shard alone is refused.
+          const hidden = await errorOf(bank.query("select 1; rollback"));
+          assert.equal(hidden?.code, "0A000", String(hidden?.message));
+          // In a failed block only ROLLBACK [TO] runs, as in Postgres.
+          const sp = await errorOf(bank.query("savepoint later"));
+          assert.equal(sp?.code, "25P02");
+          const end = await bank.query("commit");
+          assert.equal(end.command, "ROLLBACK");
+          // A client's own PREPARE TRANSACTION of a block on a shard cannot be routed back.
+          await bank.query("begin");
+          await bank.query("update accounts set balance = balance where id = $1", [a]);
+          const prep = await errorOf(bank.query("prepare transaction 'mine'"));
+          assert.equal(prep?.code, "0A000", String(prep?.message));
+          await bank.query("rollback");
+          assert.equal(await preparedLeft(), 0);
+          assert.equal((await bank.query("select 'usable' as v")).rows[0].v, "usable");
+        },
+      );
+
       await t.step("a write outside a block on several shards is atomic", async () => {
         const r = await bank.query("update accounts set balance = balance + 0");
         assert.equal(r.rowCount, ACCOUNTS, "row counts of both shards summed");
@@ -217,6 +249,100 @@ Deno.test({
               );
             }
           }
+        },
+      );
+
+      await t.step(
+        "an INSERT of several rows across shards inserts each row on its shard, atomically",
+        async () => {
+          await bank.query(
+            "create table items (id bigint primary key, note text) in accts shard by (id)",
+          );
+          await bank.query("create table items_plain (id bigint primary key, note text)");
+          const [a, b, c, d, e] = [onLow[0], onHigh[0], onLow[1], onHigh[1], onHigh[2]];
+          const values = `(${a}, 'a), (x'), (${b}, $$b), ($$), (${c}, 'c' || '(,)'), ` +
+            `(${d}, null), (${e}, /* ), ( */ upper('e'))`;
+          const both = async (sql: (table: string) => string) => {
+            const sharded = await bank.query(sql("items"));
+            const plain = await bank.query(sql("items_plain"));
+            return { sharded, plain };
+          };
+          const contents = async (table: string) =>
+            (await bank.query(`select id, note from ${table} order by id`)).rows;
+
+          const ins = await both((t) =>
+            `insert into ${t} (id, note) values ${values} returning note, id::int`
+          );
+          assert.equal(ins.sharded.command, "INSERT");
+          assert.equal(ins.sharded.rowCount, 5);
+          assert.equal(ins.sharded.rowCount, ins.plain.rowCount);
+          assert.deepEqual(ins.sharded.rows, ins.plain.rows, "RETURNING rows in VALUES order");
+          assert.deepEqual(ins.sharded.rows.map((r: { id: number }) => r.id), [a, b, c, d, e]);
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
+          const onShard = async (sh: pg.Client) =>
+            (await sh.query("select id::int from items order by id")).rows.map((
+              r: { id: number },
+            ) => r.id);
+          assert.deepEqual(await onShard(low), [a, c].sort((x, y) => x - y));
+          assert.deepEqual(await onShard(high), [b, d, e].sort((x, y) => x - y));
+
+          // ON CONFLICT DO NOTHING: the tag counts the rows inserted, on both shards.
+          const skip = await both((t) =>
+            `insert into ${t} (id, note) values (${onLow[2]}, 'n'), (${b}, 'dup'), ` +
+            `(${onHigh[3]}, 'n') on conflict do nothing`
+          );
+          assert.equal(skip.sharded.rowCount, 2);
+          assert.equal(skip.sharded.rowCount, skip.plain.rowCount);
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
+
+          // In a block, the rows wait for its end; ROLLBACK leaves none on either shard.
+          const [f, g] = [onLow[3], onHigh[4]];
+          await bank.query("begin");
+          const inBlock = await bank.query(
+            `insert into items (id, note) values (${f}, 'f'), (${g}, 'g')`,
+          );
+          assert.equal(inBlock.rowCount, 2);
+          const seen = await bank.query(
+            `select count(*)::int as n from items where id in (${f}, ${g})`,
+          );
+          assert.equal(seen.rows[0].n, 2);
+          await bank.query("rollback");
+          const after = await bank.query(
+            `select count(*)::int as n from items where id in (${f}, ${g})`,
+          );
+          assert.equal(after.rows[0].n, 0);
+
+          // A duplicate key on one shard: no row on any shard, Postgres's SQLSTATE.
+          const dup = (t: string) =>
+            `insert into ${t} (id, note) values (${f}, 'f'), (${b}, 'again'), (${g}, 'g')`;
+          const viaGateway = await errorOf(bank.query(dup("items")));
+          const viaPostgres = await errorOf(bank.query(dup("items_plain")));
+          assert.equal(viaGateway?.code, "23505");
+          assert.equal(viaGateway?.code, viaPostgres?.code);
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
+          assert.equal(await preparedLeft(), 0);
+
+          // RETURNING with rows that may be skipped cannot be put back in order: refused first.
+          const unordered = await errorOf(bank.query(
+            `insert into items (id, note) values (${f}, 'f'), (${g}, 'g') ` +
+              "on conflict do nothing returning id",
+          ));
+          assert.equal(unordered?.code, "0A000");
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
+
+          // The extended protocol: rows of several shards are refused, rows of one shard work.
+          const extended = "insert into items (id, note) values ($1, 'p'), ($2, 'q')";
+          const across = await errorOf(bank.query(extended, [f, g]));
+          assert.equal(across?.code, "0A000");
+          assert.match(across?.message ?? "", /extended query protocol/);
+          const one = await bank.query(extended, [f, onLow[4]]);
+          assert.equal(one.rowCount, 2);
+          const mine = await low.query(
+            "select note from items where id = any($1) order by note",
+            [[f, onLow[4]]],
+          );
+          assert.deepEqual(mine.rows.map((r: { note: string }) => r.note), ["p", "q"]);
+          assert.equal((await bank.query("select 'usable' as v")).rows[0].v, "usable");
         },
       );
 

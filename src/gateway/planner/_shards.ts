@@ -23,13 +23,17 @@ import { aggregateIn } from "./_aggregates.ts";
 import { keyId, keyOf, keysOfAny, keysOfList } from "./_keys.ts";
 import type { Block, Occurrence, Tables } from "./_tables.ts";
 import { planMerge } from "./_merge.ts";
-import type { KeyValue, MergeSpec, Plan } from "./types.ts";
+import type { InsertSplit, KeyValue, MergeSpec, Plan } from "./types.ts";
+import { valuesRows } from "./_values_rows.ts";
+import { firstKeyword } from "./_lexer.ts";
 
 /** What one block of a sharded statement allows: its keys (null: any shard). */
 interface BlockRoute {
   block: Block;
   keys: KeyValue[] | null;
   type: ShardingType;
+  /** An INSERT of several rows: its text cut by row. */
+  split?: InsertSplit;
 }
 
 function refuse(message: string): PgError {
@@ -49,13 +53,21 @@ function refuse(message: string): PgError {
 export function planSharded(tables: Tables, tg: string, sql: string): Plan {
   const routes: BlockRoute[] = [];
   for (const b of tables.blocks) {
-    if (b.occurrences.length > 0) routes.push(routeBlock(b, tg));
+    if (b.occurrences.length > 0) routes.push(routeBlock(b, tg, sql));
   }
   const write = tables.write;
   const first = routes[0];
   const one = first.keys?.length === 1 ? keyId(first.keys[0]) : undefined;
   if (one !== undefined && routes.every((r) => r.keys?.length === 1 && keyId(r.keys[0]) === one)) {
-    return { kind: "keyed", tablegroup: tg, type: first.type, keys: first.keys!, write };
+    const plan: Plan = {
+      kind: "keyed",
+      tablegroup: tg,
+      type: first.type,
+      keys: first.keys!,
+      write,
+    };
+    if (first.split !== undefined && routes.length === 1) plan.split = first.split;
+    return plan;
   }
   const root = tables.root;
   if (routes.length === 1 && first.block === root) {
@@ -72,6 +84,7 @@ export function planSharded(tables: Tables, tg: string, sql: string): Plan {
         write,
       };
       if (merge !== undefined) plan.merge = merge;
+      if (first.split !== undefined) plan.split = first.split;
       return plan;
     }
     return merge !== undefined
@@ -130,10 +143,10 @@ function unionAll(tables: Tables, routes: BlockRoute[], tg: string): Plan | unde
   return { kind: "scatter", tablegroup: tg, write: tables.write };
 }
 
-function routeBlock(b: Block, tg: string): BlockRoute {
+function routeBlock(b: Block, tg: string, sql: string): BlockRoute {
   switch (b.kind) {
     case "InsertStmt":
-      return routeInsert(b, tg);
+      return routeInsert(b, tg, sql);
     case "MergeStmt":
       throw refuse(`MERGE on a table of sharded tablegroup "${tg}" is not supported yet`);
     case "UpdateStmt": {
@@ -155,7 +168,7 @@ function routeBlock(b: Block, tg: string): BlockRoute {
   }
 }
 
-function routeInsert(b: Block, tg: string): BlockRoute {
+function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
   const ins = b.body as InsertStmt;
   const target = b.occurrences[0];
   const column = target.info.column!;
@@ -172,9 +185,14 @@ function routeInsert(b: Block, tg: string): BlockRoute {
   if (sel.valuesLists === undefined) {
     throw refuse(`INSERT … SELECT into a table of sharded tablegroup "${tg}" is not supported yet`);
   }
-  if (sel.valuesLists.length !== 1) {
+  const several = sel.valuesLists.length > 1;
+  if (
+    several && (sel.sortClause !== undefined || sel.limitCount !== undefined ||
+      sel.limitOffset !== undefined || sel.withClause !== undefined ||
+      sel.lockingClause !== undefined)
+  ) {
     throw refuse(
-      `INSERT of several rows into a table of sharded tablegroup "${tg}" is not supported yet`,
+      `INSERT of several rows with ORDER BY, LIMIT, OFFSET or WITH on its VALUES into a table of sharded tablegroup "${tg}" is not supported yet`,
     );
   }
   const position = target.info.position;
@@ -192,18 +210,23 @@ function routeInsert(b: Block, tg: string): BlockRoute {
       `INSERT into table "${name}" of sharded tablegroup "${tg}" must give a value for its sharding column "${column}"`,
     );
   }
-  const row = sel.valuesLists[0];
-  const value = "List" in row ? row.List.items?.[at] : undefined;
-  if (value !== undefined && "SetToDefault" in value) {
-    throw refuse(
-      `INSERT into table "${name}" of sharded tablegroup "${tg}" may not use DEFAULT for its sharding column "${column}"`,
-    );
-  }
-  const key = keyOf(value, type);
-  if (key === undefined) {
-    throw refuse(
-      `the value of sharding column "${column}" in an INSERT into table "${name}" must be a constant or a parameter`,
-    );
+  const values: (Node | undefined)[] = [];
+  const keys: KeyValue[] = [];
+  for (const row of sel.valuesLists) {
+    const value = "List" in row ? row.List.items?.[at] : undefined;
+    if (value !== undefined && "SetToDefault" in value) {
+      throw refuse(
+        `INSERT into table "${name}" of sharded tablegroup "${tg}" may not use DEFAULT for its sharding column "${column}"`,
+      );
+    }
+    const key = keyOf(value, type);
+    if (key === undefined) {
+      throw refuse(
+        `the value of sharding column "${column}" in an INSERT into table "${name}" must be a constant or a parameter`,
+      );
+    }
+    values.push(value);
+    keys.push(key);
   }
   for (const t of ins.onConflictClause?.targetList ?? []) {
     if ("ResTarget" in t && t.ResTarget.name === column) {
@@ -212,7 +235,29 @@ function routeInsert(b: Block, tg: string): BlockRoute {
       );
     }
   }
-  return { block: b, keys: [key], type };
+  if (!several) return { block: b, keys, type };
+  const distinct = dedupe(keys);
+  if (distinct.length > 1 && firstKeyword(sql) === "explain") {
+    throw refuse(
+      `EXPLAIN of an INSERT of several rows into a table of sharded tablegroup "${tg}" is not supported yet`,
+    );
+  }
+  const cut = valuesRows(sql, ins.relation?.location ?? 0, values);
+  if (cut === undefined) {
+    throw refuse(
+      `INSERT of several rows into a table of sharded tablegroup "${tg}" is only supported as INSERT INTO t (…) VALUES (…), (…)`,
+    );
+  }
+  const conflict = ins.onConflictClause;
+  const split: InsertSplit = {
+    head: cut.head,
+    rows: cut.rows.map((text, i) => ({ text, key: keys[i] })),
+    tail: cut.tail,
+    returning: (ins.returningList?.length ?? 0) > 0,
+    maySkipRows: conflict !== undefined &&
+      (conflict.action === "ONCONFLICT_NOTHING" || conflict.whereClause !== undefined),
+  };
+  return { block: b, keys: distinct, type, split };
 }
 
 /** A small union-find over a block's occurrences (co-location classes). */

@@ -37,6 +37,7 @@ export { PlanCache, type PlanCacheOptions } from "./plan_cache.ts";
 export type {
   HavingExpr,
   HavingOperand,
+  InsertSplit,
   KeyValue,
   MergeAggregate,
   MergeBound,

@@ -31,6 +31,8 @@ const DEFAULT: Plan = Object.freeze({ kind: "default" });
 /** A statement on no table (catalogs only): it may join a transaction block on any shard. */
 const NO_TABLES: Plan = Object.freeze({ kind: "default", touchesTables: false });
 const SESSION: Plan = Object.freeze({ kind: "session_setting" });
+/** Several statements, one of them transaction control, all for the default shard. */
+const CONTROLS_TRANSACTION: Plan = Object.freeze({ kind: "default", controlsTransaction: true });
 
 type TransactionOp = Extract<Plan, { kind: "transaction" }>["op"];
 
@@ -83,6 +85,7 @@ export function planQuery(sql: string, view: SchemaView): Plan {
     const stmts = parsed.stmts ?? [];
     if (stmts.length === 0) return DEFAULT;
     if (stmts.length === 1) return planStatement(stmts[0].stmt!, view, true, sql);
+    let control = false;
     for (const s of stmts) {
       let plan: Plan;
       try {
@@ -95,8 +98,9 @@ export function planQuery(sql: string, view: SchemaView): Plan {
       if (k !== "default" && k !== "transaction" && k !== "session_setting") {
         throw severalStatements();
       }
+      if (k === "transaction") control = true;
     }
-    return DEFAULT;
+    return control ? CONTROLS_TRANSACTION : DEFAULT;
   } catch (e) {
     if (!(e instanceof PgError)) throw e;
     const plan: Plan = { kind: "refused", message: e.message, sqlstate: e.sqlstate };

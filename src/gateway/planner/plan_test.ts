@@ -293,8 +293,8 @@ Deno.test("planQuery() refuses INSERTs into a sharded table it cannot route to o
     'INSERT into a table of sharded tablegroup "tg" must name its columns',
   );
   refused(
-    "insert into orders (id) values (1), (2)",
-    /^INSERT of several rows into a table of sharded tablegroup "tg"/,
+    "insert into orders (id) values (1), (2 + 1)",
+    /must be a constant or a parameter/,
   );
   refused(
     "insert into orders (id) select 1",

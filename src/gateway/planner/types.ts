@@ -31,6 +31,23 @@ export interface SchemaView {
 /** A value of the sharding column in a statement: a literal's text (null: NULL) or `$n`. */
 export type KeyValue = { literal: string | null } | { param: number };
 
+/**
+ * An `INSERT … VALUES (…), (…) …` cut by row: a shard runs `head`, its rows joined by ", ", then
+ * `tail` (its rows keep their order). With RETURNING, each row returns one row, in VALUES order,
+ * unless `maySkipRows` (ON CONFLICT DO NOTHING, or DO UPDATE … WHERE): then rows may be missing
+ * and the order across shards cannot be rebuilt.
+ */
+export interface InsertSplit {
+  /** The text up to the first row (`INSERT INTO t (…) VALUES `). */
+  head: string;
+  /** Each row's text `( … )` and its sharding-column value, in VALUES order. */
+  rows: { text: string; key: KeyValue }[];
+  /** The text after the last row (ON CONFLICT, RETURNING, a final `;`). */
+  tail: string;
+  returning: boolean;
+  maySkipRows: boolean;
+}
+
 /** A table named in a statement, qualified (`public` when it was not). */
 export interface TableName {
   schema: string;
@@ -47,6 +64,11 @@ export type Plan =
      * in a transaction block that lives on another shard; absent: it may touch tables.
      */
     touchesTables?: false;
+    /**
+     * true: a query string of several statements, one of them transaction control (BEGIN,
+     * COMMIT, ROLLBACK…): it may end a block that also lives on other shards.
+     */
+    controlsTransaction?: true;
   }
   /** To the shards owning these sharding-column values (one or more). */
   | {
@@ -58,6 +80,8 @@ export type Plan =
     write: boolean;
     /** With several keys: how the shards' answers are merged (as for `scatter`). */
     merge?: MergeSpec;
+    /** An INSERT of several rows: the statement cut by row, for rows of several shards. */
+    split?: InsertSplit;
   }
   /**
    * To every shard of the tablegroup: rows concatenated in shard order, or, with `merge`, each

@@ -26,7 +26,7 @@ import {
   withReadyStatus,
 } from "./messages.ts";
 import { mergeAnswers } from "../merge/mod.ts";
-import type { MergeSpec } from "../planner/mod.ts";
+import type { InsertSplit, MergeSpec } from "../planner/mod.ts";
 import {
   columnCount,
   type MergeLookup,
@@ -36,6 +36,7 @@ import {
   rewriteQuery,
 } from "./merged_unit.ts";
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
+import { rowsByShard, shardQuery, type ShardRows, splitAnswers } from "./split_insert.ts";
 import {
   commitTwoPhase,
   newGid,
@@ -143,7 +144,10 @@ export class StatementRouter {
   readonly #participants = new Set<string>();
   /** The unit that began the transaction block, replayed on each shard it goes to. */
   #begin: Uint8Array | null = null;
-  /** SAVEPOINT, RELEASE and ROLLBACK TO units of the block, replayed on a shard that joins. */
+  /**
+   * SAVEPOINT, RELEASE, ROLLBACK TO and transaction-scoped SET units of the block (SET LOCAL,
+   * SET TRANSACTION, SET CONSTRAINTS), replayed in order on a shard that joins it.
+   */
   #savepoints: Uint8Array[] = [];
   /** A statement was refused inside the transaction block: it is failed until it ends. */
   #failed = false;
@@ -213,8 +217,10 @@ export class StatementRouter {
   #routePlanned(unit: Message[], map: ShardMap): Promise<Uint8Array> | null {
     // The default shard's part of the block failed (its answer went straight to the client):
     // the whole block is failed, on the shards too.
-    if (!this.#failed && this.#relay.status() === FAILED && this.#inTransaction()) {
-      this.#failed = true;
+    this.#noteDefaultFailure();
+    if (!this.#inTransaction() && this.#shardKeys().length) {
+      // The block ended where the gateway did not see it: its shards' parts are rolled back.
+      this.#abandonShards();
     }
     let plan: Plan;
     let binds: BindInfo[] = [];
@@ -222,7 +228,7 @@ export class StatementRouter {
       const p = this.#planUnit(unit, map);
       if (!p) {
         if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
-        if (this.#inTransaction()) this.#participants.add(DEFAULT);
+        if (this.#inTransaction() && runsSomething(unit)) this.#participants.add(DEFAULT);
         return null;
       }
       plan = p.plan;
@@ -232,6 +238,15 @@ export class StatementRouter {
     }
     if (plan.kind === "default") {
       if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
+      if (plan.controlsTransaction && this.#shardKeys().length) {
+        return Promise.resolve(this.#refuse(
+          unit,
+          featureNotSupported(
+            "a query string with several statements cannot end a transaction block that is on several shards",
+            { hint: "Send COMMIT or ROLLBACK as a statement of its own." },
+          ),
+        ));
+      }
       const touches = plan.touchesTables !== false;
       const inTx = this.#inTransaction();
       const first = inTx ? this.#participants.values().next().value : undefined;
@@ -241,18 +256,47 @@ export class StatementRouter {
         const home = this.#sessions.get(first);
         if (home && !home.closed) {
           return this.#relay.idle().then(() => this.#runOn(home, unit))
+            .then((answer) => {
+              if (firstError(splitMessages(answer))) this.#failed = true;
+              return answer;
+            })
             .catch((e) => this.#refuse(unit, toPgError(e)));
         }
       }
-      if (touches && inTx) this.#participants.add(DEFAULT);
+      // Whatever runs on the default shard in a block (a function may write) makes it a part.
+      if (inTx) this.#participants.add(DEFAULT);
       return null;
     }
     if (plan.kind === "transaction") return this.#transaction(unit, plan.op);
     if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
     if (plan.kind === "session_setting") return this.#setting(unit);
-    // Whatever runs elsewhere starts once the relay's answers before it are out.
-    return this.#relay.idle().then(() => this.#run(unit, plan, binds, map))
-      .catch((e) => this.#refuse(unit, toPgError(e)));
+    // Whatever runs elsewhere starts once the relay's answers before it are out (and not when
+    // the default shard failed the block meanwhile).
+    return this.#relay.idle().then(() => {
+      this.#noteDefaultFailure();
+      return this.#failed ? this.#abortedAnswer(unit) : this.#run(unit, plan, binds, map);
+    }).catch((e) => this.#refuse(unit, toPgError(e)));
+  }
+
+  /** A failure of the default shard's part of the block fails the whole block. */
+  #noteDefaultFailure(): void {
+    if (!this.#failed && this.#relay.status() === FAILED && this.#inTransaction()) {
+      this.#failed = true;
+    }
+  }
+
+  /** The shards (not the default one) the transaction block is on. */
+  #shardKeys(): string[] {
+    return [...this.#participants].filter((k) => k !== DEFAULT);
+  }
+
+  /** Closes the block's shard sessions (their poolers roll back) and forgets the block. */
+  #abandonShards(): void {
+    for (const k of this.#shardKeys()) {
+      this.#sessions.get(k)?.close();
+      this.#sessions.delete(k);
+    }
+    this.#endTransaction();
   }
 
   /** The messages of a flushed unit up to its Sync, on the shard that runs it. */
@@ -426,8 +470,27 @@ export class StatementRouter {
     binds: BindInfo[],
     map: ShardMap,
   ): Promise<Uint8Array> {
-    const shards = this.#targets(plan, binds, map);
+    let shards = this.#targets(plan, binds, map);
     const inTx = this.#inTransaction();
+    if (plan.kind === "keyed" && plan.split !== undefined) {
+      // An INSERT of several rows: whole where its rows all go to one shard, else cut by row.
+      const split = plan.split;
+      if (unit.length === 1 && unit[0].code === FrontendCode.Query) {
+        const parts = rowsByShard(plan, split, map);
+        if (parts.length > 1) return await this.#splitInsert(unit, plan, split, parts, inTx);
+        shards = [parts[0].shard];
+      } else if (!unit.some((m) => m.code === FrontendCode.Execute)) {
+        shards = shards.slice(0, 1); // a Parse or Describe: one shard answers it
+      } else if (shards.length > 1) {
+        throw featureNotSupported(
+          `INSERT of several rows into a table of sharded tablegroup "${plan.tablegroup}" whose rows belong to several shards is not supported in the extended query protocol`,
+          {
+            hint:
+              "Insert one row per statement, or send the statement in the simple query protocol.",
+          },
+        );
+      }
+    }
     if (isFlushed(unit) && shards.length > 1 && unit.some((m) => m.code === FrontendCode.Execute)) {
       throw featureNotSupported(
         "a statement on several shards cannot be flushed before its Sync",
@@ -453,9 +516,49 @@ export class StatementRouter {
     }
     const sessions = await Promise.all(shards.map((sh) => this.#session(plan.tablegroup, sh)));
     if (sessions.length === 1) return await this.#runOn(sessions[0], unit);
-    if (plan.write) return await this.#writeOnSeveral(unit, plan.tablegroup, shards, sessions);
+    if (plan.write) {
+      const parts = shards.map((shard, i) => ({ shard, session: sessions[i], unit }));
+      return await this.#writeOnSeveral(unit, plan.tablegroup, parts, concatAnswers);
+    }
     const answers = await Promise.all(sessions.map((s) => this.#runOn(s, unit)));
     return concatAnswers(answers);
+  }
+
+  /**
+   * A simple-protocol INSERT whose rows belong to several shards: each shard runs it with its
+   * own rows, in the transaction block (each shard joining it) or, outside one, atomically as
+   * any write on several shards. RETURNING rows come back in VALUES order, so a RETURNING that
+   * may skip rows (ON CONFLICT DO NOTHING, DO UPDATE … WHERE) is refused before anything runs.
+   */
+  async #splitInsert(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "keyed" }>,
+    split: InsertSplit,
+    parts: ShardRows[],
+    inTx: boolean,
+  ): Promise<Uint8Array> {
+    if (split.returning && split.maySkipRows) {
+      throw featureNotSupported(
+        `INSERT of several rows with RETURNING and ON CONFLICT DO NOTHING or DO UPDATE … WHERE into a table of sharded tablegroup "${plan.tablegroup}" is not supported when its rows belong to several shards`,
+        { hint: "Insert the rows of each shard in a statement of its own, or drop RETURNING." },
+      );
+    }
+    const combine = (answers: Uint8Array[]) => splitAnswers(answers, parts);
+    if (inTx) {
+      const sessions: ShardSession[] = [];
+      for (const p of parts) sessions.push(await this.#join(plan.tablegroup, p.shard));
+      const answers = await Promise.all(
+        sessions.map((s, i) => this.#runOn(s, shardQuery(split, parts[i].rows))),
+      );
+      return combine(answers);
+    }
+    const sessions = await Promise.all(parts.map((p) => this.#session(plan.tablegroup, p.shard)));
+    const work = parts.map((p, i) => ({
+      shard: p.shard,
+      session: sessions[i],
+      unit: shardQuery(split, p.rows),
+    }));
+    return await this.#writeOnSeveral(unit, plan.tablegroup, work, combine);
   }
 
   /**
@@ -527,29 +630,42 @@ export class StatementRouter {
 
   /**
    * A write outside a transaction block that touches several shards: as Postgres makes one
-   * statement atomic, it runs in a block on each shard, committed with two-phase commit (or
-   * rolled back everywhere when one shard fails it). Row counts are summed, RETURNING rows
-   * concatenated.
+   * statement atomic, it runs in a block on each shard (each its own `unit`: the client's, or
+   * its rows of a split INSERT), committed with two-phase commit (or rolled back everywhere when
+   * one shard fails it). `combine` makes one answer of the shards' (`concatAnswers`: row counts
+   * summed, RETURNING rows concatenated).
    */
   async #writeOnSeveral(
     unit: Message[],
     tablegroup: string,
-    shards: string[],
-    sessions: ShardSession[],
+    work: { shard: string; session: ShardSession; unit: Message[] }[],
+    combine: (answers: Uint8Array[]) => Uint8Array,
   ): Promise<Uint8Array> {
     const begin = query("BEGIN");
-    await Promise.all(sessions.map((s) => this.#replay(s, begin)));
+    const begun = await Promise.allSettled(work.map((w) => this.#replay(w.session, begin)));
+    const notBegun = begun.find((r) => r.status === "rejected");
+    if (notBegun) {
+      // No shard may keep a block the client never sees.
+      await Promise.all(
+        work.map((w, i) =>
+          begun[i].status === "fulfilled" ? w.session.run(ROLLBACK).catch(() => undefined) : null
+        ),
+      );
+      throw (notBegun as PromiseRejectedResult).reason;
+    }
     const answers = await Promise.all(
-      sessions.map((s) => this.#runOn(s, unit).catch((e) => errorAnswerFor(unit, e, IN_TX))),
+      work.map((w) =>
+        this.#runOn(w.session, w.unit).catch((e) => errorAnswerFor(w.unit, e, IN_TX))
+      ),
     );
     if (answers.some((a) => firstError(splitMessages(a)))) {
-      await Promise.all(sessions.map((s) => s.run(ROLLBACK).catch(() => undefined)));
+      await Promise.all(work.map((w) => w.session.run(ROLLBACK).catch(() => undefined)));
       return withReadyStatus(concatAnswers(answers), IDLE);
     }
-    const parts = sessions.map((s, i) => this.#participant(tablegroup, shards[i], s));
+    const parts = work.map((w) => this.#participant(tablegroup, w.shard, w.session));
     const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
     if (!outcome.committed) return this.#failedCommit(unit, outcome.error);
-    return withReadyStatus(concatAnswers(answers), IDLE);
+    return withReadyStatus(combine(answers), IDLE);
   }
 
   /**
@@ -570,6 +686,14 @@ export class StatementRouter {
    * shard up to its Sync, the answers streaming to the client as they come.
    */
   async #runFlushed(s: ShardSession, unit: Message[]): Promise<Uint8Array> {
+    if (this.#inTransaction() && unit.some((m) => m.code === FrontendCode.Execute)) {
+      // What follows up to the Sync goes to this shard unplanned: it could end the block there
+      // alone (a COMMIT), while the block is on other shards too.
+      throw featureNotSupported(
+        "an Execute flushed before its Sync inside a transaction block is not supported on tables of a tablegroup",
+        { hint: "Send Sync after Execute." },
+      );
+    }
     if (!unit.some((m) => m.code === FrontendCode.Execute)) {
       const head = unit.slice(0, -1);
       const answer = await this.#runOn(s, [...head, { code: FrontendCode.Sync, frame: SYNC }]);
@@ -729,6 +853,10 @@ export class StatementRouter {
       // The shard's next block would begin where the gateway cannot see it.
       return this.#refuse(unit, featureNotSupported("AND CHAIN is not supported on a shard yet"));
     }
+    if (this.#failed && (op === "savepoint" || op === "release")) {
+      // As Postgres: nothing but ROLLBACK [TO] runs in a failed block.
+      return this.#abortedAnswer(unit);
+    }
     if (this.#failed && ends) {
       // As Postgres: a failed block ends with ROLLBACK whatever the client says.
       for (const k of shardKeys) {
@@ -750,11 +878,12 @@ export class StatementRouter {
     }
     const several = shardKeys.length + (this.#participants.has(DEFAULT) ? 1 : 0) > 1;
     if (several && op === "commit") return await this.#commitSeveral(unit, shardKeys);
-    if (several && op === "prepare") {
+    if (op === "prepare") {
+      // Prepared on a shard, it could be finished by no COMMIT PREPARED the gateway can route.
       return this.#refuse(
         unit,
         featureNotSupported(
-          "PREPARE TRANSACTION of a transaction on several shards is not supported",
+          "PREPARE TRANSACTION of a transaction on tables of a tablegroup is not supported",
         ),
       );
     }
@@ -850,6 +979,24 @@ export class StatementRouter {
       return answer;
     }
     const text = statementTextOf(unit);
+    if (/^\s*set\s+(local|transaction|constraints)\b/i.test(text)) {
+      // Scoped to the transaction block: it goes with the block to every shard the block is
+      // on and joins later, and not to the session's later shard sessions.
+      if (!this.#inTransaction()) return answer;
+      this.#savepoints.push(payload);
+      for (const k of this.#shardKeys()) {
+        const s = this.#sessions.get(k);
+        if (s && !s.closed) {
+          const there = await s.run(payload).catch((e) => errorAnswerFor(unit, e));
+          if (firstError(splitMessages(there))) {
+            this.#failed = true;
+            return there;
+          }
+          s.prepared.delete("");
+        }
+      }
+      return answer;
+    }
     if (/^\s*(discard\s+all|reset\s+all)\b/i.test(text)) {
       // What was set is gone (and with DISCARD ALL every prepared statement, on every shard).
       this.#settings = [];
@@ -887,4 +1034,12 @@ export class StatementRouter {
       IN_TX,
     );
   }
+}
+
+/** Whether a unit runs a statement (not only a Sync, or a Close or Describe of a portal). */
+function runsSomething(unit: Message[]): boolean {
+  return unit.some((m) =>
+    m.code === FrontendCode.Execute || m.code === FrontendCode.Query ||
+    m.code === FrontendCode.FunctionCall
+  );
 }

@@ -85,6 +85,18 @@ export class SessionState {
   /** Why the session must keep its backend (ReservationReason bits). */
   pins = 0;
 
+  /**
+   * Whether the session may have given its backend a temporary schema (a temp table, or a
+   * search_path naming pg_temp). Such a backend is not handed to another session: Postgres
+   * refuses PREPARE TRANSACTION in a transaction that made its temporary schema, but a session
+   * that finds one already made there would prepare, unlike on a fresh connection.
+   */
+  get touchesTempSchema(): boolean {
+    if (this.pins & ReservationReason.TEMP_TABLE) return true;
+    for (const sql of this.#sets.values()) if (/pg_temp/i.test(sql)) return true;
+    return false;
+  }
+
   /** Whether the session holds anything a fresh session would not have (SETs, statements, pins). */
   get stateful(): boolean {
     return this.pins !== 0 || this.#sets.size > 0 || this.#statements.size > 0;

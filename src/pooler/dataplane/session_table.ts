@@ -475,7 +475,7 @@ export class SessionTable {
       // Between transactions: the backend goes back as it is (settings kept for reuse).
       s.backend = undefined;
       s.pump = undefined;
-      await this.#pool.release(backend, { clean: true });
+      await this.#pool.release(backend, { clean: true, retire: s.state?.touchesTempSchema });
       const done = s.finishDetach;
       s.detaching = undefined;
       s.finishDetach = undefined;
@@ -739,7 +739,7 @@ export class SessionTable {
   async #release(s: Session): Promise<void> {
     const b = s.backend;
     s.backend = undefined;
-    if (b) await this.#pool.release(b);
+    if (b) await this.#pool.release(b, { retire: s.state?.touchesTempSchema });
   }
 
   /** Closes every session (the stream ended: the gateway went away). */

@@ -9,7 +9,7 @@
 
 import {
   type PreparedTransaction,
-  TWO_PHASE_GID_PREFIX,
+  TWO_PHASE_GID,
   type TwoPhaseDecision,
   type TwoPhaseDecisionRecord,
 } from "../../shared/grpc/types.ts";
@@ -84,7 +84,7 @@ export async function listPrepared(conn: Queryable): Promise<PreparedTransaction
   const r = await conn.query(`
 SELECT gid, database, extract(epoch FROM now() - prepared)::float8
   FROM pg_catalog.pg_prepared_xacts
- WHERE starts_with(gid, ${literal(TWO_PHASE_GID_PREFIX)})
+ WHERE gid ~ ${literal(TWO_PHASE_GID.source)}
  ORDER BY prepared`);
   return r.rows.map(([gid, database, age]) => ({
     gid: gid!,

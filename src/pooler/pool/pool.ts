@@ -176,8 +176,12 @@ export class Pool {
    * share (transaction pooling between transactions: the next session replays its own settings).
    * A connection that cannot be cleaned is closed.
    */
-  async release(conn: BackendConn, opts: { clean?: boolean } = {}): Promise<void> {
+  async release(
+    conn: BackendConn,
+    opts: { clean?: boolean; retire?: boolean } = {},
+  ): Promise<void> {
     this.#inUse--;
+    if (opts.retire && !conn.broken) conn.close(); // closed, not shared (see below)
     // Something arrived after the last ReadyForQuery (a notice, say): it is the previous
     // session's, so the connection gets the full reset, which also checks nothing is left.
     const clean = opts.clean && conn.unread === 0;

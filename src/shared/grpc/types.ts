@@ -273,8 +273,13 @@ export interface ChangeMetadataRequest {
   shardingPosition?: number;
 }
 
-/** Every gid Multigres prepares a transaction under starts with this (the recovery looks at no other). */
-export const TWO_PHASE_GID_PREFIX = "mg_";
+/**
+ * Every gid Multigres prepares a transaction under is this prefix and 32 hex digits; the
+ * recovery ends no other (a client's own prepared transactions are the client's).
+ */
+export const TWO_PHASE_GID_PREFIX = "multigres_2pc_";
+/** What a gid of Multigres's looks like (see {@linkcode TWO_PHASE_GID_PREFIX}). */
+export const TWO_PHASE_GID = /^multigres_2pc_[0-9a-f]{32}$/;
 
 /** Two-phase commit across shards (MultiPooler.DecideTwoPhase and friends). */
 export type TwoPhaseDecision = "TWO_PHASE_DECISION_COMMIT" | "TWO_PHASE_DECISION_ABORT";

@@ -63,6 +63,16 @@ export interface MutualTlsConnectOptions {
  */
 export function connectMutualTls(opts: MutualTlsConnectOptions): Promise<ByteConn> {
   return new Promise((resolve, reject) => {
+    // A peer that accepts TCP but never finishes the handshake (a stopped process) must not
+    // hold the dial forever.
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`TLS handshake with ${opts.hostname}:${opts.port} timed out`));
+    }, HANDSHAKE_TIMEOUT_MS);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      reject(e);
+    };
     const socket = tls.connect({
       host: opts.hostname,
       port: opts.port,
@@ -73,13 +83,17 @@ export function connectMutualTls(opts: MutualTlsConnectOptions): Promise<ByteCon
       // SNI carries names only; an IP address is still checked against the certificate.
       servername: isIP(opts.hostname) ? undefined : opts.hostname,
     }, () => {
-      socket.off("error", reject);
+      clearTimeout(timer);
+      socket.off("error", fail);
       socket.setNoDelay(true);
       resolve(new SocketConn(socket));
     });
-    socket.once("error", reject);
+    socket.once("error", fail);
   });
 }
+
+/** How long a dial waits for the TLS handshake. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** See {@linkcode listenMutualTls}. */
 export class MutualTlsListener implements H2Listener {

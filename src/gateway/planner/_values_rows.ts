@@ -1,0 +1,90 @@
+/**
+ * Where the rows of an `INSERT … VALUES (…), (…)` lie in its text, so that the gateway can send
+ * each shard the statement with only its rows: the text before the first row, each row's
+ * `( … )`, and the text after the last row (ON CONFLICT, RETURNING, a final `;`).
+ *
+ * The parse tree gives the table's location (the scan starts there, after any WITH clause) and
+ * each row's key value's location (checked to fall inside the row found); the tokenizer
+ * (`_lexer.ts`) steps over strings, quoted identifiers, dollar quotes and comments, so only real
+ * parentheses and commas count.
+ *
+ * @module
+ */
+
+import type { Node } from "libpg-query";
+import { indexOfByte, isPunct, isWord, type Token, tokenize } from "./_lexer.ts";
+
+/** A VALUES list's statement cut around its rows (head + rows joined by ", " + tail: the same). */
+export interface ValuesRows {
+  /** The text before the first row. */
+  head: string;
+  /** Each row's text, `(` to `)`. */
+  rows: string[];
+  /** The text after the last row. */
+  tail: string;
+}
+
+/**
+ * The rows of the VALUES list of the INSERT whose table is named at UTF-8 byte `tableAt` of
+ * `sql`; `keys[i]`: the key value of row i (its location must fall inside the row). Undefined
+ * when the text is not laid out as `… VALUES (…), …, (…) …` with `keys.length` rows (e.g. a
+ * parenthesized VALUES): the caller refuses the split.
+ */
+export function valuesRows(
+  sql: string,
+  tableAt: number,
+  keys: (Node | undefined)[],
+): ValuesRows | undefined {
+  const tokens = tokenize(sql);
+  const from = indexOfByte(sql, tableAt);
+  let i = tokens.findIndex((t) => t.start >= from);
+  if (i < 0) return undefined;
+  // VALUES at the statement's level, after the table, its alias, columns and OVERRIDING.
+  let depth = 0;
+  for (; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (isPunct(t, "(")) depth++;
+    else if (isPunct(t, ")")) depth--;
+    else if (depth === 0 && isWord(t, "values")) break;
+  }
+  i++;
+  const spans: { start: number; end: number }[] = [];
+  while (isPunct(tokens[i], "(")) {
+    const close = closingParen(tokens, i);
+    if (close < 0) return undefined;
+    spans.push({ start: tokens[i].start, end: tokens[close].end });
+    i = close + 1;
+    if (!isPunct(tokens[i], ",")) break;
+    i++;
+  }
+  if (spans.length !== keys.length || spans.length === 0) return undefined;
+  for (let r = 0; r < spans.length; r++) {
+    const at = locationOf(keys[r]);
+    if (at === undefined) continue;
+    const index = indexOfByte(sql, at);
+    if (index < spans[r].start || index >= spans[r].end) return undefined;
+  }
+  return {
+    head: sql.slice(0, spans[0].start),
+    rows: spans.map((s) => sql.slice(s.start, s.end)),
+    tail: sql.slice(spans[spans.length - 1].end),
+  };
+}
+
+/** The index of the `)` matching the `(` at token `open`, or -1. */
+function closingParen(tokens: Token[], open: number): number {
+  let depth = 0;
+  for (let i = open; i < tokens.length; i++) {
+    if (tokens[i].unterminated !== undefined) return -1;
+    if (isPunct(tokens[i], "(")) depth++;
+    else if (isPunct(tokens[i], ")") && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/** The `location` (UTF-8 byte offset) of an expression node, when it has one. */
+function locationOf(n: Node | undefined): number | undefined {
+  if (n === undefined) return undefined;
+  const inner = Object.values(n)[0] as { location?: number } | undefined;
+  return typeof inner?.location === "number" && inner.location >= 0 ? inner.location : undefined;
+}

@@ -1,0 +1,76 @@
+/**
+ * An `INSERT … VALUES (…), (…)` whose rows belong to several shards (simple protocol): each
+ * shard runs the statement with only its rows, and the answers become the one Postgres would
+ * give: tags summed, RETURNING rows in VALUES order.
+ *
+ * @module
+ */
+
+import { BackendCode, concatBytes } from "../../shared/wire/mod.ts";
+import type { ShardMap } from "../router/shard_map.ts";
+import type { InsertSplit, Plan } from "../planner/mod.ts";
+import { firstError, type Message, query, splitMessages } from "./messages.ts";
+import { concatAnswers, keyIds, undefinedTablegroup } from "./units.ts";
+
+/** One shard's part of a split INSERT: its rows (indexes into the VALUES list, in order). */
+export interface ShardRows {
+  shard: string;
+  rows: number[];
+}
+
+/**
+ * The shards of a split INSERT's rows, in the order their first row comes. A row whose key is
+ * NULL (or a `$n`, which the simple protocol cannot bind) goes to the tablegroup's first shard,
+ * as a one-row INSERT of it does.
+ */
+export function rowsByShard(
+  plan: Extract<Plan, { kind: "keyed" }>,
+  split: InsertSplit,
+  map: ShardMap,
+): ShardRows[] {
+  const tg = map.tablegroup(plan.tablegroup);
+  if (!tg) throw undefinedTablegroup(plan.tablegroup);
+  const out = new Map<string, number[]>();
+  split.rows.forEach((row, i) => {
+    const id = keyIds(row.key, plan.type, [])[0];
+    const shard = (id === undefined ? undefined : map.shardFor(plan.tablegroup, id)) ??
+      tg.shards[0];
+    const rows = out.get(shard);
+    if (rows) rows.push(i);
+    else out.set(shard, [i]);
+  });
+  return [...out].map(([shard, rows]) => ({ shard, rows }));
+}
+
+/** The simple Query a shard runs: the statement with only `rows` in its VALUES list. */
+export function shardQuery(split: InsertSplit, rows: number[]): Message[] {
+  const text = split.head + rows.map((i) => split.rows[i].text).join(", ") + split.tail;
+  return splitMessages(query(text));
+}
+
+/**
+ * The answers of the shards of a split INSERT as one (`concatAnswers`: the first error, or the
+ * tags summed), with the RETURNING rows put back in VALUES order: the shard of `parts[s]`
+ * returns one row per row it inserted, in the order it got them. When a shard returned another
+ * number of rows (a BEFORE trigger that skipped one), they stay in shard order.
+ */
+export function splitAnswers(answers: Uint8Array[], parts: ShardRows[]): Uint8Array {
+  const joined = concatAnswers(answers);
+  const all = answers.map(splitMessages);
+  if (all.some((msgs) => firstError(msgs))) return joined;
+  const rows = all.map((msgs) => msgs.filter((m) => m.code === BackendCode.DataRow));
+  if (rows.every((r) => r.length === 0)) return joined;
+  if (rows.some((r, s) => r.length !== parts[s].rows.length)) return joined;
+  const ordered: Uint8Array[] = [];
+  rows.forEach((r, s) => r.forEach((m, j) => ordered[parts[s].rows[j]] = m.frame));
+  const out: Uint8Array[] = [];
+  let placed = false;
+  for (const m of splitMessages(joined)) {
+    if (m.code !== BackendCode.DataRow) out.push(m.frame);
+    else if (!placed) {
+      out.push(...ordered.filter((f) => f !== undefined));
+      placed = true;
+    }
+  }
+  return concatBytes(out);
+}
