@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type pg from "pg";
-import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import { E2E, eventually, psql, startCluster, type TestCluster } from "../helpers/cluster.ts";
 
 async function poolerStatus(
   c: TestCluster,
@@ -169,6 +169,33 @@ Deno.test(
           await b.end();
         }
       });
+
+      await t.step(
+        "a COPY that fails in a block leaves the block to end as Postgres ends it",
+        async () => {
+          // The regression suite's copy2 (COPY … FREEZE refused after a savepoint), through the
+          // gateway and directly: the same output, and the COMMIT answered.
+          await direct.query("create table vistest (a text)");
+          const file = await Deno.makeTempFile({ suffix: ".sql" });
+          try {
+            await Deno.writeTextFile(
+              file,
+              "begin;\ntruncate vistest;\nsavepoint s1;\ncopy vistest from stdin csv freeze;\np\n\\.\n" +
+                "commit;\nselect 'end' as x;\n",
+            );
+            const via = await c.psql(["-f", file]);
+            const own = await psql(c.directPort, ["-f", file], c.password);
+            assert.match(via.stdout, /end/);
+            assert.equal(via.stdout, own.stdout);
+            assert.equal(
+              via.stderr.replaceAll(file, "F").replace(/\d+/g, "N"),
+              own.stderr.replaceAll(file, "F").replace(/\d+/g, "N"),
+            );
+          } finally {
+            await Deno.remove(file);
+          }
+        },
+      );
 
       await t.step(
         "a prepared transaction belongs to no session: another one commits or rolls it back",

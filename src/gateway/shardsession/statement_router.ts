@@ -217,7 +217,9 @@ export class StatementRouter {
   #routePlanned(unit: Message[], map: ShardMap): Promise<Uint8Array> | null {
     // The default shard's part of the block failed (its answer went straight to the client):
     // the whole block is failed, on the shards too.
-    this.#noteDefaultFailure();
+    // (Only while the block is also on a shard: a block on the default shard alone is Postgres's
+    // own to answer, failed or not.)
+    if (this.#shardKeys().length) this.#noteDefaultFailure();
     if (!this.#inTransaction() && this.#shardKeys().length) {
       // The block ended where the gateway did not see it: its shards' parts are rolled back.
       this.#abandonShards();
