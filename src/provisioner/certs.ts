@@ -4,6 +4,7 @@
  */
 
 /** Who gets a certificate: each component, and `multigres` (the CLI and shard provisioner). */
+import { exists } from "./prereqs.ts";
 export const GRPC_IDENTITIES = [
   "multigateway",
   "multipooler",
@@ -119,14 +120,5 @@ function removeIfExists(path: string): void {
     Deno.removeSync(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -31,7 +31,8 @@ function which(cmd: string): string | null {
   return null;
 }
 
-function exists(path: string): boolean {
+/** Whether `path` exists (any kind of file). */
+export function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;

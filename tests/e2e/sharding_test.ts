@@ -9,6 +9,7 @@ import { shardPorts } from "../../src/provisioner/local_cluster.ts";
 import { inRangeSql, keyspaceIdSql, parseKeyRange } from "../../src/shared/keyspace/mod.ts";
 import {
   E2E,
+  errorOf,
   eventually,
   startCluster,
   type TestCluster,
@@ -17,17 +18,6 @@ import {
 
 const OFFSET = 2600;
 const ROWS = 10_000;
-
-/** The error a query gets (or null), as SQLSTATE and message. */
-async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string } | null> {
-  try {
-    await p;
-    return null;
-  } catch (e) {
-    const err = e as { code?: string; message: string };
-    return { code: err.code ?? "", message: err.message };
-  }
-}
 
 function rowsOf(r: pg.QueryResult): string[] {
   return r.rows.map((row: unknown) => JSON.stringify(row)).sort();

@@ -13,23 +13,12 @@ import {
   keyspaceIdSql,
   parseKeyRange,
 } from "../../src/shared/keyspace/mod.ts";
-import { E2E, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import { E2E, errorOf, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
 
 const OFFSET = 2800;
 const ACCOUNTS = 40;
 const START_BALANCE = 1000;
 const HALF = 0x8000000000000000n;
-
-/** The error a query gets (or null), as SQLSTATE and message. */
-async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string } | null> {
-  try {
-    await p;
-    return null;
-  } catch (e) {
-    const err = e as { code?: string; message: string };
-    return { code: err.code ?? "", message: err.message };
-  }
-}
 
 Deno.test({
   name: "two-phase commit: a transaction on several shards commits on all of them or on none",

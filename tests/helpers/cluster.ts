@@ -214,3 +214,16 @@ export async function topoPoolers(cluster: LocalCluster): Promise<PoolerRecord[]
 
 /** Test options for tests that drive real processes and npm clients. */
 export const E2E = { sanitizeOps: false, sanitizeResources: false } as const;
+
+/** The error a query gets (or null), as SQLSTATE and message. */
+export async function errorOf(
+  p: Promise<unknown>,
+): Promise<{ code: string; message: string } | null> {
+  try {
+    await p;
+    return null;
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    return { code: err.code ?? "", message: err.message };
+  }
+}

@@ -8,6 +8,7 @@
 
 import {
   BackendCode,
+  concatBytes,
   FrontendCode,
   WireWriter,
   writeStartupMessage,
@@ -50,11 +51,11 @@ export class RawConn {
         const frame = this.#buf.slice(0, len + 1);
         this.#buf = this.#buf.subarray(len + 1);
         out.push(frame);
-        if (frame[0] === BackendCode.ReadyForQuery && ++seen === n) return concat(out);
+        if (frame[0] === BackendCode.ReadyForQuery && ++seen === n) return concatBytes(out);
       }
       const r = await this.#conn.read(chunk);
       if (r === null) throw new Error("connection closed");
-      this.#buf = concat([this.#buf, chunk.subarray(0, r)]);
+      this.#buf = concatBytes([this.#buf, chunk.subarray(0, r)]);
     }
   }
 
@@ -76,16 +77,4 @@ export class RawConn {
     await this.#write(w.view().slice()).catch(() => {});
     this.#conn.close();
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

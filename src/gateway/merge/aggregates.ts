@@ -8,6 +8,7 @@
  * @module
  */
 
+import { concatBytes } from "../../shared/wire/mod.ts";
 import type { MergeAggregate } from "../planner/mod.ts";
 import { encodeValue } from "./encode.ts";
 import { addNumeric, averageNumeric, type Numeric, numericOfBigInt } from "./numeric.ts";
@@ -161,7 +162,7 @@ export class AggregateState {
           if (i > 0) pieces.push(delim);
           pieces.push(p);
         });
-        const bytes = concat(pieces);
+        const bytes = concatBytes(pieces);
         return { value: { t: "bytes", v: bytes }, bytes };
       }
       case "array_agg": {
@@ -197,18 +198,6 @@ function copy(b: Uint8Array | null): Uint8Array | null {
   return b === null ? null : b.slice();
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 /** `{a,b}` and `{c}` → `{a,b,c}` (text arrays of one shape). */
 function concatArraysText(parts: Uint8Array[]): Uint8Array {
   const pieces: Uint8Array[] = [encoder.encode("{")];
@@ -218,7 +207,7 @@ function concatArraysText(parts: Uint8Array[]): Uint8Array {
     pieces.push(p.subarray(1, p.length - 1));
   });
   pieces.push(encoder.encode("}"));
-  return concat(pieces);
+  return concatBytes(pieces);
 }
 
 /** Binary arrays of one element type and inner shape, concatenated along the first dimension. */
@@ -234,7 +223,7 @@ function concatArraysBinary(parts: Uint8Array[]): Uint8Array {
     nulls |= h.getInt32(4);
   }
   const body = parts.map((p) => p.subarray(header));
-  const out = concat([parts[0].subarray(0, header), ...body]);
+  const out = concatBytes([parts[0].subarray(0, header), ...body]);
   const dv = new DataView(out.buffer);
   dv.setInt32(4, nulls);
   dv.setInt32(12, total);

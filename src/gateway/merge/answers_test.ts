@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { PgError } from "../../shared/errors/mod.ts";
 import {
   BackendCode,
+  concatBytes,
   READY_IDLE,
   WireWriter,
   writeCommandComplete,
@@ -41,14 +42,7 @@ function answer(rows: [string, number][]): Uint8Array {
   const parts = [PARSE_COMPLETE, BIND_COMPLETE, FIELDS];
   for (const [c, id] of rows) parts.push(dataRow([enc.encode(c), int8(id)]));
   parts.push(build((w) => writeCommandComplete(w, `SELECT ${rows.length}`)), READY_IDLE);
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 const SPEC: MergeSpec = {

@@ -8,7 +8,7 @@
 // refused with 0A000 (and run fine on `plain`, so they are real queries).
 
 import assert from "node:assert/strict";
-import { BackendCode, FrontendCode, SYNC, WireWriter } from "../../shared/wire/mod.ts";
+import { BackendCode, concatBytes, FrontendCode, SYNC, WireWriter } from "../../shared/wire/mod.ts";
 import { equalRanges, inRange, keyspaceId, parseKeyRange } from "../../shared/keyspace/mod.ts";
 import { initPlanner, type MergeSpec, planQuery } from "../planner/mod.ts";
 import {
@@ -21,11 +21,13 @@ import {
 } from "../shardsession/merged_unit.ts";
 import { concatAnswers } from "../shardsession/mod.ts";
 import { mergeAnswers } from "./mod.ts";
-import { withPostgres } from "./_testing_postgres.ts";
+import { withThrowawayPostgres } from "../../../tests/helpers/throwaway_postgres.ts";
 import { RawConn } from "./_testing_wire.ts";
 import { type Case, MERGED, REFUSED, rows, SCHEMA, VIEW } from "./_differential_cases.ts";
 
 const PORT = 26201;
+/** A server like the cluster's: UTF8, C.UTF-8 (text sorts by code point). */
+const MERGE_POSTGRES = { locale: "C.UTF-8", name: "merge_test", maxConnections: 20 };
 
 // ---- running ----
 
@@ -33,17 +35,6 @@ function frame(write: (w: WireWriter) => void): Uint8Array {
   const w = new WireWriter(64);
   write(w);
   return w.view().slice();
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 interface Message {
@@ -76,7 +67,7 @@ function clientUnit(c: Case, extended: boolean): Message[] {
     bindMessage({
       portal: "",
       statement: "",
-      paramFormats: [],
+      formats: [],
       values: params.map((p) => p === null ? null : enc.encode(p)),
       resultFormats: c.binary ? [1] : [],
     }),
@@ -217,7 +208,7 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     await initPlanner();
-    await withPostgres(PORT, async () => {
+    await withThrowawayPostgres(PORT, MERGE_POSTGRES, async () => {
       const admin = await RawConn.open(PORT, "postgres");
       const layouts = { 2: equalRanges(2), 4: equalRanges(4) } as Record<number, string[]>;
       const dbs = [
@@ -276,7 +267,9 @@ Deno.test({
             text: (sql) => mergeOf(planQuery(sql, VIEW)),
             columns: async (sp: MergeSpec) => {
               const d = frame((w) => w.begin(FrontendCode.Describe).int8(0x53).cstring("").end());
-              const a = await shards[0].run(concat([parseMessage("", sp.sql, []).frame, d, SYNC]));
+              const a = await shards[0].run(
+                concatBytes([parseMessage("", sp.sql, []).frame, d, SYNC]),
+              );
               const rd = split(a).find((m) => m.code === BackendCode.RowDescription);
               return rd ? new DataView(rd.frame.buffer, rd.frame.byteOffset).getInt16(5) : null;
             },
@@ -294,7 +287,7 @@ Deno.test({
               tag: null,
             };
           }
-          const payload = concat(rewritten.messages.map((m) => m.frame));
+          const payload = concatBytes(rewritten.messages.map((m) => m.frame));
           const answers = await Promise.all(shards.map((s) => s.run(payload)));
           try {
             return answerOf(mergeAnswers(answers, rewritten.script));
@@ -316,7 +309,7 @@ Deno.test({
               if (c.binary && !extended) continue;
               const unit = clientUnit(c, extended);
               const want = answerOf(
-                await conns.get("plain")!.run(concat(unit.map((m) => m.frame))),
+                await conns.get("plain")!.run(concatBytes(unit.map((m) => m.frame))),
               );
               assert.equal(want.error, null, `${c.sql} fails on plain: ${want.error}`);
               for (const n of [2, 4]) {
@@ -346,7 +339,9 @@ Deno.test({
               code: FrontendCode.Describe,
               frame: describe,
             }, { code: FrontendCode.Sync, frame: SYNC }];
-            const plainRaw = await conns.get("plain")!.run(concat(prepare.map((m) => m.frame)));
+            const plainRaw = await conns.get("plain")!.run(
+              concatBytes(prepare.map((m) => m.frame)),
+            );
             const want = answerOf(plainRaw);
             const shards = [0, 1].map((i) => conns.get(`s2_${i}`)!);
             const spec = mergeOf(planQuery(sql, VIEW))!;
@@ -356,7 +351,7 @@ Deno.test({
               columns: () => Promise.resolve(null),
             };
             const r = await rewriteExtended(prepare, lookup);
-            const payload = concat(r.messages.map((m) => m.frame));
+            const payload = concatBytes(r.messages.map((m) => m.frame));
             const answers = await Promise.all(shards.map((c) => c.run(payload)));
             const merged = mergeAnswers(answers, r.script);
             assert.deepEqual(answerOf(merged), want);
@@ -371,7 +366,7 @@ Deno.test({
                 bindMessage({
                   portal: "",
                   statement: "st",
-                  paramFormats: [],
+                  formats: [],
                   values: values.map((v) => v === null ? null : enc.encode(v)),
                   resultFormats: [],
                 }),
@@ -382,12 +377,12 @@ Deno.test({
                 { code: FrontendCode.Sync, frame: SYNC },
               ];
               const plain = answerOf(
-                await conns.get("plain")!.run(concat(run.map((m) => m.frame))),
+                await conns.get("plain")!.run(concatBytes(run.map((m) => m.frame))),
               );
               const rr = await rewriteExtended(run, lookup);
               const got = answerOf(mergeAnswers(
                 await Promise.all(
-                  shards.map((c) => c.run(concat(rr.messages.map((m) => m.frame)))),
+                  shards.map((c) => c.run(concatBytes(rr.messages.map((m) => m.frame)))),
                 ),
                 rr.script,
               ));
@@ -412,7 +407,7 @@ Deno.test({
                 `${sql}: ${JSON.stringify(plan)}`,
               );
               for (const extended of [false, true]) {
-                const unit = concat(clientUnit({ sql }, extended).map((m) => m.frame));
+                const unit = concatBytes(clientUnit({ sql }, extended).map((m) => m.frame));
                 const want = answerOf(await conns.get("plain")!.run(unit));
                 for (const n of [2, 4]) {
                   const shards = Array.from({ length: n }, (_, i) => conns.get(`s${n}_${i}`)!);
@@ -440,7 +435,9 @@ Deno.test({
           ) {
             for (const extended of [false, true]) {
               const want = answerOf(
-                await conns.get("plain")!.run(concat(clientUnit(c, extended).map((m) => m.frame))),
+                await conns.get("plain")!.run(
+                  concatBytes(clientUnit(c, extended).map((m) => m.frame)),
+                ),
               );
               assert.ok(want.error);
               const got = await run(c, extended, 2);
@@ -464,7 +461,7 @@ Deno.test({
                 const c: Case = { sql };
                 const want = answerOf(
                   await conns.get("plain")!.run(
-                    concat(clientUnit(c, extended).map((m) => m.frame)),
+                    concatBytes(clientUnit(c, extended).map((m) => m.frame)),
                   ),
                 );
                 assert.equal(want.error, null, sql);

@@ -23,43 +23,7 @@ import { boundsOf, type ExecuteStep, type MergeScript } from "../merge/mod.ts";
 import type { MergeSpec, Plan } from "../planner/mod.ts";
 import { body, type Message, splitMessages } from "./messages.ts";
 import type { ShardSession } from "./shard_session.ts";
-
-/** A Bind message's fields. */
-export interface BindMessage {
-  portal: string;
-  statement: string;
-  paramFormats: number[];
-  values: (Uint8Array | null)[];
-  resultFormats: number[];
-}
-
-/** Reads a Bind message's body. */
-export function readBind(b: Uint8Array): BindMessage {
-  const [portal, a] = readCString(b, 0);
-  const [statement, c] = readCString(b, a);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let off = c;
-  const paramFormats: number[] = [];
-  for (let i = 0, n = dv.getInt16(off); i < n; i++) paramFormats.push(dv.getInt16(off += 2));
-  off += 2;
-  const values: (Uint8Array | null)[] = [];
-  const np = dv.getInt16(off);
-  off += 2;
-  for (let i = 0; i < np; i++) {
-    const len = dv.getInt32(off);
-    off += 4;
-    if (len < 0) values.push(null);
-    else {
-      values.push(b.subarray(off, off + len));
-      off += len;
-    }
-  }
-  const resultFormats: number[] = [];
-  const nr = dv.getInt16(off);
-  off += 2;
-  for (let i = 0; i < nr; i++, off += 2) resultFormats.push(dv.getInt16(off));
-  return { portal, statement, paramFormats, values, resultFormats };
-}
+import { type BindInfo, parseBind } from "./units.ts";
 
 function frame(write: (w: WireWriter) => void): Message {
   const w = new WireWriter(128);
@@ -69,11 +33,11 @@ function frame(write: (w: WireWriter) => void): Message {
 }
 
 /** A Bind message. */
-export function bindMessage(m: BindMessage): Message {
+export function bindMessage(m: BindInfo): Message {
   return frame((w) => {
     w.begin(FrontendCode.Bind).cstring(m.portal).cstring(m.statement);
-    w.int16(m.paramFormats.length);
-    for (const f of m.paramFormats) w.int16(f);
+    w.int16(m.formats.length);
+    for (const f of m.formats) w.int16(f);
     w.int16(m.values.length);
     for (const v of m.values) {
       if (v === null) w.int32(-1);
@@ -166,7 +130,7 @@ export async function rewriteQuery(spec: MergeSpec, lookup: MergeLookup): Promis
     bindMessage({
       portal: "",
       statement: "",
-      paramFormats: [],
+      formats: [],
       values: [],
       resultFormats: shardFormats([], visible, spec.hidden),
     }),
@@ -202,7 +166,7 @@ export async function rewriteExtended(
   const statements = new Map<string, MergeSpec | undefined>();
   const specOf = (name: string) =>
     statements.has(name) ? statements.get(name) : lookup.statement(name);
-  const portals = new Map<string, { spec: MergeSpec; bind: BindMessage }>();
+  const portals = new Map<string, { spec: MergeSpec; bind: BindInfo }>();
   const described = new Set<string>();
   /** Portals bound in this unit (whether their statement is merged is known only for them). */
   const bound = new Set<string>();
@@ -216,7 +180,7 @@ export async function rewriteExtended(
       statements.set(p.name, spec);
       messages.push(spec ? parseMessage(p.name, spec.sql, p.types) : m);
     } else if (m.code === FrontendCode.Bind) {
-      const bind = readBind(b);
+      const bind = parseBind(b);
       bound.add(bind.portal);
       const spec = specOf(bind.statement);
       portals.delete(bind.portal);
@@ -258,7 +222,7 @@ export async function rewriteExtended(
         }
         step.merge = {
           spec: p.spec,
-          bounds: boundsOf(p.spec, { formats: p.bind.paramFormats, values: p.bind.values }),
+          bounds: boundsOf(p.spec, { formats: p.bind.formats, values: p.bind.values }),
         };
       }
       script.executes.push(step);

@@ -5,12 +5,12 @@ import {
   bindMessage,
   type MergeLookup,
   parseMessage,
-  readBind,
   readParse,
   rewriteExtended,
   rewriteQuery,
   shardFormats,
 } from "./merged_unit.ts";
+import { parseBind } from "./units.ts";
 import type { Message } from "./messages.ts";
 
 const SPEC: MergeSpec = {
@@ -63,7 +63,7 @@ Deno.test("rewriteQuery() sends a simple Query as Parse/Bind/Describe/Execute/Sy
     "PBDES",
   );
   assert.equal(readParse(r.messages[0]).sql, SPEC.sql);
-  assert.deepEqual(readBind(r.messages[1].frame.subarray(5)).resultFormats, [0, 0, 1]);
+  assert.deepEqual(parseBind(r.messages[1].frame.subarray(5)).resultFormats, [0, 0, 1]);
   assert.equal(r.script.fromQuery, true);
   assert.equal(r.script.executes[0].merge?.bounds.limit, 3n);
 });
@@ -74,7 +74,7 @@ Deno.test("rewriteExtended() rewrites Parse and Bind of a merged statement and d
     bindMessage({
       portal: "",
       statement: "top",
-      paramFormats: [],
+      formats: [],
       values: [enc.encode("4")],
       resultFormats: [1],
     }),
@@ -85,7 +85,7 @@ Deno.test("rewriteExtended() rewrites Parse and Bind of a merged statement and d
   assert.deepEqual(r.messages.map((m) => String.fromCharCode(m.code)).join(""), "PBDES");
   const p = readParse(r.messages[0]);
   assert.deepEqual([p.name, p.sql, p.types], ["top", SPEC.sql, [20]]);
-  assert.deepEqual(readBind(r.messages[1].frame.subarray(5)).resultFormats, [1]);
+  assert.deepEqual(parseBind(r.messages[1].frame.subarray(5)).resultFormats, [1]);
   assert.equal(readCString(r.messages[2].frame.subarray(6), 0)[0], "");
   assert.deepEqual(r.script.describes, [{ hidden: 1, added: true }]);
   assert.equal(r.script.executes[0].merge?.bounds.limit, 4n);
@@ -96,7 +96,7 @@ Deno.test("rewriteExtended() refuses an Execute that fetches some rows at a time
     bindMessage({
       portal: "p",
       statement: "top",
-      paramFormats: [],
+      formats: [],
       values: [enc.encode("4")],
       resultFormats: [],
     }),

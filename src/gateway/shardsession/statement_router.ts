@@ -219,8 +219,9 @@ export class StatementRouter {
     // the whole block is failed, on the shards too.
     // (Only while the block is also on a shard: a block on the default shard alone is Postgres's
     // own to answer, failed or not.)
-    if (this.#shardKeys().length) this.#noteDefaultFailure();
-    if (!this.#inTransaction() && this.#shardKeys().length) {
+    const onShards = this.#onShards();
+    if (onShards) this.#noteDefaultFailure();
+    if (onShards && !this.#inTransaction()) {
       // The block ended where the gateway did not see it: its shards' parts are rolled back.
       this.#abandonShards();
     }
@@ -240,7 +241,7 @@ export class StatementRouter {
     }
     if (plan.kind === "default") {
       if (this.#failed) return Promise.resolve(this.#abortedAnswer(unit));
-      if (plan.controlsTransaction && this.#shardKeys().length) {
+      if (plan.controlsTransaction && this.#onShards()) {
         return Promise.resolve(this.#refuse(
           unit,
           featureNotSupported(
@@ -285,6 +286,12 @@ export class StatementRouter {
     if (!this.#failed && this.#relay.status() === FAILED && this.#inTransaction()) {
       this.#failed = true;
     }
+  }
+
+  /** Whether the transaction block is on a shard other than the default one. */
+  #onShards(): boolean {
+    for (const k of this.#participants) if (k !== DEFAULT) return true;
+    return false;
   }
 
   /** The shards (not the default one) the transaction block is on. */

@@ -131,8 +131,11 @@ export function concatAnswers(answers: Uint8Array[]): Uint8Array {
 export interface BindInfo {
   portal: string;
   statement: string;
+  /** Parameter format codes (none: all text; one: for every parameter). */
   formats: number[];
   values: (Uint8Array | null)[];
+  /** Result column format codes, likewise. */
+  resultFormats: number[];
 }
 
 export function parseBind(b: Uint8Array): BindInfo {
@@ -156,7 +159,11 @@ export function parseBind(b: Uint8Array): BindInfo {
       off += len;
     }
   }
-  return { portal, statement, formats, values };
+  const resultFormats: number[] = [];
+  const nr = dv.getInt16(off);
+  off += 2;
+  for (let i = 0; i < nr; i++, off += 2) resultFormats.push(dv.getInt16(off));
+  return { portal, statement, formats, values, resultFormats };
 }
 
 const decoder = new TextDecoder();

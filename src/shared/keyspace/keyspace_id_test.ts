@@ -16,10 +16,11 @@ import {
   parseKeyRange,
   type ShardingType,
 } from "./mod.ts";
-import { withPostgres } from "./_testing_postgres.ts";
+import { withThrowawayClient } from "../../../tests/helpers/throwaway_postgres.ts";
 import { intInputs, numericInputs, Rng, textInputs, uuidInputs } from "./_testing_values.ts";
 
 const PORT = 26101;
+const KEYSPACE_POSTGRES = { locale: "C", name: "keyspace_test", maxConnections: 10 };
 const SEED = 20240601;
 const PER_TYPE = 3000;
 
@@ -371,7 +372,7 @@ function oddTexts(rng: Rng, count: number): Uint8Array[] {
 
 Deno.test("keyspace ids equal Postgres's own hash functions", async (t) => {
   const rng = new Rng(SEED);
-  await withPostgres(PORT, async (client) => {
+  await withThrowawayClient(PORT, KEYSPACE_POSTGRES, async (client) => {
     await client.query(`
       create function kid_try(t text, q text) returns text language plpgsql as $$
       declare r text;

@@ -1,7 +1,8 @@
 /**
- * A throwaway PostgreSQL 15 for the keyspace tests: initdb into a temp directory, start on
- * 127.0.0.1 only, hand out a connected `pg` client, then stop and remove everything, also when
- * the test fails. Run as root, Postgres runs as the `postgres` OS user (it refuses root).
+ * A throwaway PostgreSQL 15 for tests that need only a server, not a cluster: initdb (UTF8, the
+ * given locale) into a temp directory, start on 127.0.0.1 only (user postgres, trust), run `fn`,
+ * then stop it and remove everything, also when `fn` throws. Run as root, Postgres runs as the
+ * `postgres` OS user (it refuses root).
  *
  * @module
  */
@@ -47,13 +48,21 @@ async function killPostmaster(dataDir: string): Promise<void> {
   }
 }
 
-/**
- * Runs `fn` with a client of a fresh Postgres listening on 127.0.0.1:`port`; stops the server
- * and removes its directory afterwards, whatever happens.
- */
-export async function withPostgres(
+/** How the throwaway server is made. */
+export interface ThrowawayPostgresOptions {
+  /** `initdb --locale` (the cluster's databases use C.UTF-8). */
+  locale: string;
+  /** Prefix of the temp directory's name. */
+  name: string;
+  /** `max_connections`. */
+  maxConnections: number;
+}
+
+/** Runs `fn` while a fresh Postgres listens on 127.0.0.1:`port`. */
+export async function withThrowawayPostgres(
   port: number,
-  fn: (client: pg.Client) => Promise<void>,
+  opts: ThrowawayPostgresOptions,
+  fn: () => Promise<void>,
 ): Promise<void> {
   try {
     await Deno.stat(`${PG_BIN}/initdb`);
@@ -62,7 +71,7 @@ export async function withPostgres(
       `PostgreSQL 15 is not installed (no ${PG_BIN}/initdb): run \`deno run -A src/cli/main.ts prereqs\``,
     );
   }
-  const root = await Deno.makeTempDir({ prefix: "keyspace_test_" });
+  const root = await Deno.makeTempDir({ prefix: `${opts.name}_` });
   const dataDir = `${root}/data`;
   let prefix: string[] = [];
   let started = false;
@@ -87,7 +96,7 @@ export async function withPostgres(
       "--auth=trust",
       "-E",
       "UTF8",
-      "--locale=C",
+      `--locale=${opts.locale}`,
       "-N",
     ]);
     if (!init.ok) throw new Error(`initdb failed:\n${init.out}`);
@@ -101,7 +110,7 @@ export async function withPostgres(
       "-c listen_addresses=127.0.0.1",
       `-k ${root}/sock`,
       "-c fsync=off",
-      "-c max_connections=10",
+      `-c max_connections=${opts.maxConnections}`,
       "-c shared_buffers=16MB",
     ].join(" ");
     started = true;
@@ -121,18 +130,7 @@ export async function withPostgres(
       const log = await Deno.readTextFile(`${root}/postgres.log`).catch(() => "");
       throw new Error(`pg_ctl start failed:\n${start.out}\n${log}`);
     }
-    const client = new pg.Client({
-      host: "127.0.0.1",
-      port,
-      user: "postgres",
-      database: "postgres",
-    });
-    await client.connect();
-    try {
-      await fn(client);
-    } finally {
-      await client.end();
-    }
+    await fn();
   } finally {
     if (started) {
       const stop = await run(prefix, `${PG_BIN}/pg_ctl`, [
@@ -149,4 +147,26 @@ export async function withPostgres(
     }
     await Deno.remove(root, { recursive: true });
   }
+}
+
+/** {@linkcode withThrowawayPostgres}, with `fn` given a connected client (ended afterwards). */
+export async function withThrowawayClient(
+  port: number,
+  opts: ThrowawayPostgresOptions,
+  fn: (client: pg.Client) => Promise<void>,
+): Promise<void> {
+  await withThrowawayPostgres(port, opts, async () => {
+    const client = new pg.Client({
+      host: "127.0.0.1",
+      port,
+      user: "postgres",
+      database: "postgres",
+    });
+    await client.connect();
+    try {
+      await fn(client);
+    } finally {
+      await client.end();
+    }
+  });
 }
