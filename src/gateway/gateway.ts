@@ -14,13 +14,25 @@ import { type GatewayAccess, gatewayAccess } from "./hba/mod.ts";
 /** Bits of a virtual PID below the gateway's prefix. */
 const LOCAL_ID_BITS = 20;
 const LOCAL_ID_MASK = (1 << LOCAL_ID_BITS) - 1;
+/**
+ * Added to the prefix in a virtual PID. Linux process ids stay below 2^22 (PID_MAX_LIMIT), so a
+ * virtual PID (at least 4 << 20 = 2^22) is never the pid of a real backend: a client that passes
+ * one to pg_terminate_backend can only reach its own session's backend (see the pooler's
+ * pid_functions.ts), or none.
+ */
+const PREFIX_OFFSET = 4;
 
 function localId(sessionId: number): number {
   return sessionId & LOCAL_ID_MASK;
 }
 
 /** Largest prefix that keeps virtual PIDs positive int32s. */
-export const MAX_PID_PREFIX = (1 << (31 - LOCAL_ID_BITS)) - 1;
+export const MAX_PID_PREFIX = (1 << (31 - LOCAL_ID_BITS)) - 1 - PREFIX_OFFSET;
+
+/** The prefix of the gateway that minted a virtual PID. */
+export function pidPrefixOf(pid: number): number {
+  return (pid >>> LOCAL_ID_BITS) - PREFIX_OFFSET;
+}
 
 /**
  * The gateway proper: accepts client connections, gives each a ClientSession, and answers the
@@ -97,7 +109,8 @@ export class Gateway implements GatewayHandler {
     let sessionId: number;
     do sessionId = ++this.#nextId; while (this.#live.has(localId(sessionId)));
     const secret = crypto.getRandomValues(new Int32Array(1))[0];
-    const id = { sessionId, pid: (this.pidPrefix << LOCAL_ID_BITS) | localId(sessionId), secret };
+    const pid = ((this.pidPrefix + PREFIX_OFFSET) << LOCAL_ID_BITS) | localId(sessionId);
+    const id = { sessionId, pid, secret };
     this.#live.set(localId(sessionId), { id, onCancel });
     return id;
   }
@@ -114,7 +127,12 @@ export class Gateway implements GatewayHandler {
   readonly #plans = new PlanCache();
 
   statementRouter(
-    session: { user: string; database: string; startup: Record<string, string> },
+    session: {
+      user: string;
+      database: string;
+      startup: Record<string, string>;
+      clientPid?: number;
+    },
     relay: DefaultRelay,
   ): StatementRouter {
     const router = this.#router;
@@ -152,7 +170,7 @@ export class Gateway implements GatewayHandler {
 
   /** A CancelRequest: ours is acted on when the secret matches; another gateway's is forwarded. */
   async cancelRequest(pid: number, secret: number): Promise<void> {
-    if (pid >>> LOCAL_ID_BITS === this.pidPrefix) {
+    if (pidPrefixOf(pid) === this.pidPrefix) {
       this.cancelLocal(pid, secret);
     } else if (this.#forwardCancel) {
       await this.#forwardCancel(pid, secret);

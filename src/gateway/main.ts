@@ -13,7 +13,7 @@ import {
   stopGrpcServer,
   unary,
 } from "../shared/grpc/mod.ts";
-import { Gateway, MAX_PID_PREFIX } from "./gateway.ts";
+import { Gateway, MAX_PID_PREFIX, pidPrefixOf } from "./gateway.ts";
 import type { Topo } from "../shared/topo/mod.ts";
 import { Router } from "./router/router.ts";
 import { initPlanner } from "./planner/mod.ts";
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     access: gatewayAccess(hba, await topo.clusterSecret("mock-auth")),
     // A CancelRequest may reach any gateway: send it to the one whose prefix the PID carries.
     forwardCancel: async (pid, secret) => {
-      const owner = (await topo.listGateways()).find((g) => g.pidPrefix === pid >>> 20);
+      const owner = (await topo.listGateways()).find((g) => g.pidPrefix === pidPrefixOf(pid));
       if (!owner) return;
       let c = gatewayClients.get(owner.grpcAddr);
       if (!c) gatewayClients.set(owner.grpcAddr, c = makeClient("MultiGateway", owner.grpcAddr));

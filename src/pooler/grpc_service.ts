@@ -18,10 +18,13 @@ import {
 import { Batcher } from "./dataplane/batcher.ts";
 import { type PoolMode, SessionTable } from "./dataplane/session_table.ts";
 import type { Pooler } from "./pooler.ts";
+import { SessionPids } from "./dataplane/session_pids.ts";
 
 /** The data-plane streams a pooler serves, over grpc-js and over the lean h2 server. */
 export class DataPlaneStreams {
   readonly #tables = new Set<SessionTable>();
+  /** Which backend serves which client session, for every stream. */
+  readonly #pids = new SessionPids();
   readonly #pooler: Pooler;
   readonly #logger: Logger;
   readonly #mode: PoolMode;
@@ -49,6 +52,7 @@ export class DataPlaneStreams {
       canServe: (replica) => this.#pooler.canServe(replica),
       logger: this.#logger,
       mode: this.#mode,
+      pids: this.#pids,
     });
     this.#tables.add(table);
     return {

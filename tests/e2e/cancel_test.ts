@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { WireWriter, writeCancelRequest } from "../../src/shared/wire/mod.ts";
-import { alive, stopPid } from "../../src/provisioner/mod.ts";
-import { E2E, eventually, psql, startCluster } from "../helpers/cluster.ts";
-
-const GATEWAY = fileURLToPath(new URL("../../src/gateway/main.ts", import.meta.url));
+import { alive } from "../../src/provisioner/mod.ts";
+import { E2E, psql, startCluster, startExtraGateway } from "../helpers/cluster.ts";
 
 Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
   const c = await startCluster(1500);
@@ -34,31 +31,9 @@ Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
 
     await t.step("a CancelRequest sent to another gateway reaches the session", async () => {
       // A second gateway in the same cell, on ports of its own.
-      const port2 = c.port + 50;
-      const gw2 = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--quiet",
-          GATEWAY,
-          "--cluster=e2e",
-          "--cell=zone1",
-          `--topo-global-address=${c.cluster.topoAddress}`,
-          "--id=zone1-gateway-2",
-          `--pg-port=${port2}`,
-          `--http-port=${c.cluster.ports.gatewayHttp + 50}`,
-          `--grpc-port=${c.cluster.ports.gatewayGrpc + 50}`,
-          ...c.cluster.grpcFlags("multigateway"),
-        ],
-        stdout: "null",
-        stderr: "null",
-        stdin: "null",
-      }).spawn();
+      const gw2 = await startExtraGateway(c, 50);
+      const port2 = gw2.port;
       try {
-        const up = await eventually(async () =>
-          (await psql(port2, ["-tAc", "select 1"], c.password)).stdout.trim() === "1"
-        );
-        assert.ok(up, "the second gateway did not come up");
         // The session lives on the first gateway; npm:pg keeps the key it was given.
         const key = await backendKey(c.port, c.password);
         // Watched from the start: the cancel may land before the read below returns.
@@ -76,10 +51,8 @@ Deno.test("cancel requests and statement_timeout", E2E, async (t) => {
         await slow;
         await key.conn.end();
       } finally {
-        const pid = gw2.pid;
-        await stopPid(pid);
-        assert.ok(!alive(pid));
-        await gw2.status;
+        await gw2.stop();
+        assert.ok(!alive(gw2.pid));
       }
     });
   } finally {

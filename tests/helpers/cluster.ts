@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import postgres from "postgres";
-import { LocalCluster } from "../../src/provisioner/mod.ts";
+import { LocalCluster, stopPid } from "../../src/provisioner/mod.ts";
 import type { PoolerRecord } from "../../src/shared/grpc/types.ts";
 import { Topo } from "../../src/shared/topo/mod.ts";
 
@@ -226,4 +226,46 @@ export async function errorOf(
     const err = e as { code?: string; message: string };
     return { code: err.code ?? "", message: err.message };
   }
+}
+
+/**
+ * A second gateway in the cluster's cell, on the cluster's gateway ports moved by `shift`, up and
+ * answering when this returns. `stop()` ends it by PID.
+ */
+export async function startExtraGateway(
+  c: TestCluster,
+  shift: number,
+): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const port = c.port + shift;
+  const gw = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      new URL("../../src/gateway/main.ts", import.meta.url).pathname,
+      "--cluster=e2e",
+      "--cell=zone1",
+      `--topo-global-address=${c.cluster.topoAddress}`,
+      `--id=zone1-gateway-${shift}`,
+      `--pg-port=${port}`,
+      `--http-port=${c.cluster.ports.gatewayHttp + shift}`,
+      `--grpc-port=${c.cluster.ports.gatewayGrpc + shift}`,
+      ...c.cluster.grpcFlags("multigateway"),
+    ],
+    stdout: "null",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  const stop = async () => {
+    await stopPid(gw.pid);
+    await gw.status;
+  };
+  const up = await eventually(async () =>
+    (await psql(port, ["-tAc", "select 1"], c.password)).stdout.trim() === "1"
+  );
+  if (!up) {
+    await stop();
+    throw new Error("the second gateway did not come up");
+  }
+  return { port, pid: gw.pid, stop };
 }

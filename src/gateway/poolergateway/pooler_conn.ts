@@ -110,7 +110,13 @@ export class PoolerConn {
   /** Starts a session; `listener` gets the ParameterStatus frames (or a FATAL error) and onDone. */
   open(
     sessionId: number,
-    opts: { user: string; database: string; startup: Record<string, string>; replica?: boolean },
+    opts: {
+      user: string;
+      database: string;
+      startup: Record<string, string>;
+      replica?: boolean;
+      clientPid?: number;
+    },
     listener: SessionListener,
   ): void {
     this.#ensureStream();
@@ -129,6 +135,7 @@ export class PoolerConn {
       startup: opts.startup,
       payload: EMPTY,
       replica: opts.replica,
+      clientPid: opts.clientPid,
     });
   }
 

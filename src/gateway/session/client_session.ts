@@ -386,7 +386,7 @@ export class ClientSession implements SessionListener {
       return false;
     }
     this.#stmt = this.#handler.statementRouter?.(
-      { user: this.#user, database: this.#database, startup: this.#startup },
+      { user: this.#user, database: this.#database, startup: this.#startup, clientPid: id.pid },
       {
         collect: (p) => this.#collect(p),
         reserved: () => this.#reserved,
@@ -416,6 +416,7 @@ export class ClientSession implements SessionListener {
           database: this.#database,
           startup: this.#startup,
           replica: this.#opts.replica,
+          clientPid: this.#id?.pid,
         }, this);
       });
       return { ...answer, frames };

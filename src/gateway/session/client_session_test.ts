@@ -530,6 +530,8 @@ Deno.test("ClientSession.run() sends the pooler's ParameterStatus, BackendKeyDat
         database: "db1",
         startup: { application_name: "test-app" },
         replica: false,
+        // The pooler answers pg_backend_pid() with the pid of the BackendKeyData.
+        clientPid: 4001,
       },
     }]);
 

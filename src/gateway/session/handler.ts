@@ -7,7 +7,14 @@ import type { GatewayAccess } from "../hba/mod.ts";
 export interface SessionBackend {
   open(
     sessionId: number,
-    opts: { user: string; database: string; startup: Record<string, string>; replica?: boolean },
+    opts: {
+      user: string;
+      database: string;
+      startup: Record<string, string>;
+      replica?: boolean;
+      /** The session's virtual pid, as its client knows it (BackendKeyData). */
+      clientPid?: number;
+    },
     listener: SessionListener,
   ): void;
   /** @returns how many data-plane requests it took (see SessionListener.onDone's `settled`). */
@@ -73,7 +80,12 @@ export interface GatewayHandler {
    * null: every statement goes to the session's pooler as it is.
    */
   statementRouter?(
-    session: { user: string; database: string; startup: Record<string, string> },
+    session: {
+      user: string;
+      database: string;
+      startup: Record<string, string>;
+      clientPid?: number;
+    },
     relay: DefaultRelay,
   ): StatementRouter | null;
 }

@@ -1,5 +1,10 @@
 import { connectionFailure, PgError, SqlState, withSeverity } from "../../shared/errors/mod.ts";
-import { CloseReason, DoneFlag, ReservationReason } from "../../shared/grpc/types.ts";
+import {
+  CloseReason,
+  DoneFlag,
+  FLOW_WINDOW_BYTES,
+  ReservationReason,
+} from "../../shared/grpc/types.ts";
 import { BackendCode, concatBytes, FrontendCode, parseErrorFields } from "../../shared/wire/mod.ts";
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
 import type { SessionBackend } from "../session/handler.ts";
@@ -10,6 +15,21 @@ export interface ShardSessionOptions {
   user: string;
   database: string;
   startup: Record<string, string>;
+  /** The client session's virtual pid (see SessionBackend.open). */
+  clientPid?: number;
+}
+
+/**
+ * Who hears a shard session's answers message by message while it streams (a COPY under way):
+ * see {@linkcode ShardSession.stream}.
+ */
+export interface StreamListener {
+  /** One whole backend message; `frame` is valid during the call only. */
+  message(code: number, frame: Uint8Array): void;
+  /** The pooler says the request is answered (after its ReadyForQuery). */
+  done(): void;
+  /** The session is gone (closed, or its pooler lost). */
+  lost(err: PgError): void;
 }
 
 /**
@@ -39,6 +59,15 @@ export class ShardSession implements SessionListener {
    * of being gathered; `run()` then resolves with nothing.
    */
   sink: ((frames: Uint8Array) => void) | null = null;
+  /** While set: answers go here message by message (a COPY under way); see `stream()`. */
+  #stream: StreamListener | null = null;
+  /** While streaming: the start of a message the pooler split across pieces. */
+  #partial: Uint8Array | null = null;
+  /** While streaming: results are acknowledged by the caller (`ack()`), which paces them. */
+  #manualAck = false;
+  /** Request bytes sent and not yet acknowledged as written to Postgres (flow control). */
+  #unackedRequests = 0;
+  #requestWaiters: (() => void)[] = [];
 
   constructor(shard: string, backend: SessionBackend, id: number) {
     this.shard = shard;
@@ -78,6 +107,7 @@ export class ShardSession implements SessionListener {
     return new Promise((resolve, reject) => {
       this.#frames = [];
       this.#waiting = { dones, resolve, reject };
+      this.#unackedRequests += payload.length;
       this.#backend.execute(this.#id, payload);
     });
   }
@@ -85,7 +115,63 @@ export class ShardSession implements SessionListener {
   /** Sends `payload` without waiting for an answer (a unit the client flushed: see `sink`). */
   send(payload: Uint8Array): void {
     if (this.#closed) throw shardGone(this.shard);
+    this.#unackedRequests += payload.length;
     this.#backend.execute(this.#id, payload);
+  }
+
+  /**
+   * Streams this session's answers to `listener`, whole messages as they come, instead of
+   * gathering them for `run()` (a COPY: its rows and the client's data flow while it runs);
+   * null ends it. `manualAck`: results count against the pooler's flow-control window until the
+   * caller calls `ack()` (once they reached the client), else they are acknowledged at once.
+   */
+  stream(listener: StreamListener | null, opts: { manualAck?: boolean } = {}): void {
+    this.#stream = listener;
+    this.#partial = null;
+    this.#manualAck = listener !== null && !!opts.manualAck;
+  }
+
+  /** Flow control: `bytes` more results were passed on (see `stream()`'s `manualAck`). */
+  ack(bytes: number): void {
+    if (!this.#closed && bytes > 0) this.#backend.ack(this.#id, bytes);
+  }
+
+  /**
+   * Null while requests may flow; else a promise that resolves once Postgres has taken enough of
+   * what was sent (or the link to the pooler drains, or the session ends).
+   */
+  writable(): Promise<void> | null {
+    if (this.#closed) return null;
+    const full = this.#backend.congested();
+    if (this.#unackedRequests <= FLOW_WINDOW_BYTES) return full;
+    const acked = new Promise<void>((r) => this.#requestWaiters.push(r));
+    return full ? Promise.all([full, acked]).then(() => {}) : acked;
+  }
+
+  #wakeWriters(): void {
+    const w = this.#requestWaiters;
+    this.#requestWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Cuts streamed frames into whole messages for the listener (a message may come in pieces). */
+  #feed(listener: StreamListener, frames: Uint8Array): void {
+    let bytes = frames;
+    if (this.#partial) {
+      bytes = concatBytes([this.#partial, frames]);
+      this.#partial = null;
+    }
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let off = 0;
+    while (off + 5 <= bytes.length) {
+      const end = off + 1 + dv.getInt32(off + 1);
+      if (end > bytes.length) break;
+      listener.message(bytes[off], bytes.subarray(off, end));
+      // The listener may have stopped streaming (or started again) meanwhile.
+      if (this.#stream !== listener) return;
+      off = end;
+    }
+    if (off < bytes.length) this.#partial = bytes.slice(off);
   }
 
   /** Ends the session: the pooler rolls back whatever is open. */
@@ -93,6 +179,10 @@ export class ShardSession implements SessionListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#backend.close(this.#id, reason);
+    this.#wakeWriters();
+    const l = this.#stream;
+    this.#stream = null;
+    l?.lost(shardGone(this.shard));
   }
 
   cancel(): void {
@@ -105,6 +195,12 @@ export class ShardSession implements SessionListener {
     if (this.#opening) {
       // ParameterStatus frames (the client has its own), or the FATAL error that refuses it.
       this.#frames.push(frames);
+      return;
+    }
+    const l = this.#stream;
+    if (l) {
+      this.#feed(l, frames);
+      if (!this.#manualAck || this.#stream !== l) this.#backend.ack(this.#id, frames.length);
       return;
     }
     if (this.sink) this.sink(frames);
@@ -130,6 +226,19 @@ export class ShardSession implements SessionListener {
     }
     if (closed) {
       this.#closed = true;
+      this.#wakeWriters();
+      const l = this.#stream;
+      this.#stream = null;
+      if (l) {
+        const err = errorIn(concatBytes(this.#frames));
+        l.lost(
+          flags & DoneFlag.RETRY
+            ? retryable(this.shard)
+            : err
+            ? withSeverity(err, "ERROR")
+            : shardGone(this.shard),
+        );
+      }
       const w = this.#waiting;
       this.#waiting = undefined;
       const frames = concatBytes(this.#frames);
@@ -144,6 +253,10 @@ export class ShardSession implements SessionListener {
       );
       return;
     }
+    if (this.#stream && !this.#waiting) {
+      this.#stream.done();
+      return;
+    }
     const w = this.#waiting;
     if (!w || --w.dones > 0) return;
     this.#waiting = undefined;
@@ -152,11 +265,18 @@ export class ShardSession implements SessionListener {
     w.resolve(out);
   }
 
-  onRequestsAcked(): void {}
+  onRequestsAcked(bytes: number): void {
+    this.#unackedRequests = Math.max(0, this.#unackedRequests - bytes);
+    if (this.#unackedRequests <= FLOW_WINDOW_BYTES) this.#wakeWriters();
+  }
 
   onLost(err: PgError): void {
     this.#closed = true;
+    this.#wakeWriters();
     const e = withSeverity(err, "ERROR");
+    const l = this.#stream;
+    this.#stream = null;
+    l?.lost(e);
     this.#opening?.reject(e);
     this.#opening = undefined;
     this.#waiting?.reject(e);

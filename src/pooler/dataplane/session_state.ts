@@ -2,12 +2,26 @@ import { BackendCode, FrontendCode, readCString, slab, WireWriter } from "../../
 import { ReservationReason } from "../../shared/grpc/types.ts";
 import { literal } from "../../shared/sql/mod.ts";
 import { isExtendedCode, SyncEnd } from "./sync_counter.ts";
+import {
+  mentionsPidFunctions,
+  type PidMap,
+  rewritePidFunctions,
+  signalledPids,
+} from "./pid_functions.ts";
 
 /** A named protocol-level prepared statement of a session, under the name the pooler gave it. */
 interface Statement {
   serverName: string;
   /** The Parse body after the statement name: query, parameter count and types. */
   rest: Uint8Array;
+  /** It calls functions of pids: each Bind runs it prepared anew (see #withStatement). */
+  pids: boolean;
+}
+
+/** The session's pid (its BackendKeyData's) and the backends sessions have now. */
+export interface SessionPids {
+  session: number;
+  map: PidMap;
 }
 
 /** A ParseComplete the backend owes: the client's own, or one the pooler injected. */
@@ -29,6 +43,8 @@ export interface Translation {
 }
 
 const encoder = new TextEncoder();
+/** The client name of an injected unnamed Parse of a statement calling pid functions. */
+const PID_STATEMENT = "\0pids";
 const decoder = new TextDecoder();
 
 /**
@@ -117,8 +133,25 @@ export class SessionState {
   #expectSetTags = 0;
   #errorInSegment = false;
 
-  constructor(id: number) {
+  readonly #pids?: SessionPids;
+
+  constructor(id: number, pids?: SessionPids) {
     this.#id = id;
+    this.#pids = pids;
+  }
+
+  /**
+   * A Parse body after the statement name with the pid functions' calls rewritten for now
+   * (see pid_functions.ts), or null when the statement calls none.
+   */
+  #pidRest(rest: Uint8Array): Uint8Array | null {
+    if (!this.#pids) return null;
+    const [sql, after] = readCString(rest, 0);
+    if (!mentionsPidFunctions(sql)) return null;
+    const out = rewritePidFunctions(sql, this.#pids.session, this.#pids.map);
+    if (out === sql) return null;
+    const w = new WireWriter(out.length + rest.length);
+    return w.cstring(out).raw(rest.subarray(after)).view();
   }
 
   /**
@@ -130,6 +163,52 @@ export class SessionState {
     const parts = ["RESET ALL;"];
     for (const sql of this.#sets.values()) parts.push(sql + ";");
     return (this.#settingsSql = parts.join("\n"));
+  }
+
+  /**
+   * The session pids that pg_terminate_backend and pg_cancel_backend are given in `frames` (whole
+   * frontend frames not yet translated), where the statement text or a Bind says them. Reads
+   * only: the session's state is unchanged.
+   */
+  signalTargets(frames: Uint8Array): number[] {
+    const out: number[] = [];
+    const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+    let unnamed: string | null = this.#unnamed ? this.#textOf(this.#unnamed.rest) : null;
+    let parsed: Map<string, string> | null = null;
+    let off = 0;
+    while (off + 5 <= frames.length) {
+      const code = frames[off];
+      const len = dv.getInt32(off + 1);
+      if (len < 4) break;
+      const body = frames.subarray(off + 5, off + 1 + len);
+      off += 1 + len;
+      if (code === FrontendCode.Query) {
+        const sql = decoder.decode(body.subarray(0, body.length - 1));
+        for (const p of signalledPids(sql)) if (typeof p === "number") out.push(p);
+      } else if (code === FrontendCode.Parse) {
+        const [name, at] = readCString(body, 0);
+        const sql = readCString(body, at)[0];
+        if (name === "") unnamed = sql;
+        else (parsed ??= new Map()).set(name, sql);
+      } else if (code === FrontendCode.Bind) {
+        const [, at] = readCString(body, 0);
+        const [name, params] = readCString(body, at);
+        const st = name === "" ? null : this.#statements.get(name);
+        const sql = name === ""
+          ? unnamed
+          : parsed?.get(name) ?? (st?.pids ? this.#textOf(st.rest) : null);
+        if (!sql) continue;
+        for (const p of signalledPids(sql)) {
+          const pid = typeof p === "number" ? p : bindInteger(body, params, Number(p.slice(1)));
+          if (pid !== null) out.push(pid);
+        }
+      }
+    }
+    return out;
+  }
+
+  #textOf(rest: Uint8Array): string {
+    return readCString(rest, 0)[0];
   }
 
   /**
@@ -153,12 +232,22 @@ export class SessionState {
       off += 1 + len;
       if (isExtendedCode(code)) end = SyncEnd.UNSYNCED;
       switch (code) {
-        case FrontendCode.Query:
-          this.#query(decoder.decode(body.subarray(0, body.length - 1)));
+        case FrontendCode.Query: {
+          const sql = decoder.decode(body.subarray(0, body.length - 1));
+          this.#query(sql);
           syncPoints++;
           end = SyncEnd.SYNCED;
           this.#sentSegment++;
+          const pidSql = this.#pids && mentionsPidFunctions(sql)
+            ? rewritePidFunctions(sql, this.#pids.session, this.#pids.map)
+            : sql;
+          if (pidSql === sql) continue;
+          w ??= translationWriter().reset();
+          w.raw(frames.subarray(raw, start));
+          raw = off;
+          w.begin(FrontendCode.Query).cstring(pidSql).end();
           continue;
+        }
         case FrontendCode.Sync:
         case FrontendCode.FunctionCall:
           syncPoints++;
@@ -239,7 +328,7 @@ export class SessionState {
       // The unnamed statement lives on the backend until the next unnamed Parse; kept here so
       // that a Bind or Describe of it after the session moved backends still finds it.
       this.#unnamed = { rest: rest.slice(), generation: this.attachGeneration };
-      w.begin(FrontendCode.Parse).bytes(body).end();
+      w.begin(FrontendCode.Parse).cstring("").bytes(this.#pidRest(rest) ?? rest).end();
       this.#pendingParses.push({
         injected: false,
         clientName: "",
@@ -250,11 +339,15 @@ export class SessionState {
     }
     const known = this.#statements.get(name);
     const serverName = known?.serverName ?? `mgs_${this.#id}_${++this.#nextStatement}`;
-    if (!known) this.#statements.set(name, { serverName, rest: rest.slice() });
-    // A name the session already uses makes Postgres answer with its own error where the
-    // backend still has it; elsewhere the new definition simply takes its place.
-    else known.rest = rest.slice();
-    w.begin(FrontendCode.Parse).cstring(serverName).bytes(rest).end();
+    const pidRest = this.#pidRest(rest);
+    if (!known) this.#statements.set(name, { serverName, rest: rest.slice(), pids: !!pidRest });
+    else {
+      // A name the session already uses makes Postgres answer with its own error where the
+      // backend still has it; elsewhere the new definition simply takes its place.
+      known.rest = rest.slice();
+      known.pids = !!pidRest;
+    }
+    w.begin(FrontendCode.Parse).cstring(serverName).bytes(pidRest ?? rest).end();
     backendStatements.add(serverName);
     this.#pendingParses.push({
       injected: false,
@@ -281,7 +374,7 @@ export class SessionState {
       if (code === FrontendCode.Close) {
         this.#unnamed = null;
       } else if (u && u.generation !== this.attachGeneration) {
-        w.begin(FrontendCode.Parse).cstring("").bytes(u.rest).end();
+        w.begin(FrontendCode.Parse).cstring("").bytes(this.#pidRest(u.rest) ?? u.rest).end();
         u.generation = this.attachGeneration;
         this.#pendingParses.push({
           injected: true,
@@ -299,12 +392,28 @@ export class SessionState {
       w.begin(code).bytes(body).end();
       return;
     }
+    if (code === FrontendCode.Bind && st.pids) {
+      // Which backend serves which session changes between executions: the statement runs as
+      // the unnamed one, prepared anew with the pids of now (the client's own unnamed statement
+      // is prepared again before its next use).
+      w.begin(FrontendCode.Parse).cstring("").bytes(this.#pidRest(st.rest) ?? st.rest).end();
+      if (this.#unnamed) this.#unnamed.generation = -1;
+      this.#pendingParses.push({
+        injected: true,
+        clientName: PID_STATEMENT,
+        serverName: "",
+        segment: this.#sentSegment,
+      });
+      w.begin(code).bytes(body.subarray(0, start)).cstring("").bytes(body.subarray(after)).end();
+      return;
+    }
     if (code === FrontendCode.Close) {
       this.#statements.delete(name);
       backendStatements.delete(st.serverName);
     } else if (!backendStatements.has(st.serverName)) {
       // Prepared on another backend: prepare it here first, and drop its ParseComplete.
-      w.begin(FrontendCode.Parse).cstring(st.serverName).bytes(st.rest).end();
+      w.begin(FrontendCode.Parse).cstring(st.serverName).bytes(this.#pidRest(st.rest) ?? st.rest)
+        .end();
       backendStatements.add(st.serverName);
       this.#pendingParses.push({
         injected: true,
@@ -437,4 +546,39 @@ export class SessionState {
 /** UTF-8 bytes of a string (for tests building frames). */
 export function utf8(s: string): Uint8Array {
   return encoder.encode(s);
+}
+
+/**
+ * The integer value of parameter `n` (1-based) of a Bind whose format codes start at `at`
+ * (text or binary int4/int8), or null.
+ */
+function bindInteger(body: Uint8Array, at: number, n: number): number | null {
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  try {
+    const nFormats = dv.getInt16(at);
+    const format = (i: number) =>
+      nFormats === 0 ? 0 : dv.getInt16(at + 2 + 2 * (nFormats === 1 ? 0 : i));
+    let p = at + 2 + 2 * nFormats;
+    const nParams = dv.getInt16(p);
+    p += 2;
+    if (n < 1 || n > nParams) return null;
+    for (let i = 0; i < nParams; i++) {
+      const len = dv.getInt32(p);
+      p += 4;
+      if (i === n - 1) {
+        if (len < 0) return null;
+        if (format(i) === 0) {
+          const text = decoder.decode(body.subarray(p, p + len)).trim();
+          return /^\d{1,10}$/.test(text) ? Number(text) : null;
+        }
+        if (len === 4) return dv.getInt32(p);
+        if (len === 8) return Number(dv.getBigInt64(p));
+        return null;
+      }
+      if (len > 0) p += len;
+    }
+  } catch {
+    // a malformed Bind: Postgres answers it
+  }
+  return null;
 }

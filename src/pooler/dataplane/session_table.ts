@@ -32,6 +32,8 @@ import { type Pool, poolKey } from "../pool/pool.ts";
 import { backendStartupParams } from "./startup_params.ts";
 import { SyncCounter, SyncEnd, syncEnd } from "./sync_counter.ts";
 import { SessionState } from "./session_state.ts";
+import { rewritePidFrames } from "./pid_functions.ts";
+import { SessionPids } from "./session_pids.ts";
 
 /** `session`: a session keeps one backend while it lives; `transaction`: between transactions. */
 export type PoolMode = "session" | "transaction";
@@ -142,6 +144,10 @@ class Session {
   taken = 0;
   /** A read-only session for a replica. */
   replica = false;
+  /** The pid the client knows the session by (its BackendKeyData's); 0 when not given. */
+  clientPid = 0;
+  /** Ends the session's registration in the pooler's SessionPids. */
+  unregisterPid?: () => void;
   /** The startup parameters backends of this session are opened with. */
   params: Record<string, string> = {};
   /** The pool its backends come from (user, database, startup parameters). */
@@ -172,6 +178,7 @@ export class SessionTable {
   readonly #canServe: (replica: boolean) => PgError | null;
   readonly #sessions = new Map<number, Session>();
   readonly #writer = new WireWriter(256);
+  readonly #pids: SessionPids;
 
   constructor(opts: {
     pool: Pool;
@@ -179,8 +186,11 @@ export class SessionTable {
     canServe: (replica: boolean) => PgError | null;
     logger?: Logger;
     mode?: PoolMode;
+    /** Which backend serves which session, shared by every stream of the pooler. */
+    pids?: SessionPids;
   }) {
     this.#mode = opts.mode ?? "transaction";
+    this.#pids = opts.pids ?? new SessionPids();
     this.#pool = opts.pool;
     this.#sink = opts.sink;
     this.#canServe = opts.canServe;
@@ -200,7 +210,11 @@ export class SessionTable {
         }
         const s = new Session(req.sessionId, req.user, req.database);
         s.replica = req.replica ?? false;
+        s.clientPid = req.clientPid ?? 0;
         this.#sessions.set(s.id, s);
+        if (s.clientPid && this.#mode === "transaction") {
+          s.unregisterPid = this.#pids.opened(s.clientPid, () => this.#attachIdle(s));
+        }
         s.chain = this.#open(s, req.startup ?? {});
         return;
       }
@@ -271,7 +285,10 @@ export class SessionTable {
     try {
       if (this.#mode === "transaction") {
         // The startup parameters are the backend's own: only SETs are replayed.
-        s.state = new SessionState(s.id);
+        s.state = new SessionState(
+          s.id,
+          s.clientPid ? { session: s.clientPid, map: this.#pids.map } : undefined,
+        );
         await this.#applySettings(s.state, backend);
       }
     } catch (e) {
@@ -379,6 +396,11 @@ export class SessionTable {
           }
         }
       }
+      if (s.clientPid) {
+        // pg_terminate_backend(pid) of a session without a backend: give it one to signal.
+        const targets = s.state!.signalTargets(frames);
+        if (targets.length) await this.#pids.reach(targets);
+      }
       let t: { out: Uint8Array; syncPoints: number; end: number };
       try {
         t = s.state!.translate(frames, backend.statements);
@@ -413,6 +435,7 @@ export class SessionTable {
 
   /** Passes everything the pinned backend sends to the session until the session closes. */
   async #runPump(s: Session, backend: BackendConn): Promise<void> {
+    if (s.clientPid) this.#pids.attached(s.clientPid, backend.pid);
     try {
       await backend.pump({
         frames: (frames) => {
@@ -453,6 +476,7 @@ export class SessionTable {
         },
       });
     } catch (e) {
+      this.#unmapPid(s, backend);
       this.#pool.discard(backend);
       s.backend = undefined;
       if (s.closing) {
@@ -461,7 +485,7 @@ export class SessionTable {
         this.#closed(s);
         return;
       }
-      this.#sessions.delete(s.id);
+      this.#forget(s);
       if (backend.sawFatal) {
         // Postgres already told the client why (e.g. terminated by an administrator).
         this.#sink.done(s.id, 0, true);
@@ -471,6 +495,7 @@ export class SessionTable {
       }
       return;
     }
+    this.#unmapPid(s, backend);
     if (s.detaching && !s.closing) {
       // Between transactions: the backend goes back as it is (settings kept for reuse).
       s.backend = undefined;
@@ -540,7 +565,11 @@ export class SessionTable {
       this.#close(s, CloseReason.GONE);
       return;
     }
-    await this.#send(s, backend, payload, payload.length);
+    // Frames split across requests are passed on as they come (never rewritten).
+    const out = s.clientPid && wholeFrames(payload)
+      ? rewritePidFrames(payload, s.clientPid, this.#pids.map)
+      : payload;
+    await this.#send(s, backend, out, payload.length);
   }
 
   /**
@@ -583,7 +612,7 @@ export class SessionTable {
       this.#end(s, withSeverity(err, "FATAL"));
       return;
     }
-    this.#sessions.delete(s.id);
+    this.#forget(s);
     s.discard = true; // requests queued behind this one go with it, unrun
     s.ended = true;
     this.#sink.done(s.id, 0, true, DoneFlag.RETRY, s.taken);
@@ -598,7 +627,7 @@ export class SessionTable {
 
   /** Ends a session with a FATAL error frame; the gateway closes the client. */
   #end(s: Session, err: PgError, flags = 0): void {
-    this.#sessions.delete(s.id);
+    this.#forget(s);
     s.discard = true;
     s.ended = true;
     this.#fail(s.id, err, true, flags);
@@ -651,7 +680,7 @@ export class SessionTable {
   #closed(s: Session): void {
     if (s.ended) return;
     s.ended = true;
-    this.#sessions.delete(s.id);
+    this.#forget(s);
     if (isDraining(s.closeReason)) {
       this.#sink.done(s.id, 0, true, s.answered ? DoneFlag.ANSWERED : 0);
     }
@@ -734,6 +763,39 @@ export class SessionTable {
     } catch {
       // lost: the pump ends with an error and the backend is discarded
     }
+  }
+
+  #forget(s: Session): void {
+    this.#sessions.delete(s.id);
+    s.unregisterPid?.();
+    s.unregisterPid = undefined;
+  }
+
+  /**
+   * Transaction pooling: gives an idle session a backend (in its order of requests), so that
+   * another session's pg_terminate_backend or pg_cancel_backend of its pid reaches it as in
+   * Postgres. It keeps the backend until its next transaction ends.
+   */
+  #attachIdle(s: Session): Promise<void> {
+    const run = s.chain.then(async () => {
+      if (s.backend || s.closing || s.discard || this.#sessions.get(s.id) !== s) return;
+      if (this.#canServe(s.replica)) return;
+      try {
+        await this.#attach(s, this.#pool.takeIdle(s.poolKey));
+      } catch (e) {
+        this.#logger?.warn("cannot give a session a backend to signal", {
+          session: s.id,
+          error: e,
+        });
+      }
+    });
+    s.chain = run;
+    return run;
+  }
+
+  /** The session no longer has `backend`: its pid maps to nothing. */
+  #unmapPid(s: Session, backend: BackendConn): void {
+    if (s.clientPid) this.#pids.detached(s.clientPid, backend.pid);
   }
 
   async #release(s: Session): Promise<void> {

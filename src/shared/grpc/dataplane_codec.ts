@@ -167,6 +167,7 @@ function measureRequest(r: SessionRequest): EncodedRequest {
   if (r.acked) size += 1 + varintSize(r.acked);
   if (r.reason) size += 1 + varintSize(r.reason);
   if (r.replica) size += 2;
+  if (r.clientPid) size += 1 + varintSize(r.clientPid);
   e.size = size;
   return e;
 }
@@ -204,6 +205,10 @@ function writeRequest(o: Out, r: SessionRequest, e: EncodedRequest): void {
     o.tag(9, WIRE_VARINT);
     o.varint(1);
   }
+  if (r.clientPid) {
+    o.tag(10, WIRE_VARINT);
+    o.varint(r.clientPid);
+  }
 }
 
 function readRequest(i: In): SessionRequest {
@@ -217,6 +222,7 @@ function readRequest(i: In): SessionRequest {
     acked: 0,
     reason: 0,
     replica: false,
+    clientPid: 0,
   };
   while (i.pos < i.end) {
     const key = i.varint();
@@ -242,6 +248,7 @@ function readRequest(i: In): SessionRequest {
     else if (field === 7 && wire === WIRE_VARINT) r.acked = i.varint();
     else if (field === 8 && wire === WIRE_VARINT) r.reason = i.varint();
     else if (field === 9 && wire === WIRE_VARINT) r.replica = i.varint() !== 0;
+    else if (field === 10 && wire === WIRE_VARINT) r.clientPid = i.varint();
     else i.skip(wire);
   }
   return r;

@@ -29,6 +29,7 @@ const request: DataPlaneRequest = {
       acked: 0,
       reason: 0,
       replica: true,
+      clientPid: 2_147_000_123,
     },
     {
       sessionId: 300_000,
@@ -40,6 +41,7 @@ const request: DataPlaneRequest = {
       acked: 0,
       reason: 0,
       replica: false,
+      clientPid: 0,
     },
     {
       sessionId: 2 ** 40,
@@ -51,6 +53,7 @@ const request: DataPlaneRequest = {
       acked: 524_288,
       reason: 0,
       replica: false,
+      clientPid: 0,
     },
     {
       sessionId: 5,
@@ -62,6 +65,7 @@ const request: DataPlaneRequest = {
       acked: 0,
       reason: 2,
       replica: false,
+      clientPid: 0,
     },
   ],
 };

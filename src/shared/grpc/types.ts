@@ -121,6 +121,8 @@ export interface SessionRequest {
   reason?: number;
   /** With OPEN: a read-only session served by a replica. */
   replica?: boolean;
+  /** With OPEN: the session's pid as its client knows it (BackendKeyData). */
+  clientPid?: number;
 }
 
 /** The DataPlane method's gRPC path (served by grpc-js and by grpc/h2). */

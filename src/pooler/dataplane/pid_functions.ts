@@ -1,0 +1,364 @@
+/**
+ * Session pids in SQL. A client knows its session by the pid of its BackendKeyData: the gateway's
+ * virtual pid, which stays the same while transaction pooling hands the session a different
+ * backend for each transaction, and which is never a real process id (see the gateway's pid
+ * layout). Postgres's functions that take or return pids speak of backends, so the pooler
+ * rewrites their calls in the statements it passes on:
+ *
+ * - `pg_backend_pid()` answers the session's pid;
+ * - `pg_terminate_backend(pid)` and `pg_cancel_backend(pid)` act on the backend that serves
+ *   the session `pid` now;
+ * - `pg_blocking_pids(pid)` and `pg_safe_snapshot_blocking_pids(pid)` take and answer session
+ *   pids, and `pg_isolation_test_session_is_blocked(pid, pids)` takes them.
+ *
+ * A pid that is no session's (a backend seen in `pg_stat_activity`, a session without a backend
+ * at the moment) is passed on as it is, so Postgres answers for it as it would. The mapping is
+ * the one at the time of the rewrite: written into the statement as a VALUES list, so a
+ * statement prepared once must be rewritten again for each execution (SessionState does so).
+ * Column names stay Postgres's: a replaced call becomes a scalar subquery whose one column has
+ * the function's name.
+ *
+ * @module
+ */
+import { FrontendCode, readCString, WireWriter } from "../../shared/wire/mod.ts";
+
+/** The functions rewritten, by lower-case name. */
+const FUNCTIONS = new Set([
+  "pg_backend_pid",
+  "pg_terminate_backend",
+  "pg_cancel_backend",
+  "pg_blocking_pids",
+  "pg_safe_snapshot_blocking_pids",
+  "pg_isolation_test_session_is_blocked",
+]);
+
+/** A quick test for statements that may call one of the functions (false positives are fine). */
+const MENTION_RE =
+  /pg_(?:backend_pid|terminate_backend|cancel_backend|blocking_pids|safe_snapshot_blocking_pids|isolation_test_session_is_blocked)\s*\(/i;
+
+/** Whether `sql` may call a function whose pids are rewritten. */
+export function mentionsPidFunctions(sql: string): boolean {
+  return MENTION_RE.test(sql);
+}
+
+/** Session pid → pid of the backend serving it now. */
+export type PidMap = ReadonlyMap<number, number>;
+
+/**
+ * `sql` with the calls of the pid functions rewritten for the session `sessionPid` and the
+ * sessions' backends `map` (or its VALUES list, when rewriting arguments); `sql` itself when there is nothing to rewrite (or it cannot be read:
+ * then Postgres judges it as written).
+ */
+export function rewritePidFunctions(
+  sql: string,
+  sessionPid: number,
+  map: PidMap | string,
+): string {
+  if (!mentionsPidFunctions(sql)) return sql;
+  const calls = findCalls(sql);
+  if (!calls.length) return sql;
+  const values = typeof map === "string" ? map : valuesList(map);
+  let out = "";
+  let at = 0;
+  for (const c of calls) {
+    const replaced = rewriteCall(sql, c, sessionPid, values);
+    if (replaced === null) continue;
+    out += sql.slice(at, c.start) + replaced;
+    at = c.end;
+  }
+  return at === 0 ? sql : out + sql.slice(at);
+}
+
+/**
+ * The pids `pg_terminate_backend` and `pg_cancel_backend` are called with in `sql`, where the
+ * text says them: an integer literal (a number), or a parameter (its number as `$n`, to be read
+ * from the Bind). Other arguments are only known when Postgres evaluates them.
+ */
+export function signalledPids(sql: string): (number | `$${number}`)[] {
+  if (!mentionsPidFunctions(sql)) return [];
+  const out: (number | `$${number}`)[] = [];
+  for (const c of findCalls(sql)) {
+    if (c.name !== "pg_terminate_backend" && c.name !== "pg_cancel_backend") continue;
+    if (!c.args.length) continue;
+    const a = sql.slice(c.args[0].start, c.args[0].end).trim();
+    if (/^\d{1,10}$/.test(a)) out.push(Number(a));
+    else if (/^\$\d{1,5}$/.test(a)) out.push(a as `$${number}`);
+  }
+  return out;
+}
+
+/** The map as a VALUES list of (session pid, backend pid), never empty. */
+function valuesList(map: PidMap): string {
+  let s = "(VALUES (0, 0)";
+  for (const [session, backend] of map) s += `, (${session | 0}, ${backend | 0})`;
+  return s + ")";
+}
+
+/** One call found in the text: `start`..`end` spans the (qualified) name to the closing paren. */
+interface Call {
+  name: string;
+  start: number;
+  end: number;
+  /** The arguments' text spans, split at top-level commas. */
+  args: { start: number; end: number }[];
+}
+
+/** Maps a session pid expression to the pid of its backend (itself when it has none). */
+function toBackend(expr: string, values: string): string {
+  return `(SELECT COALESCE(mg_m.b, mg_v.p) FROM (SELECT (${expr})::pg_catalog.int4 AS p) mg_v ` +
+    `LEFT JOIN ${values} mg_m(s, b) ON mg_m.s = mg_v.p)`;
+}
+
+function rewriteCall(sql: string, c: Call, sessionPid: number, values: string): string | null {
+  // Arguments may call the functions too (pg_terminate_backend(pg_backend_pid())).
+  const arg = (k: number) =>
+    rewritePidFunctions(sql.slice(c.args[k].start, c.args[k].end).trim(), sessionPid, values);
+  const head = sql.slice(c.start, c.args[0]?.start ?? c.end);
+  switch (c.name) {
+    case "pg_backend_pid":
+      if (c.args.length || !sessionPid) return null;
+      return `(SELECT ${sessionPid}::pg_catalog.int4 AS pg_backend_pid)`;
+    case "pg_terminate_backend":
+    case "pg_cancel_backend": {
+      if (c.args.length < 1) return null;
+      const rest = sql.slice(c.args[0].end, c.end);
+      return head + toBackend(arg(0), values) + rest;
+    }
+    case "pg_blocking_pids":
+    case "pg_safe_snapshot_blocking_pids": {
+      if (c.args.length !== 1) return null;
+      // The backends' pids in the answer become their sessions' pids, in the same order.
+      return `(SELECT CASE WHEN mg_y.a IS NULL THEN NULL ELSE COALESCE((SELECT ` +
+        `pg_catalog.array_agg(COALESCE(mg_m.s, mg_x.b) ORDER BY mg_x.o) FROM ` +
+        `pg_catalog.unnest(mg_y.a) WITH ORDINALITY mg_x(b, o) LEFT JOIN ${values} mg_m(s, b) ` +
+        `ON mg_m.b = mg_x.b), '{}'::pg_catalog.int4[]) END AS ${c.name} FROM (SELECT ` +
+        `pg_catalog.${c.name}(${toBackend(arg(0), values)}) AS a) mg_y)`;
+    }
+    case "pg_isolation_test_session_is_blocked": {
+      if (c.args.length !== 2) return null;
+      const pids = `COALESCE((SELECT pg_catalog.array_agg(COALESCE(mg_m.b, mg_x.p)) FROM ` +
+        `pg_catalog.unnest((${arg(1)})::pg_catalog.int4[]) mg_x(p) LEFT JOIN ${values} ` +
+        `mg_m(s, b) ON mg_m.s = mg_x.p), '{}'::pg_catalog.int4[])`;
+      return `${head}${toBackend(arg(0), values)}, ${pids})`;
+    }
+  }
+  return null;
+}
+
+const enum Ch {
+  Quote = 0x27, // '
+  DoubleQuote = 0x22, // "
+  Dollar = 0x24, // $
+  Dash = 0x2d, // -
+  Slash = 0x2f, // /
+  Star = 0x2a, // *
+  Backslash = 0x5c, // \
+  Open = 0x28, // (
+  Close = 0x29, // )
+  Comma = 0x2c, // ,
+  Dot = 0x2e, // .
+  NewLine = 0x0a,
+}
+
+function isIdentStart(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c >= 0x80;
+}
+
+function isIdentChar(c: number): boolean {
+  return isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === Ch.Dollar;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/**
+ * Skips a token that is not code (a string, quoted identifier, comment) starting at `i`;
+ * returns where it ends, or `i` when there is none there. -1: unterminated.
+ */
+function skipNonCode(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c === Ch.Quote) {
+    // E'…' allows backslash escapes; standard strings do not.
+    const p = s.charCodeAt(i - 1);
+    const escapes = (p === 0x45 || p === 0x65) && !isIdentChar(s.charCodeAt(i - 2));
+    for (let j = i + 1; j < s.length; j++) {
+      const d = s.charCodeAt(j);
+      if (escapes && d === Ch.Backslash) j++;
+      else if (d === Ch.Quote) {
+        if (s.charCodeAt(j + 1) === Ch.Quote) j++;
+        else return j + 1;
+      }
+    }
+    return -1;
+  }
+  if (c === Ch.DoubleQuote) {
+    for (let j = i + 1; j < s.length; j++) {
+      if (s.charCodeAt(j) === Ch.DoubleQuote) {
+        if (s.charCodeAt(j + 1) === Ch.DoubleQuote) j++;
+        else return j + 1;
+      }
+    }
+    return -1;
+  }
+  if (c === Ch.Dash && s.charCodeAt(i + 1) === Ch.Dash) {
+    const nl = s.indexOf("\n", i);
+    return nl < 0 ? s.length : nl + 1;
+  }
+  if (c === Ch.Slash && s.charCodeAt(i + 1) === Ch.Star) {
+    let depth = 1;
+    for (let j = i + 2; j < s.length - 1; j++) {
+      if (s.charCodeAt(j) === Ch.Slash && s.charCodeAt(j + 1) === Ch.Star) depth++, j++;
+      else if (s.charCodeAt(j) === Ch.Star && s.charCodeAt(j + 1) === Ch.Slash) {
+        j++;
+        if (--depth === 0) return j + 1;
+      }
+    }
+    return -1;
+  }
+  if (c === Ch.Dollar && !isIdentChar(s.charCodeAt(i - 1))) {
+    // $tag$ … $tag$ (not $1, a parameter)
+    let j = i + 1;
+    if (j < s.length && !(s.charCodeAt(j) >= 0x30 && s.charCodeAt(j) <= 0x39)) {
+      while (j < s.length && isIdentChar(s.charCodeAt(j)) && s.charCodeAt(j) !== Ch.Dollar) j++;
+      if (s.charCodeAt(j) === Ch.Dollar) {
+        const tag = s.slice(i, j + 1);
+        const close = s.indexOf(tag, j + 1);
+        return close < 0 ? -1 : close + tag.length;
+      }
+    }
+  }
+  return i;
+}
+
+/** The calls of the rewritten functions in `s`, in order, outermost only. */
+function findCalls(s: string): Call[] {
+  const calls: Call[] = [];
+  let i = 0;
+  while (i < s.length) {
+    const skipped = skipNonCode(s, i);
+    if (skipped < 0) return calls;
+    if (skipped > i) {
+      i = skipped;
+      continue;
+    }
+    const c = s.charCodeAt(i);
+    if (!isIdentStart(c) || (i > 0 && isIdentChar(s.charCodeAt(i - 1)))) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < s.length && isIdentChar(s.charCodeAt(j))) j++;
+    const word = s.slice(i, j).toLowerCase();
+    if (!FUNCTIONS.has(word) || qualifiedByOther(s, i)) {
+      i = j;
+      continue;
+    }
+    let k = j;
+    while (k < s.length && isSpace(s.charCodeAt(k))) k++;
+    if (s.charCodeAt(k) !== Ch.Open) {
+      i = j;
+      continue;
+    }
+    const call = readArgs(s, k);
+    if (!call) return calls;
+    calls.push({ name: word, start: qualifierStart(s, i), ...call });
+    i = call.end;
+  }
+  return calls;
+}
+
+/** Index just before `i` skipping spaces backwards. */
+function backOverSpace(s: string, i: number): number {
+  let k = i - 1;
+  while (k >= 0 && isSpace(s.charCodeAt(k))) k--;
+  return k;
+}
+
+/** Whether the name at `i` is qualified by a schema other than pg_catalog. */
+function qualifiedByOther(s: string, i: number): boolean {
+  const k = backOverSpace(s, i);
+  if (k < 0 || s.charCodeAt(k) !== Ch.Dot) return false;
+  return qualifierStart(s, i) === i;
+}
+
+/** Where `pg_catalog.` before the name at `i` starts (i when there is none). */
+function qualifierStart(s: string, i: number): number {
+  const dot = backOverSpace(s, i);
+  if (dot < 0 || s.charCodeAt(dot) !== Ch.Dot) return i;
+  const end = backOverSpace(s, dot) + 1;
+  const start = end - "pg_catalog".length;
+  if (start < 0 || s.slice(start, end).toLowerCase() !== "pg_catalog") return i;
+  if (start > 0 && (isIdentChar(s.charCodeAt(start - 1)) || s.charCodeAt(start - 1) === Ch.Dot)) {
+    return i;
+  }
+  return start;
+}
+
+/** The arguments of the call whose `(` is at `open`, or null when it does not close. */
+function readArgs(
+  s: string,
+  open: number,
+): { end: number; args: { start: number; end: number }[] } | null {
+  const args: { start: number; end: number }[] = [];
+  let depth = 0;
+  let argStart = open + 1;
+  let i = open;
+  while (i < s.length) {
+    const skipped = skipNonCode(s, i);
+    if (skipped < 0) return null;
+    if (skipped > i) {
+      i = skipped;
+      continue;
+    }
+    const c = s.charCodeAt(i);
+    if (c === Ch.Open) depth++;
+    else if (c === Ch.Close) {
+      if (--depth === 0) {
+        if (s.slice(argStart, i).trim() !== "" || args.length) {
+          args.push({ start: argStart, end: i });
+        }
+        return { end: i + 1, args };
+      }
+    } else if (c === Ch.Comma && depth === 1) {
+      args.push({ start: argStart, end: i });
+      argStart = i + 1;
+    }
+    i++;
+  }
+  return null;
+}
+
+/**
+ * Whole frontend frames with the pid functions' calls rewritten in their Query and Parse
+ * messages (session pooling, where statements keep their names and backend); `frames` itself
+ * when none calls them. A statement prepared once keeps the pids of the time it was prepared.
+ */
+export function rewritePidFrames(frames: Uint8Array, sessionPid: number, map: PidMap): Uint8Array {
+  let w: WireWriter | null = null;
+  let raw = 0;
+  let off = 0;
+  const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+  while (off + 5 <= frames.length) {
+    const start = off;
+    const code = frames[off];
+    const len = dv.getInt32(off + 1);
+    if (len < 4) break;
+    off += 1 + len;
+    if (code !== FrontendCode.Query && code !== FrontendCode.Parse) continue;
+    const body = frames.subarray(start + 5, Math.min(off, frames.length));
+    const [name, at] = code === FrontendCode.Parse ? readCString(body, 0) : ["", 0];
+    const [sql, after] = readCString(body, at);
+    if (!mentionsPidFunctions(sql)) continue;
+    const out = rewritePidFunctions(sql, sessionPid, map);
+    if (out === sql) continue;
+    w ??= new WireWriter(frames.length + out.length);
+    w.raw(frames.subarray(raw, start));
+    raw = off;
+    w.begin(code);
+    if (code === FrontendCode.Parse) w.cstring(name);
+    w.cstring(out).raw(body.subarray(after)).end();
+  }
+  if (!w) return frames;
+  return w.raw(frames.subarray(raw)).view().slice();
+}

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { mentionsPidFunctions, rewritePidFunctions, signalledPids } from "./pid_functions.ts";
+
+const MAP = new Map([[4194305, 1234], [4194306, 5678]]);
+const VALUES = "(VALUES (0, 0), (4194305, 1234), (4194306, 5678))";
+const PID = "(SELECT 4194305::pg_catalog.int4 AS pg_backend_pid)";
+
+function toBackend(expr: string): string {
+  return `(SELECT COALESCE(mg_m.b, mg_v.p) FROM (SELECT (${expr})::pg_catalog.int4 AS p) mg_v ` +
+    `LEFT JOIN ${VALUES} mg_m(s, b) ON mg_m.s = mg_v.p)`;
+}
+
+Deno.test("rewritePidFunctions() leaves statements without the functions as they are", () => {
+  const sql = "select backend_pid, pg_backend_pid_x() from t";
+  assert.equal(rewritePidFunctions(sql, 4194305, MAP), sql);
+  assert.equal(mentionsPidFunctions("SELECT 1"), false);
+  assert.equal(mentionsPidFunctions("SELECT PG_BACKEND_PID ()"), true);
+});
+
+Deno.test("rewritePidFunctions() answers pg_backend_pid() with the session's pid", () => {
+  assert.equal(rewritePidFunctions("select pg_backend_pid()", 4194305, MAP), `select ${PID}`);
+  assert.equal(
+    rewritePidFunctions("SELECT PG_CATALOG . Pg_Backend_Pid ( ) AS me;", 4194305, MAP),
+    `SELECT ${PID} AS me;`,
+  );
+  // Another schema's function of that name is not Postgres's.
+  const other = "select myschema.pg_backend_pid(), x.pg_catalog.pg_backend_pid()";
+  assert.equal(rewritePidFunctions(other, 4194305, MAP), other);
+});
+
+Deno.test("rewritePidFunctions() leaves strings, quoted names and comments alone", () => {
+  for (
+    const sql of [
+      "select 'pg_backend_pid()'",
+      "select E'\\'pg_backend_pid()'",
+      'select "pg_backend_pid"()',
+      "select 1 -- pg_backend_pid()\n",
+      "select /* pg_backend_pid() /* nested */ */ 1",
+      "select $q$ pg_backend_pid() $q$",
+      "select $$pg_backend_pid()$$",
+    ]
+  ) assert.equal(rewritePidFunctions(sql, 4194305, MAP), sql, sql);
+  assert.equal(
+    rewritePidFunctions("select $1::int, 'a''b', pg_backend_pid()", 4194305, MAP),
+    `select $1::int, 'a''b', ${PID}`,
+  );
+});
+
+Deno.test("rewritePidFunctions() maps the pid given to pg_terminate_backend and pg_cancel_backend", () => {
+  assert.equal(
+    rewritePidFunctions("select pg_terminate_backend($1, 100)", 4194305, MAP),
+    `select pg_terminate_backend(${toBackend("$1")}, 100)`,
+  );
+  assert.equal(
+    rewritePidFunctions("select pg_catalog.pg_cancel_backend(pid) from t", 4194305, MAP),
+    `select pg_catalog.pg_cancel_backend(${toBackend("pid")}) from t`,
+  );
+  // Arguments are rewritten too.
+  assert.equal(
+    rewritePidFunctions("select pg_cancel_backend(pg_backend_pid())", 4194305, MAP),
+    `select pg_cancel_backend(${toBackend(PID)})`,
+  );
+});
+
+Deno.test("rewritePidFunctions() maps pg_isolation_test_session_is_blocked's pids", () => {
+  const out = rewritePidFunctions(
+    "SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{4194305,4194306}')",
+    4194305,
+    MAP,
+  );
+  assert.equal(
+    out,
+    `SELECT pg_catalog.pg_isolation_test_session_is_blocked(${toBackend("$1")}, ` +
+      `COALESCE((SELECT pg_catalog.array_agg(COALESCE(mg_m.b, mg_x.p)) FROM ` +
+      `pg_catalog.unnest(('{4194305,4194306}')::pg_catalog.int4[]) mg_x(p) LEFT JOIN ${VALUES} ` +
+      `mg_m(s, b) ON mg_m.s = mg_x.p), '{}'::pg_catalog.int4[]))`,
+  );
+});
+
+Deno.test("rewritePidFunctions() answers pg_blocking_pids with session pids", () => {
+  const out = rewritePidFunctions("select pg_blocking_pids(4194306)", 4194305, MAP);
+  assert.match(out, /^select \(SELECT CASE WHEN mg_y\.a IS NULL/);
+  assert.ok(out.includes(`END AS pg_blocking_pids FROM (SELECT pg_catalog.pg_blocking_pids(`));
+  assert.ok(out.includes(toBackend("4194306")));
+});
+
+Deno.test("rewritePidFunctions() leaves calls it cannot read to Postgres", () => {
+  for (
+    const sql of [
+      "select pg_backend_pid(",
+      "select pg_backend_pid(1)",
+      "select pg_blocking_pids()",
+      "select pg_backend_pid() 'unterminated",
+    ]
+  ) {
+    const out = rewritePidFunctions(sql, 4194305, MAP);
+    if (sql.endsWith("unterminated")) assert.equal(out, `select ${PID} 'unterminated`);
+    else assert.equal(out, sql, sql);
+  }
+});
+
+Deno.test("signalledPids() finds the pids terminate and cancel are given as literals or parameters", () => {
+  assert.deepEqual(
+    signalledPids(
+      "select pg_terminate_backend(4194305), pg_catalog.pg_cancel_backend( $2 ), " +
+        "pg_cancel_backend(pid), pg_backend_pid(), 'pg_cancel_backend(7)'",
+    ),
+    [4194305, "$2"],
+  );
+  assert.deepEqual(signalledPids("select 1"), []);
+});

@@ -1,0 +1,53 @@
+/**
+ * Which backend serves which client session now, for the whole pooler (every data-plane
+ * stream): what the rewrite of the pid functions reads (pid_functions.ts), and how a session
+ * without a backend is given one so that pg_terminate_backend or pg_cancel_backend can reach it.
+ *
+ * @module
+ */
+import type { PidMap } from "./pid_functions.ts";
+
+export class SessionPids {
+  readonly #backends = new Map<number, number>();
+  readonly #attachers = new Map<number, () => Promise<void>>();
+
+  /** Session pid → pid of the backend serving the session now. */
+  get map(): PidMap {
+    return this.#backends;
+  }
+
+  /** The session `pid` has the backend `backendPid` now. */
+  attached(pid: number, backendPid: number): void {
+    this.#backends.set(pid, backendPid);
+  }
+
+  /** The session `pid` no longer has the backend `backendPid`. */
+  detached(pid: number, backendPid: number): void {
+    if (this.#backends.get(pid) === backendPid) this.#backends.delete(pid);
+  }
+
+  /**
+   * The session `pid` is open here; `attach` gives it a backend when it has none (transaction
+   * pooling). Returns what ends the registration.
+   */
+  opened(pid: number, attach: () => Promise<void>): () => void {
+    this.#attachers.set(pid, attach);
+    return () => {
+      if (this.#attachers.get(pid) === attach) this.#attachers.delete(pid);
+    };
+  }
+
+  /**
+   * Gives each of the sessions `pids` that is open here a backend, if it has none, so that a
+   * signal sent to its pid reaches it (Postgres signals an idle session too). Errors are the
+   * target's own and do not concern the caller: a session that cannot get one stays unmapped.
+   */
+  async reach(pids: Iterable<number>): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const pid of pids) {
+      const attach = this.#attachers.get(pid);
+      if (attach && !this.#backends.has(pid)) waits.push(attach().catch(() => {}));
+    }
+    await Promise.all(waits);
+  }
+}
