@@ -156,6 +156,26 @@ Deno.test("session pids: pg_backend_pid, blocking pids, cancel and terminate", E
       await t.step(`${poolMode} pooling: through the gateway, the same`, async () => {
         assert.deepEqual(await scenario(() => cluster.client()), direct);
       });
+      await t.step(`${poolMode} pooling: multigres.session_backends maps sessions`, async () => {
+        const [a, c] = [await cluster.client(), await cluster.client()];
+        try {
+          const stateOf = async () =>
+            (await c.query(
+              `select a.state from multigres.session_backends s
+                 join pg_stat_activity a on a.pid = s.backend_pid where s.session_pid = $1`,
+              [a.processID],
+            )).rows.map((r: { state: string }) => r.state);
+          await a.query("begin");
+          await a.query("select 1");
+          assert.deepEqual(await stateOf(), ["idle in transaction"]);
+          await a.query("commit");
+          // Between transactions a session holds a backend only under session pooling.
+          assert.deepEqual(await stateOf(), poolMode === "session" ? ["idle"] : []);
+        } finally {
+          await a.end();
+          await c.end();
+        }
+      });
       await t.step(`${poolMode} pooling: signalled from another gateway, the same`, async () => {
         const other = await startExtraGateway(cluster, 60);
         try {

@@ -32,9 +32,23 @@ const FUNCTIONS = new Set([
   "pg_isolation_test_session_is_blocked",
 ]);
 
+/**
+ * The relation `multigres.session_backends`: (session_pid, backend_pid) of every session that has
+ * a backend at the moment, to join with pg_stat_activity on backend_pid. Any database has it.
+ */
+const VIEW = "session_backends";
+const VIEW_SCHEMA = "multigres";
+
 /** A quick test for statements that may call one of the functions (false positives are fine). */
 const MENTION_RE =
-  /pg_(?:backend_pid|terminate_backend|cancel_backend|blocking_pids|safe_snapshot_blocking_pids|isolation_test_session_is_blocked)\s*\(/i;
+  /pg_(?:backend_pid|terminate_backend|cancel_backend|blocking_pids|safe_snapshot_blocking_pids|isolation_test_session_is_blocked)\s*\(|session_backends/i;
+
+/** Words after a relation that are not its alias. */
+const NOT_ALIAS = new Set(
+  ("where join inner left right full cross natural on using group order limit offset union " +
+    "intersect except window having for fetch returning tablesample into values select from set")
+    .split(" "),
+);
 
 /** Whether `sql` may call a function whose pids are rewritten. */
 export function mentionsPidFunctions(sql: string): boolean {
@@ -101,6 +115,8 @@ interface Call {
   end: number;
   /** The arguments' text spans, split at top-level commas. */
   args: { start: number; end: number }[];
+  /** The view: an alias follows it. */
+  alias?: boolean;
 }
 
 /** Maps a session pid expression to the pid of its backend (itself when it has none). */
@@ -115,6 +131,9 @@ function rewriteCall(sql: string, c: Call, sessionPid: number, values: string): 
     rewritePidFunctions(sql.slice(c.args[k].start, c.args[k].end).trim(), sessionPid, values);
   const head = sql.slice(c.start, c.args[0]?.start ?? c.end);
   switch (c.name) {
+    case VIEW:
+      return `(SELECT mg_v.s AS session_pid, mg_v.b AS backend_pid FROM ${values} mg_v(s, b) ` +
+        `WHERE mg_v.s <> 0)${c.alias ? "" : ` AS ${VIEW}`}`;
     case "pg_backend_pid":
       if (c.args.length || !sessionPid) return null;
       return `(SELECT ${sessionPid}::pg_catalog.int4 AS pg_backend_pid)`;
@@ -250,6 +269,12 @@ function findCalls(s: string): Call[] {
     let j = i;
     while (j < s.length && isIdentChar(s.charCodeAt(j))) j++;
     const word = s.slice(i, j).toLowerCase();
+    if (word === VIEW) {
+      const start = qualifierStart(s, i, VIEW_SCHEMA);
+      if (start < i) calls.push({ name: VIEW, start, end: j, args: [], alias: hasAlias(s, j) });
+      i = j;
+      continue;
+    }
     if (!FUNCTIONS.has(word) || qualifiedByOther(s, i)) {
       i = j;
       continue;
@@ -282,13 +307,23 @@ function qualifiedByOther(s: string, i: number): boolean {
   return qualifierStart(s, i) === i;
 }
 
-/** Where `pg_catalog.` before the name at `i` starts (i when there is none). */
-function qualifierStart(s: string, i: number): number {
+/** Whether an alias follows the relation name ending at `j`. */
+function hasAlias(s: string, j: number): boolean {
+  let k = j;
+  while (k < s.length && isSpace(s.charCodeAt(k))) k++;
+  if (!isIdentStart(s.charCodeAt(k)) && s.charCodeAt(k) !== Ch.DoubleQuote) return false;
+  let e = k;
+  while (e < s.length && isIdentChar(s.charCodeAt(e))) e++;
+  return !NOT_ALIAS.has(s.slice(k, e).toLowerCase());
+}
+
+/** Where `schema.` (pg_catalog by default) before the name at `i` starts (i when there is none). */
+function qualifierStart(s: string, i: number, schema = "pg_catalog"): number {
   const dot = backOverSpace(s, i);
   if (dot < 0 || s.charCodeAt(dot) !== Ch.Dot) return i;
   const end = backOverSpace(s, dot) + 1;
-  const start = end - "pg_catalog".length;
-  if (start < 0 || s.slice(start, end).toLowerCase() !== "pg_catalog") return i;
+  const start = end - schema.length;
+  if (start < 0 || s.slice(start, end).toLowerCase() !== schema) return i;
   if (start > 0 && (isIdentChar(s.charCodeAt(start - 1)) || s.charCodeAt(start - 1) === Ch.Dot)) {
     return i;
   }

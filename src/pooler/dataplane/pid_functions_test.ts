@@ -109,3 +109,18 @@ Deno.test("signalledPids() finds the pids terminate and cancel are given as lite
   );
   assert.deepEqual(signalledPids("select 1"), []);
 });
+
+Deno.test("rewritePidFunctions() makes multigres.session_backends a relation of the map", () => {
+  const rel = `(SELECT mg_v.s AS session_pid, mg_v.b AS backend_pid FROM ${VALUES} mg_v(s, b) ` +
+    `WHERE mg_v.s <> 0)`;
+  assert.equal(
+    rewritePidFunctions("select * from multigres.session_backends where true", 1, MAP),
+    `select * from ${rel} AS session_backends where true`,
+  );
+  assert.equal(
+    rewritePidFunctions("select * from MULTIGRES.Session_Backends s join x on true", 1, MAP),
+    `select * from ${rel} s join x on true`,
+  );
+  const other = "select * from session_backends, public.session_backends";
+  assert.equal(rewritePidFunctions(other, 1, MAP), other);
+});

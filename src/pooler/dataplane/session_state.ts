@@ -43,6 +43,21 @@ export interface Translation {
 }
 
 const encoder = new TextEncoder();
+const NONE: number[] = [];
+
+/** Whether "backend" (any case) occurs in `bytes`. */
+function mentionsBackend(bytes: Uint8Array): boolean {
+  for (let i = 0; i + 7 <= bytes.length; i++) {
+    if (
+      (bytes[i] | 0x20) === 0x62 && (bytes[i + 1] | 0x20) === 0x61 &&
+      (bytes[i + 2] | 0x20) === 0x63 && (bytes[i + 3] | 0x20) === 0x6b &&
+      (bytes[i + 4] | 0x20) === 0x65 && (bytes[i + 5] | 0x20) === 0x6e &&
+      (bytes[i + 6] | 0x20) === 0x64
+    ) return true;
+  }
+  return false;
+}
+
 /** The client name of an injected unnamed Parse of a statement calling pid functions. */
 const PID_STATEMENT = "\0pids";
 const decoder = new TextDecoder();
@@ -134,6 +149,8 @@ export class SessionState {
   #errorInSegment = false;
 
   readonly #pids?: SessionPids;
+  /** A statement the session prepared signals a pid (see signalTargets). */
+  #signalling = false;
 
   constructor(id: number, pids?: SessionPids) {
     this.#id = id;
@@ -171,6 +188,9 @@ export class SessionState {
    * only: the session's state is unchanged.
    */
   signalTargets(frames: Uint8Array): number[] {
+    // The common case, cheaply: no "backend" in the frames, and no statement of the session
+    // that signals a pid given by a Bind.
+    if (!this.#signalling && !mentionsBackend(frames)) return NONE;
     const out: number[] = [];
     const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
     let unnamed: string | null = this.#unnamed ? this.#textOf(this.#unnamed.rest) : null;
@@ -188,6 +208,7 @@ export class SessionState {
       } else if (code === FrontendCode.Parse) {
         const [name, at] = readCString(body, 0);
         const sql = readCString(body, at)[0];
+        if (signalledPids(sql).length) this.#signalling = true;
         if (name === "") unnamed = sql;
         else (parsed ??= new Map()).set(name, sql);
       } else if (code === FrontendCode.Bind) {

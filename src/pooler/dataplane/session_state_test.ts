@@ -249,3 +249,33 @@ Deno.test("SessionState releases a pin when its reason ends", () => {
   }
   assert.equal(st.pins, ReservationReason.LISTEN);
 });
+
+Deno.test("SessionState prepares a statement calling pid functions anew at each Bind", () => {
+  const map = new Map<number, number>();
+  const st = new SessionState(1, { session: 4194305, map });
+  const backend = new Set<string>();
+  const sql = "select pg_cancel_backend($1)";
+  const w = new WireWriter();
+  w.begin(FrontendCode.Parse).cstring("s1").cstring(sql).int16(0).end();
+  writeSync(w);
+  const parse = w.view().slice();
+  assert.deepEqual(st.signalTargets(parse), []);
+  st.translate(parse, backend);
+  st.inspect(BackendCode.ParseComplete, EMPTY, backend);
+  st.inspect(BackendCode.ReadyForQuery, IDLE, backend);
+
+  // The pid comes with the Bind, in text; the statement text is the map of now.
+  const b = new WireWriter();
+  b.begin(FrontendCode.Bind).cstring("").cstring("s1").int16(0).int16(1).int32(7)
+    .raw(new TextEncoder().encode("4194306")).int16(0).end();
+  writeSync(b);
+  const bind = b.view().slice();
+  assert.deepEqual(st.signalTargets(bind), [4194306]);
+  map.set(4194306, 777);
+  const out = st.translate(bind, backend).out;
+  assert.deepEqual(frames(out), [["P", ""], ["B", ""], ["S", ""]]);
+  assert.ok(new TextDecoder().decode(out).includes("(4194306, 777)"));
+  // Its ParseComplete is the pooler's, not the client's.
+  assert.equal(st.inspect(BackendCode.ParseComplete, EMPTY, backend), false);
+  assert.equal(st.inspect(BackendCode.BindComplete, EMPTY, backend), true);
+});
