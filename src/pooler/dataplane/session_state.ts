@@ -192,6 +192,15 @@ export class SessionState {
     // that signals a pid given by a Bind.
     if (!this.#signalling && !mentionsBackend(frames)) return NONE;
     const out: number[] = [];
+    try {
+      this.#findSignalTargets(frames, out);
+    } catch {
+      // Malformed frames: Postgres judges them itself (translate passes them on as they are).
+    }
+    return out;
+  }
+
+  #findSignalTargets(frames: Uint8Array, out: number[]): void {
     const dv = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
     let unnamed: string | null = this.#unnamed ? this.#textOf(this.#unnamed.rest) : null;
     let parsed: Map<string, string> | null = null;
@@ -225,7 +234,6 @@ export class SessionState {
         }
       }
     }
-    return out;
   }
 
   #textOf(rest: Uint8Array): string {
