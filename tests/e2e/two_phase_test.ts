@@ -1,11 +1,13 @@
 // Two-phase commit across shards, end to end (ports 22800+): a transaction block that writes on
 // two shards (and on the default tablegroup) commits on all of them or on none; a write outside a
-// block that touches several shards is atomic; and a gateway killed at each step of the commit
-// leaves every transaction on all shards or on none once the orch's recovery has run, with no
-// prepared transaction left over and no acknowledged commit missing.
+// block that touches several shards is atomic; and a gateway killed at each step of the commit, or
+// a participant's pooler or Postgres killed while the gateway is held at each step, leaves every
+// transaction on all shards or on none once the orch's recovery has run, with no prepared
+// transaction left over and no acknowledged commit missing.
 
 import assert from "node:assert/strict";
 import type pg from "pg";
+import { alive, type LocalCluster, ShardProvisioner } from "../../src/provisioner/mod.ts";
 import { shardPorts } from "../../src/provisioner/local_cluster.ts";
 import {
   inRangeSql,
@@ -14,6 +16,7 @@ import {
   parseKeyRange,
 } from "../../src/shared/keyspace/mod.ts";
 import { E2E, errorOf, eventually, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import { crashPostgres } from "../helpers/failover.ts";
 
 const OFFSET = 2800;
 const ACCOUNTS = 40;
@@ -54,28 +57,42 @@ Deno.test({
       const low = await shardDb(1);
       const high = await shardDb(2);
       const direct = await client({ direct: true, database: "bank" });
-      const defaultDirect = await client({ direct: true });
 
       const balance = async (id: number) =>
         (await bank.query("select balance from accounts where id = $1", [id])).rows[0].balance;
-      const total = async () => {
-        let sum = 0;
-        for (const sh of [low, high]) {
-          sum += Number((await sh.query("select sum(balance) as s from accounts")).rows[0].s);
+      // A new connection to a Postgres for every look: it may have been killed and started again
+      // since the last.
+      const fresh = async <T>(
+        port: number,
+        database: string,
+        fn: (cl: pg.Client) => Promise<T>,
+      ): Promise<T> => {
+        const cl = await c.client({ port, database, direct: true });
+        cl.on("error", () => {});
+        try {
+          return await fn(cl);
+        } finally {
+          await cl.end().catch(() => {});
         }
-        return sum;
       };
-      const preparedLeft = async () => {
-        let n = 0;
-        for (const sh of [low, high, direct]) {
-          n += (await sh.query("select count(*)::int as n from pg_prepared_xacts")).rows[0].n;
-        }
-        return n;
-      };
-      const decisionsLeft = async () =>
-        (await defaultDirect.query(
-          "select count(*)::int as n from multigres.two_phase where decision = 'commit'",
-        )).rows[0].n;
+      const onShards = async <T>(fn: (sh: pg.Client) => Promise<T>): Promise<T[]> => [
+        await fresh(shardPorts(OFFSET, 1, 0).postgres, "bank", fn),
+        await fresh(shardPorts(OFFSET, 2, 0).postgres, "bank", fn),
+      ];
+      const total = async () =>
+        (await onShards(async (sh) =>
+          Number((await sh.query("select sum(balance) as s from accounts")).rows[0].s)
+        )).reduce((x, y) => x + y, 0);
+      const countPrepared = async (sh: pg.Client) =>
+        (await sh.query("select count(*)::int as n from pg_prepared_xacts")).rows[0].n as number;
+      const preparedLeft = async () =>
+        (await fresh(c.directPort, "bank", countPrepared)) +
+        (await onShards(countPrepared)).reduce((x, y) => x + y, 0);
+      const decisionsLeft = () =>
+        fresh(c.directPort, "postgres", async (cl) =>
+          (await cl.query(
+            "select count(*)::int as n from multigres.two_phase where decision = 'commit'",
+          )).rows[0].n as number);
 
       await t.step("a block that writes on two shards commits on both", async () => {
         const [a, b] = [onLow[0], onHigh[0]];
@@ -335,6 +352,21 @@ Deno.test({
         },
       );
 
+      const pauseFile = `${c.dir}/two_phase_pause`;
+      /** A new gateway, with the fault hook `fault` (MULTIGRES_TWO_PHASE_FAULT) if given. */
+      const restartGateway = async (fault?: string) => {
+        if (fault) Deno.env.set("MULTIGRES_TWO_PHASE_FAULT", fault);
+        Deno.env.set("MULTIGRES_TWO_PHASE_FAULT_FILE", pauseFile);
+        try {
+          c.cluster.signal("multigateway", "SIGTERM");
+          assert.ok(await eventually(() => !c.cluster.running().multigateway), "gateway gone");
+          await c.cluster.start();
+        } finally {
+          Deno.env.delete("MULTIGRES_TWO_PHASE_FAULT");
+          Deno.env.delete("MULTIGRES_TWO_PHASE_FAULT_FILE");
+        }
+      };
+
       // Kills of the gateway at each step of a commit: afterwards the transfer is on both
       // shards or on neither, as the step decides, once the recovery has run.
       const steps: [string, "committed" | "rolled back"][] = [
@@ -347,14 +379,7 @@ Deno.test({
       for (const [i, [step, outcome]] of steps.entries()) {
         await t.step(`a gateway killed ${step.replace("_", " ")}: ${outcome}`, async () => {
           const [a, b] = [onLow[6 + i], onHigh[6 + i]];
-          Deno.env.set("MULTIGRES_TWO_PHASE_FAULT", `crash@${step}`);
-          try {
-            c.cluster.signal("multigateway", "SIGTERM");
-            assert.ok(await eventually(() => !c.cluster.running().multigateway), "gateway gone");
-            await c.cluster.start();
-          } finally {
-            Deno.env.delete("MULTIGRES_TWO_PHASE_FAULT");
-          }
+          await restartGateway(`crash@${step}`);
           const victim = await client({ database: "bank" });
           await victim.query("begin");
           await victim.query("update accounts set balance = balance - 100 where id = $1", [a]);
@@ -386,6 +411,174 @@ Deno.test({
             "commit decisions forgotten",
           );
         });
+      }
+
+      // Kills of a participant while the gateway is held at each step of a commit (`pause@STEP`):
+      // its pooler or its whole Postgres (kill -9 of every process of it; its pooler has pgctld
+      // start it again, which restores what was prepared). A shard's pooler is started again by
+      // the shard provisioner, as under `cluster start`; the default tablegroup's, which nothing
+      // watches, by the test, as `cluster start` would. The participants are the block's shards
+      // in the order it touched them (0-8, then 8-inf), after the default tablegroup's when the
+      // block wrote there too (the ledger). A participant that dies before its PREPARE loses its
+      // part of the block: rolled back everywhere, and the client's COMMIT fails. One that had
+      // prepared keeps it (it is durable): committed by the gateway or by the recovery, and the
+      // client's COMMIT succeeds (or, when the client's own pooler session was the one killed,
+      // may fail without saying which way it went).
+      type Victim = { kill: "pooler" | "postgres"; shard: "0-8" | "8-inf" | "default" };
+      type Case = Victim & { outcome: "committed" | "rolled back"; mayFail?: true };
+      const participantKills: [string, Case[]][] = [
+        ["before_prepare", [
+          { kill: "pooler", shard: "8-inf", outcome: "rolled back" },
+          { kill: "postgres", shard: "0-8", outcome: "rolled back" },
+        ]],
+        ["between_prepares", [
+          { kill: "pooler", shard: "0-8", outcome: "committed" }, // it had prepared
+          { kill: "postgres", shard: "0-8", outcome: "committed" },
+          { kill: "postgres", shard: "8-inf", outcome: "rolled back" }, // it had not
+        ]],
+        ["after_prepares", [
+          { kill: "pooler", shard: "8-inf", outcome: "committed" },
+          { kill: "postgres", shard: "0-8", outcome: "committed" },
+          // The decision's own server: it is written once Postgres is back.
+          { kill: "postgres", shard: "default", outcome: "committed" },
+        ]],
+        ["after_decision", [
+          { kill: "pooler", shard: "0-8", outcome: "committed" },
+          { kill: "postgres", shard: "8-inf", outcome: "committed" },
+          { kill: "pooler", shard: "default", outcome: "committed", mayFail: true },
+        ]],
+        ["between_commits", [ // the first participant committed, the others not yet
+          { kill: "pooler", shard: "8-inf", outcome: "committed" },
+          { kill: "postgres", shard: "8-inf", outcome: "committed" },
+        ]],
+      ];
+      const cellOf = (shard: Victim["shard"]): LocalCluster => {
+        if (shard === "default") return c.cluster;
+        const cell = new ShardProvisioner(c.cluster, () => {}).allCells().find((m) =>
+          m.cfg.shard?.tablegroup === "accts" && m.cfg.shard.name === shard
+        );
+        assert.ok(cell, `the cell of shard ${shard}`);
+        return cell;
+      };
+      /** Kills the victim; resolves once every process it killed is gone. */
+      const kill = async ({ kill, shard }: Victim) => {
+        const cell = cellOf(shard);
+        let pids: number[];
+        if (kill === "pooler") {
+          const pid = cell.running().multipooler;
+          assert.ok(pid, `${shard}'s pooler runs`);
+          Deno.kill(pid, "SIGKILL");
+          pids = [pid];
+        } else {
+          pids = await crashPostgres(cell);
+        }
+        assert.ok(await eventually(() => !pids.some(alive), 10_000), `${shard}'s ${kill} gone`);
+      };
+      /** The balances of `ids`, read on the shards themselves. */
+      const balances = async (ids: number[]) => {
+        const got = new Map<number, number>();
+        for (
+          const rows of await onShards(async (sh) =>
+            (await sh.query("select id, balance from accounts where id = any($1)", [ids])).rows
+          )
+        ) {
+          for (const r of rows) got.set(Number(r.id), r.balance);
+        }
+        return ids.map((id) => got.get(id));
+      };
+      const ledgerNotes = (note: string) =>
+        fresh(
+          c.directPort,
+          "bank",
+          async (cl) =>
+            (await cl.query("select count(*)::int as n from ledger where note = $1", [note]))
+              .rows[0].n as number,
+        );
+      /** Both shards and the default tablegroup answer through the gateway again. */
+      const serves = () =>
+        eventually(
+          async () => {
+            const cl = await client({ database: "bank" });
+            try {
+              await cl.query("select count(*) from accounts");
+              await cl.query("select count(*) from ledger");
+              return true;
+            } finally {
+              await cl.end().catch(() => {});
+            }
+          },
+          60_000,
+          250,
+        );
+      let pair = 11;
+      const seen: string[] = [];
+      try {
+        for (const [step, cases] of participantKills) {
+          await restartGateway(`pause@${step}`);
+          for (const v of cases) {
+            const name = `${step.replace("_", " ")}, ${v.shard}'s ${v.kill} killed: ${v.outcome}`;
+            await t.step(`held ${name}`, async () => {
+              const [a, b] = [onLow[pair % onLow.length], onHigh[pair % onHigh.length]];
+              const note = `held ${pair++}`;
+              const before = await balances([a, b]);
+              const victim = await client({ database: "bank" });
+              await victim.query("begin");
+              if (v.shard === "default") {
+                await victim.query("insert into ledger (note) values ($1)", [note]);
+              }
+              await victim.query("update accounts set balance = balance - 100 where id = $1", [a]);
+              await victim.query("update accounts set balance = balance + 100 where id = $1", [b]);
+              const committing = errorOf(victim.query("commit"));
+              assert.ok(
+                await eventually(() => Deno.stat(pauseFile).then(() => true), 30_000, 50),
+                `the gateway held the commit ${step}`,
+              );
+              await kill(v);
+              await Deno.remove(pauseFile);
+              const released = Date.now();
+              // Nothing watches the default tablegroup's pooler: started again as
+              // `cluster start` does, while the commit goes on.
+              const restarting = v.shard === "default" && v.kill === "pooler"
+                ? c.cluster.start()
+                : undefined;
+              const err = await committing;
+              const answeredMs = Date.now() - released;
+              await restarting;
+              await victim.end().catch(() => {});
+              seen.push(
+                `${step} / ${v.shard}'s ${v.kill}: ` +
+                  (err ? `ERROR ${err.code} ${err.message}` : "COMMIT") + ` (${answeredMs} ms)`,
+              );
+              const moved = v.outcome === "committed" ? 100 : 0;
+              if (v.outcome === "rolled back") assert.ok(err, "the COMMIT fails");
+              else if (!v.mayFail) {
+                assert.equal(err, null, `the COMMIT is acknowledged (${err?.message})`);
+                // The gateway committed it everywhere before it said so (the victim was back
+                // in time), as Postgres's COMMIT: visible at once, not only after the recovery.
+                assert.deepEqual(await balances([a, b]), [before[0]! - 100, before[1]! + 100]);
+              }
+              // The victim comes back and the recovery (after 2 s) finishes what is prepared.
+              assert.ok(await serves(), "every shard serves again");
+              assert.ok(
+                await eventually(async () => (await preparedLeft()) === 0, 60_000, 250),
+                "nothing left prepared",
+              );
+              assert.deepEqual(await balances([a, b]), [before[0]! - moved, before[1]! + moved]);
+              if (v.shard === "default") {
+                assert.equal(await ledgerNotes(note), moved ? 1 : 0, "the ledger's row");
+              }
+              assert.equal(await total(), ACCOUNTS * START_BALANCE);
+              assert.ok(
+                await eventually(async () => (await decisionsLeft()) === 0, 30_000),
+                "commit decisions forgotten",
+              );
+            });
+          }
+        }
+      } finally {
+        await Deno.remove(pauseFile).catch(() => {});
+        await restartGateway();
+        console.log(`what a client's COMMIT got, participant killed:\n  ${seen.join("\n  ")}`);
       }
 
       await t.step(

@@ -59,6 +59,24 @@ export async function freezeCell(cell: LocalCluster, signal: "SIGSTOP" | "SIGCON
   for (const pid of pids) Deno.kill(pid, signal);
 }
 
+/**
+ * kill -9 of a cell's whole Postgres, the postmaster first and then every process of it (as a
+ * crash of its machine leaves it: no backend finishes what it was doing); returns their pids.
+ */
+export async function crashPostgres(cell: LocalCluster): Promise<number[]> {
+  const postmaster = cell.postgresPid();
+  if (!postmaster) throw new Error(`no Postgres runs in ${cell.cfg.cell}`);
+  const pids = [postmaster, ...await childPids(postmaster)];
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
 async function childPids(parent: number): Promise<number[]> {
   const out: number[] = [];
   for await (const e of Deno.readDir("/proc")) {

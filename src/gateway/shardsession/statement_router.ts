@@ -950,6 +950,9 @@ export class StatementRouter {
       name: `${this.#opts.database}/${tablegroup}/${shard}`,
       run: (sql) => s.run(query(sql)),
       finish: async (sql) => {
+        // The block is over there (prepared): a lost session is replaced, not refused.
+        const key = `${tablegroup}/${shard}`;
+        if (this.#sessions.get(key)?.closed) this.#sessions.delete(key);
         const now = s.closed ? await this.#session(tablegroup, shard) : s;
         return await now.run(query(sql));
       },

@@ -12,11 +12,18 @@
 import { PgError, SqlState } from "../../shared/errors/mod.ts";
 import { TWO_PHASE_GID_PREFIX, type TwoPhaseDecision } from "../../shared/grpc/types.ts";
 import { literal } from "../../shared/sql/mod.ts";
-import { BackendCode } from "../../shared/wire/mod.ts";
-import { commandTag, type Message, splitMessages } from "./messages.ts";
+import { BackendCode, parseErrorFields } from "../../shared/wire/mod.ts";
+import { body, commandTag, type Message, splitMessages } from "./messages.ts";
 
 /** How long the decision's write is tried while the default tablegroup has no primary. */
 const DECIDE_WINDOW_MS = 15_000;
+/**
+ * How long COMMIT PREPARED is tried again on a participant that fails it (its pooler or its
+ * Postgres restarting, its shard failing over), so that a commit the client is told of is
+ * visible on every shard; past it, the recovery commits it (in `--two-phase-min-age`).
+ */
+const FINISH_WINDOW_MS = 15_000;
+const FINISH_RETRY_MS = 200;
 
 /** One shard (or the default one) that holds part of the transaction block. */
 export interface TwoPhaseParticipant {
@@ -44,6 +51,8 @@ export interface TwoPhaseDeps {
   forget(gid: string): Promise<void>;
   /** Logs what the recovery will have to finish. */
   warn(message: string, fields: Record<string, unknown>): void;
+  /** How long a failed COMMIT PREPARED is tried again (default 15 s; tests set less). */
+  finishWindowMs?: number;
 }
 
 /** How a two-phase commit ended, for the client's COMMIT. */
@@ -147,16 +156,28 @@ export async function commitTwoPhase(
   await fault("after_decision");
 
   const sql = `COMMIT PREPARED ${literal(gid)}`;
+  const finishBy = Date.now() + (deps.finishWindowMs ?? FINISH_WINDOW_MS);
   const finish = async (p: TwoPhaseParticipant) => {
-    try {
-      const msgs = splitMessages(await p.finish(sql));
-      if (!msgs.some((m) => m.code === BackendCode.ErrorResponse)) return true;
-    } catch {
-      // logged below; the recovery commits it
+    let error: unknown;
+    for (;;) {
+      try {
+        const msgs = splitMessages(await p.finish(sql));
+        const e = msgs.find((m) => m.code === BackendCode.ErrorResponse);
+        if (!e) return true;
+        error = parseErrorFields(body(e));
+        // Not prepared any more: committed meanwhile (by an answer that was lost, or by the
+        // recovery, which commits what is recorded as committed).
+        if ((error as PgError).sqlstate === SqlState.UNDEFINED_OBJECT) return true;
+      } catch (e) {
+        error = e;
+      }
+      if (Date.now() + FINISH_RETRY_MS > finishBy) break;
+      await new Promise((r) => setTimeout(r, FINISH_RETRY_MS));
     }
     deps.warn("two-phase commit: COMMIT PREPARED failed; recovery will finish it", {
       gid,
       participant: p.name,
+      error: String(error),
     });
     return false;
   };

@@ -44,6 +44,7 @@ function deps(decide: (d: TwoPhaseDecision) => Promise<TwoPhaseDecision>) {
       return Promise.resolve();
     },
     warn: () => void log.warnings++,
+    finishWindowMs: 1_000,
   };
   return { d, log };
 }
@@ -127,4 +128,43 @@ Deno.test("commitTwoPhase() answers COMMIT once recorded, even when a COMMIT PRE
   assert.deepEqual(out, { committed: true });
   assert.equal(log.warnings, 1);
   assert.deepEqual(log.forgotten, [], "the recovery forgets it once it finished");
+});
+
+Deno.test("commitTwoPhase() tries a failed COMMIT PREPARED again, so the client's commit is visible", async () => {
+  let failures = 2; // the participant's pooler restarts meanwhile
+  const a = participant("a");
+  const b = participant("b", (sql) => {
+    if (sql.startsWith("COMMIT") && failures-- > 0) return new Error("connection lost");
+    return answer(commandComplete(sql.split(" ").slice(0, 2).join(" ")), READY_IDLE);
+  });
+  const { d, log } = deps((x) => Promise.resolve(x));
+  const gid = newGid();
+  const out = await commitTwoPhase([a, b], gid, d);
+  assert.deepEqual(out, { committed: true });
+  assert.equal(b.ran.filter((q) => q.startsWith("COMMIT PREPARED")).length, 3);
+  assert.equal(log.warnings, 0);
+  await Promise.resolve();
+  assert.deepEqual(log.forgotten, [gid]);
+});
+
+Deno.test("commitTwoPhase() takes a COMMIT PREPARED of what is not prepared any more as done", async () => {
+  // The first answer was lost after it committed; the second finds nothing left to commit.
+  const gone = errorFrame(
+    new PgError(
+      SqlState.UNDEFINED_OBJECT,
+      'prepared transaction with identifier "x" does not exist',
+    ),
+  );
+  let tries = 0;
+  const a = participant("a");
+  const b = participant("b", (sql) => {
+    if (!sql.startsWith("COMMIT")) {
+      return answer(commandComplete("PREPARE TRANSACTION"), READY_IDLE);
+    }
+    return tries++ ? answer(gone, READY_IDLE) : new Error("connection lost");
+  });
+  const { d, log } = deps((x) => Promise.resolve(x));
+  const out = await commitTwoPhase([a, b], newGid(), d);
+  assert.deepEqual(out, { committed: true });
+  assert.equal(log.warnings, 0);
 });
