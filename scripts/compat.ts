@@ -1,11 +1,16 @@
 /**
- * `deno task compat`: runs PostgreSQL 15's own regression suite (`parallel_schedule`) twice
- * against a local cluster, once against Postgres directly and once through the gateway, and
- * prints which tests fail only through the gateway.
+ * `deno task compat`: runs one of PostgreSQL 15's own test suites twice against a local cluster,
+ * once against Postgres directly and once through the gateway, and prints which tests fail only
+ * through the gateway. `--suite regress` (the default) is the regression suite
+ * (`parallel_schedule`, driven by `pg_regress`); `--suite isolation` is the isolation suite
+ * (`isolation_schedule`, driven by `pg_isolation_regress` and `isolationtester`: several sessions
+ * interleaving steps, with steps that wait on another session's lock).
  *
  * ```sh
  * deno task compat                          # both runs, then the comparison
  * deno task compat --max-connections 4      # fewer tests at once (default 8)
+ * deno task compat --suite isolation        # the isolation suite instead
+ * deno task compat --pool-mode session      # a cluster in session pooling (default transaction)
  * ```
  *
  * Setup (as root, cached in `.compat/`, git-ignored):
@@ -14,20 +19,32 @@
  *   `deb` entries is added to apt when there is none;
  * - `postgresql-server-dev-15` of the same version provides `pg_regress` and PGXS, with which
  *   `regress.so` (the suite's C functions) is built; `autoinc.so` and `refint.so` come from the
- *   server package and are linked beside it.
+ *   server package and are linked beside it;
+ * - for `--suite isolation`, Debian ships no `isolationtester`: it and `pg_isolation_regress` are
+ *   built once from the same source tree (`configure --without-readline --without-zlib` in a
+ *   build folder, then `make -C src/test/isolation`, which builds the libpq it links; the
+ *   tarball ships the generated spec parser, so no bison or flex) into
+ *   `.compat/build/<version>/isolation/`.
  *
  * Each run gets a fresh cluster (`cluster start --data-dir /tmp/multigres_compat_* --port-offset
  * 2000`: gateway on 127.0.0.1:17432, Postgres on 127.0.0.1:27432), stopped afterwards, also on
  * failure. The suite leaves objects and sometimes roles behind, so it cannot run twice in one
  * database, and the gateway routes only the databases in Multigres's metadata (today `postgres`):
- * the script first checks whether a database `regression` is reachable through the gateway and
- * otherwise runs both halves in `postgres` (`pg_regress --use-existing --dbname=postgres`), each
+ * the script first checks whether the suite's own database (`regression`, or
+ * `isolation_regression`, whose name one isolation spec spells out) is reachable through the
+ * gateway and otherwise runs both halves in `postgres` (`--use-existing --dbname=postgres`), each
  * in a cluster of its own so that both start from the same state. The database settings
  * pg_regress applies to a database it creates (lc_messages 'C' …) are set by hand.
  *
- * Outputs stay in `.compat/results/{direct,gateway}/` (regression.out, regression.diffs,
- * results/, and the cluster's logs). Exit code 0 when both runs completed, whatever failed;
- * 1 when the suite could not run.
+ * Both isolation runs get `PGISOLATIONTIMEOUT` (`ISOLATION_STEP_TIMEOUT_S`): isolationtester
+ * cancels a step that has neither finished nor been seen blocked (by
+ * `pg_isolation_test_session_is_blocked` on the backend pid the server announced) after that many
+ * seconds instead of Postgres's 300, so a wait the gateway hides costs that long per waiting step.
+ *
+ * Outputs stay in `.compat/results/{direct,gateway}/` for the regression suite and in
+ * `.compat/results/isolation-<pool mode>/{direct,gateway}/` for the isolation suite
+ * (regression.out, regression.diffs, results/, and the cluster's logs). Exit code 0 when both runs
+ * completed, whatever failed; 1 when the suite could not run.
  *
  * @module
  */
@@ -49,6 +66,11 @@ const GATEWAY_PORT = 15432;
 const POSTGRES_PORT = 25432;
 /** A run that takes longer than this is stopped (a hung session would block forever). */
 const RUN_TIMEOUT_MS = 40 * 60_000;
+/**
+ * `PGISOLATIONTIMEOUT` of both isolation runs: seconds after which isolationtester cancels a step
+ * that has neither finished nor been seen blocked (Postgres's default is 300).
+ */
+const ISOLATION_STEP_TIMEOUT_S = 30;
 /** Settings pg_regress gives a database it creates (`create_database` in pg_regress.c). */
 const DATABASE_SETTINGS: [string, string][] = [
   ["lc_messages", "C"],
@@ -65,12 +87,15 @@ const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = `${REPO_ROOT}.compat`;
 const APT_SRC_FILE = "/etc/apt/sources.list.d/multigres-src.sources";
 
-const USAGE = `Usage: deno task compat [--max-connections N] [--port-offset N]
+const USAGE = `Usage: deno task compat [--suite regress|isolation] [--pool-mode transaction|session]
+                        [--max-connections N] [--port-offset N]
 
-Runs PostgreSQL ${PG_MAJOR}'s regression suite against Postgres directly and through the
+Runs one of PostgreSQL ${PG_MAJOR}'s test suites against Postgres directly and through the
 gateway of a local cluster, and prints the tests that fail only through the gateway.
 
 Options:
+  --suite NAME          regress (parallel_schedule, the default) or isolation (isolation_schedule)
+  --pool-mode MODE      pool mode of the cluster: transaction (the default) or session
   --max-connections N   tests run at once within a parallel group (default 8)
   --port-offset N       port offset of the cluster (default 2000: gateway 17432, Postgres 27432)`;
 
@@ -78,6 +103,10 @@ Options:
 class CompatError extends Error {}
 
 type Target = "direct" | "gateway";
+type SuiteName = "regress" | "isolation";
+type PoolMode = "transaction" | "session";
+const SUITE_NAMES: readonly SuiteName[] = ["regress", "isolation"];
+const POOL_MODES: readonly PoolMode[] = ["transaction", "session"];
 
 interface TestResult {
   name: string;
@@ -98,12 +127,23 @@ interface RunOutcome {
 }
 
 interface Suite {
+  name: SuiteName;
   /** Debian version of the installed server, e.g. 15.18-0+deb12u1. */
   version: string;
   /** Upstream version, e.g. 15.18. */
   upstream: string;
   srcDir: string;
-  dlpath: string;
+  /** `pg_regress` or `pg_isolation_regress`. */
+  driver: string;
+  /** The database the driver would create: `regression`, `isolation_regression`. */
+  database: string;
+  /** The driver's `--inputdir`: sql/ or specs/, and expected/. */
+  inputDir: string;
+  schedule: string;
+  /** Driver options of this suite alone (regress: `--dlpath`). */
+  args: string[];
+  /** Environment of this suite alone (isolation: `PGISOLATIONTIMEOUT`). */
+  env: Record<string, string>;
 }
 
 let current: Deno.ChildProcess | undefined;
@@ -116,6 +156,8 @@ async function main(args: string[]): Promise<number> {
       args,
       strict: true,
       options: {
+        "suite": { type: "string", default: "regress" },
+        "pool-mode": { type: "string", default: "transaction" },
         "max-connections": { type: "string", default: "8" },
         "port-offset": { type: "string", default: "2000" },
         "help": { type: "boolean", short: "h", default: false },
@@ -129,8 +171,18 @@ async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const suiteName = values.suite as SuiteName;
+  const poolMode = values["pool-mode"] as PoolMode;
   const maxConnections = Number(values["max-connections"]);
   const portOffset = Number(values["port-offset"]);
+  if (!SUITE_NAMES.includes(suiteName)) {
+    console.error(`error: --suite must be one of: ${SUITE_NAMES.join(", ")}\n\n${USAGE}`);
+    return 2;
+  }
+  if (!POOL_MODES.includes(poolMode)) {
+    console.error(`error: --pool-mode must be one of: ${POOL_MODES.join(", ")}\n\n${USAGE}`);
+    return 2;
+  }
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
     console.error(`error: --max-connections must be a positive integer\n\n${USAGE}`);
     return 2;
@@ -144,21 +196,21 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onInterrupt);
   const started = Date.now();
   try {
-    const suite = await prepareSuite();
+    const suite = await prepareSuite(suiteName);
     const setupSeconds = (Date.now() - started) / 1000;
     let dbname = "";
     const outcomes: RunOutcome[] = [];
     for (const target of ["direct", "gateway"] as const) {
       if (interrupted) throw new CompatError("Interrupted");
       outcomes.push(
-        await withCluster(portOffset, async (cluster) => {
-          if (!dbname) dbname = await chooseDatabase(cluster, suite.upstream);
+        await withCluster({ portOffset, poolMode }, async (cluster) => {
+          if (!dbname) dbname = await chooseDatabase(cluster, suite);
           await prepareDatabase(cluster, dbname);
-          return await runSuite(suite, cluster, { target, dbname, maxConnections });
+          return await runSuite(suite, cluster, { target, dbname, maxConnections, poolMode });
         }),
       );
     }
-    report(suite, dbname, outcomes, {
+    report(suite, { dbname, poolMode }, outcomes, {
       setup: setupSeconds,
       total: (Date.now() - started) / 1000,
     });
@@ -186,10 +238,10 @@ function onInterrupt(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Setup: source package, server-dev package, regress.so
+// Setup: source package, server-dev package, regress.so, isolationtester
 
 /** Everything the suite needs on disk; installs and builds what is missing. */
-async function prepareSuite(): Promise<Suite> {
+async function prepareSuite(name: SuiteName): Promise<Suite> {
   step("Checking prerequisites (PostgreSQL 15, etcd)");
   await must(Deno.execPath(), ["run", "-A", "src/cli/main.ts", "prereqs"], {
     what: "multigres prereqs",
@@ -201,9 +253,32 @@ async function prepareSuite(): Promise<Suite> {
   step(`Installed server: ${PG_PACKAGE} ${version}`);
 
   const src = await ensureSource(version);
-  await ensureServerDev(version);
-  const dlpath = await buildRegressLib(src.srcDir, src.upstream);
-  return { version, upstream, srcDir: src.srcDir, dlpath };
+  const common = { name, version, upstream, srcDir: src.srcDir };
+  if (name === "regress") {
+    await ensureServerDev(version);
+    const dlpath = await buildRegressLib(src.srcDir, src.upstream);
+    const inputDir = `${src.srcDir}/src/test/regress`;
+    return {
+      ...common,
+      driver: PG_REGRESS,
+      database: "regression",
+      inputDir,
+      schedule: `${inputDir}/parallel_schedule`,
+      args: [`--dlpath=${dlpath}`],
+      env: {},
+    };
+  }
+  const binDir = await buildIsolationTools(src.srcDir, src.upstream);
+  const inputDir = `${src.srcDir}/src/test/isolation`;
+  return {
+    ...common,
+    driver: `${binDir}/pg_isolation_regress`,
+    database: "isolation_regression",
+    inputDir,
+    schedule: `${inputDir}/isolation_schedule`,
+    args: [],
+    env: { PGISOLATIONTIMEOUT: String(ISOLATION_STEP_TIMEOUT_S) },
+  };
 }
 
 /**
@@ -391,6 +466,11 @@ async function ensureServerDev(version: string): Promise<void> {
   if (!(await exists(PG_REGRESS))) {
     throw new CompatError(`${DEV_PACKAGE} ${version} has no pg_regress at ${PG_REGRESS}`);
   }
+  await ensureBuildTools();
+}
+
+/** make and gcc, for regress.so and isolationtester. */
+async function ensureBuildTools(): Promise<void> {
   const missing = [];
   for (const tool of ["make", "gcc"]) {
     if (!(await commandExists(tool))) missing.push(tool);
@@ -433,6 +513,47 @@ async function buildRegressLib(srcDir: string, upstream: string): Promise<string
   return dir;
 }
 
+/**
+ * Builds `isolationtester` and `pg_isolation_regress` (which Debian does not package) from the
+ * source tree, once; returns the folder holding both. pg_isolation_regress runs the
+ * isolationtester of its own folder, which finds the libpq built with it through its rpath.
+ */
+async function buildIsolationTools(srcDir: string, upstream: string): Promise<string> {
+  const prefix = `${CACHE}/build/${upstream}/isolation`;
+  const binDir = `${prefix}/bin`;
+  const tools = ["isolationtester", "pg_isolation_regress"];
+  if ((await Promise.all(tools.map((t) => exists(`${binDir}/${t}`)))).every(Boolean)) {
+    return binDir;
+  }
+  await ensureBuildTools();
+  // A build folder of its own (a VPATH build) leaves the source tree unconfigured.
+  const buildDir = `${prefix}/tree`;
+  step(`Building isolationtester and pg_isolation_regress in ${buildDir}`);
+  await Deno.remove(prefix, { recursive: true }).catch(() => {});
+  await Deno.mkdir(buildDir, { recursive: true });
+  // The rpath of what is built is ${prefix}/lib, where libpq is installed below.
+  await must(`${srcDir}/configure`, [
+    `--prefix=${prefix}`,
+    "--without-readline",
+    "--without-zlib",
+  ], { what: "configure (PostgreSQL source)", cwd: buildDir });
+  // Serial: with -j2 the build failed in submake-libpq (the submakes share src/port).
+  await must("make", ["-C", "src/test/isolation"], {
+    what: "make isolationtester",
+    cwd: buildDir,
+  });
+  await must("make", ["-C", "src/interfaces/libpq", "install"], {
+    what: "make install (libpq)",
+    cwd: buildDir,
+  });
+  await Deno.mkdir(binDir, { recursive: true });
+  for (const t of tools) {
+    await Deno.copyFile(`${buildDir}/src/test/isolation/${t}`, `${binDir}/${t}`);
+    await Deno.chmod(`${binDir}/${t}`, 0o755);
+  }
+  return binDir;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cluster
 
@@ -443,7 +564,11 @@ interface Cluster {
 }
 
 /** Starts a fresh cluster, runs `fn`, and stops and removes the cluster, also on failure. */
-async function withCluster<T>(portOffset: number, fn: (c: Cluster) => Promise<T>): Promise<T> {
+async function withCluster<T>(
+  opts: { portOffset: number; poolMode: PoolMode },
+  fn: (c: Cluster) => Promise<T>,
+): Promise<T> {
+  const { portOffset, poolMode } = opts;
   const dataDir = await Deno.makeTempDir({ prefix: "multigres_compat_" });
   await Deno.chmod(dataDir, 0o755);
   const cluster: Cluster = {
@@ -452,7 +577,7 @@ async function withCluster<T>(portOffset: number, fn: (c: Cluster) => Promise<T>
     postgresPort: POSTGRES_PORT + portOffset,
   };
   try {
-    step(`Starting a cluster in ${dataDir} (gateway :${cluster.gatewayPort})`);
+    step(`Starting a cluster in ${dataDir} (gateway :${cluster.gatewayPort}, ${poolMode} pooling)`);
     const r = await run(Deno.execPath(), [
       "run",
       "-A",
@@ -463,6 +588,8 @@ async function withCluster<T>(portOffset: number, fn: (c: Cluster) => Promise<T>
       dataDir,
       "--port-offset",
       String(portOffset),
+      "--pool-mode",
+      poolMode,
       "--password",
       PASSWORD,
     ], { env: { PG_BIN_DIR: PG_BIN } });
@@ -537,27 +664,28 @@ async function psql(port: number, dbname: string, sql: string): Promise<string> 
 }
 
 /**
- * The database both runs use: `regression` (pg_regress's own) when the gateway routes it,
- * otherwise `postgres`, the one database in Multigres's metadata.
+ * The database both runs use: the suite's own (`regression`, `isolation_regression`) when the
+ * gateway routes it, otherwise `postgres`, the one database in Multigres's metadata.
  */
-async function chooseDatabase(c: Cluster, expected: string): Promise<string> {
+async function chooseDatabase(c: Cluster, suite: Suite): Promise<string> {
   const serverVersion = await psql(c.postgresPort, "postgres", "SHOW server_version");
-  if (!serverVersion.startsWith(expected)) {
+  if (!serverVersion.startsWith(suite.upstream)) {
     throw new CompatError(
-      `The cluster runs PostgreSQL ${serverVersion}, the suite is for ${expected}`,
+      `The cluster runs PostgreSQL ${serverVersion}, the suite is for ${suite.upstream}`,
     );
   }
-  await psql(c.postgresPort, "postgres", "CREATE DATABASE regression TEMPLATE template0");
+  const db = suite.database;
+  await psql(c.postgresPort, "postgres", `CREATE DATABASE "${db}" TEMPLATE template0`);
   try {
-    await psql(c.gatewayPort, "regression", "SELECT 1");
-    step('Database "regression" is reachable through the gateway: both runs use it');
-    return "regression";
+    await psql(c.gatewayPort, db, "SELECT 1");
+    step(`Database "${db}" is reachable through the gateway: both runs use it`);
+    return db;
   } catch (e) {
     step(
-      `Database "regression" is not reachable through the gateway (${(e as Error).message}): ` +
+      `Database "${db}" is not reachable through the gateway (${(e as Error).message}): ` +
         'both runs use "postgres", each on a fresh cluster',
     );
-    await psql(c.postgresPort, "postgres", "DROP DATABASE regression");
+    await psql(c.postgresPort, "postgres", `DROP DATABASE "${db}"`);
     return "postgres";
   }
 }
@@ -588,41 +716,46 @@ async function prepareDatabase(c: Cluster, dbname: string): Promise<void> {
 async function runSuite(
   suite: Suite,
   cluster: Cluster,
-  opts: { target: Target; dbname: string; maxConnections: number },
+  opts: { target: Target; dbname: string; maxConnections: number; poolMode: PoolMode },
 ): Promise<RunOutcome> {
   const port = opts.target === "direct" ? cluster.postgresPort : cluster.gatewayPort;
-  const outDir = `${CACHE}/results/${opts.target}`;
+  const outDir = `${resultsDir(suite.name, opts.poolMode)}/${opts.target}`;
   await Deno.remove(outDir, { recursive: true }).catch(() => {});
   // The server (OS user postgres) writes COPY and large-object files into results/.
   await Deno.mkdir(`${outDir}/results`, { recursive: true });
   await Deno.chmod(outDir, 0o777);
   await Deno.chmod(`${outDir}/results`, 0o777);
-  const regressDir = `${suite.srcDir}/src/test/regress`;
   const args = [
     "--use-existing",
     "--host=127.0.0.1",
     `--port=${port}`,
     `--user=${SUPERUSER}`,
     `--dbname=${opts.dbname}`,
-    `--inputdir=${regressDir}`,
+    `--inputdir=${suite.inputDir}`,
     `--outputdir=${outDir}`,
+    // psql's folder; isolationtester is found beside pg_isolation_regress.
     `--bindir=${PG_BIN}`,
-    `--dlpath=${suite.dlpath}`,
-    `--schedule=${regressDir}/parallel_schedule`,
+    ...suite.args,
+    `--schedule=${suite.schedule}`,
     `--max-connections=${opts.maxConnections}`,
   ];
   step(
-    `Running the suite ${opts.target === "direct" ? "directly" : "through the gateway"} ` +
+    `Running the ${suite.name} suite ` +
+      `${opts.target === "direct" ? "directly" : "through the gateway"} ` +
       `(port ${port}, database ${opts.dbname}) into ${outDir}`,
   );
-  const env: Record<string, string> = { ...Deno.env.toObject(), PGPASSWORD: PASSWORD };
+  const env: Record<string, string> = {
+    ...Deno.env.toObject(),
+    ...suite.env,
+    PGPASSWORD: PASSWORD,
+  };
   for (const k of ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS", "PGSERVICE"]) {
     delete env[k];
   }
   const started = Date.now();
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(PG_REGRESS, {
+    child = new Deno.Command(suite.driver, {
       args,
       env,
       clearEnv: true,
@@ -631,7 +764,7 @@ async function runSuite(
       stdin: "null",
     }).spawn();
   } catch (e) {
-    throw new CompatError(`Cannot run ${PG_REGRESS}: ${(e as Error).message}`);
+    throw new CompatError(`Cannot run ${suite.driver}: ${(e as Error).message}`);
   }
   current = child;
   let timedOut = false;
@@ -662,7 +795,8 @@ async function runSuite(
   if (timedOut) throw new CompatError(`The ${opts.target} run did not finish in time`);
   if (results.length === 0) {
     throw new CompatError(
-      `pg_regress ran no test ${opts.target === "direct" ? "directly" : "through the gateway"}: ` +
+      `${basename(suite.driver)} ran no test ` +
+        `${opts.target === "direct" ? "directly" : "through the gateway"}: ` +
         `${lastLine(output)} (see ${outDir}/pg_regress.out)`,
     );
   }
@@ -673,6 +807,14 @@ async function runSuite(
     // no regression.diffs: every test passed
   }
   return { target: opts.target, port, results, diffs, dead, seconds };
+}
+
+/**
+ * Where a suite's two runs keep their outputs: `results/` for the regression suite (whatever the
+ * pool mode, as before there was a choice), `results/isolation-<mode>/` for the isolation suite.
+ */
+function resultsDir(name: SuiteName, poolMode: PoolMode): string {
+  return name === "regress" ? `${CACHE}/results` : `${CACHE}/results/${name}-${poolMode}`;
 }
 
 /** Keeps the components' and Postgres's logs of a run beside its results. */
@@ -760,7 +902,7 @@ function reason(hunk: string[] | undefined): string[] {
 
 function report(
   suite: Suite,
-  dbname: string,
+  opts: { dbname: string; poolMode: PoolMode },
   outcomes: RunOutcome[],
   times: { setup: number; total: number },
 ): void {
@@ -781,8 +923,12 @@ function report(
     `${label.padEnd(24)}${String(a).padStart(12)}${String(b).padStart(12)}`;
   console.log("");
   console.log(
-    `PostgreSQL ${suite.version} regression suite (parallel_schedule), database "${dbname}"`,
+    `PostgreSQL ${suite.version} ${suite.name === "regress" ? "regression" : "isolation"} suite ` +
+      `(${basename(suite.schedule)}), database "${opts.dbname}", ${opts.poolMode} pooling`,
   );
+  if (suite.name === "isolation") {
+    console.log(`PGISOLATIONTIMEOUT=${ISOLATION_STEP_TIMEOUT_S} s in both runs`);
+  }
   console.log(row("", "direct", "gateway"));
   console.log(row("port", direct.port, gateway.port));
   console.log(row("tests", direct.results.length, gateway.results.length));
@@ -819,7 +965,7 @@ function report(
   console.log("");
   console.log(
     `Time: setup ${times.setup.toFixed(0)} s, total ${times.total.toFixed(0)} s. ` +
-      `Outputs: ${CACHE}/results/{direct,gateway}/`,
+      `Outputs: ${resultsDir(suite.name, opts.poolMode)}/{direct,gateway}/`,
   );
 }
 
