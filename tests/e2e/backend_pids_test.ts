@@ -22,6 +22,8 @@ interface Seen {
   terminateIdle: { result: boolean; dGot: string };
   cancelIdle: { result: boolean; eAfter: string };
   unknown: { result: boolean; notices: string[] };
+  /** A notification names its sender by the sender's pid. */
+  notifier: "B" | number;
 }
 
 const NO_SUCH_PID = 2_147_483_000;
@@ -114,6 +116,13 @@ async function scenario(
     const unknown = (await c.query(`select pg_terminate_backend(${NO_SUCH_PID})`)).rows[0]
       .pg_terminate_backend as boolean;
     await c.query("drop table pids_t");
+
+    const heard = new Promise<number>((resolve) =>
+      e.on("notification", (n: { processId: number }) => resolve(n.processId))
+    );
+    await e.query("listen pids_channel");
+    await b.query("notify pids_channel, 'hello'");
+    const sender = await heard;
     return {
       ownPid,
       columns,
@@ -124,6 +133,7 @@ async function scenario(
       terminateIdle: { result: terminateIdle, dGot: dClosed ? "closed" : "still open" },
       cancelIdle: { result: cancelIdle, eAfter },
       unknown: { result: unknown, notices },
+      notifier: sender === b.processID ? "B" : sender,
     };
   } finally {
     for (const c of clients) await c.end().catch(() => {});
@@ -143,6 +153,7 @@ const EXPECTED: Seen = {
     result: false,
     notices: [`WARNING PID ${NO_SUCH_PID} is not a PostgreSQL backend process`],
   },
+  notifier: "B",
 };
 
 Deno.test("session pids: pg_backend_pid, blocking pids, cancel and terminate", E2E, async (t) => {
@@ -159,18 +170,21 @@ Deno.test("session pids: pg_backend_pid, blocking pids, cancel and terminate", E
       await t.step(`${poolMode} pooling: multigres.session_backends maps sessions`, async () => {
         const [a, c] = [await cluster.client(), await cluster.client()];
         try {
+          // pg_stat_activity shows the session under its own pid; session_backends says which
+          // backend serves it.
           const stateOf = async () =>
             (await c.query(
-              `select a.state from multigres.session_backends s
-                 join pg_stat_activity a on a.pid = s.backend_pid where s.session_pid = $1`,
+              `select a.state, s.backend_pid > 0 as mapped from pg_stat_activity a
+                 left join multigres.session_backends s on s.session_pid = a.pid
+                where a.pid = $1`,
               [a.processID],
-            )).rows.map((r: { state: string }) => r.state);
+            )).rows.map((r: { state: string; mapped: boolean }) => `${r.state}:${r.mapped}`);
           await a.query("begin");
           await a.query("select 1");
-          assert.deepEqual(await stateOf(), ["idle in transaction"]);
+          assert.deepEqual(await stateOf(), ["idle in transaction:true"]);
           await a.query("commit");
           // Between transactions a session holds a backend only under session pooling.
-          assert.deepEqual(await stateOf(), poolMode === "session" ? ["idle"] : []);
+          assert.deepEqual(await stateOf(), poolMode === "session" ? ["idle:true"] : []);
         } finally {
           await a.end();
           await c.end();

@@ -9,7 +9,13 @@
  * - `pg_terminate_backend(pid)` and `pg_cancel_backend(pid)` act on the backend that serves
  *   the session `pid` now;
  * - `pg_blocking_pids(pid)` and `pg_safe_snapshot_blocking_pids(pid)` take and answer session
- *   pids, and `pg_isolation_test_session_is_blocked(pid, pids)` takes them.
+ *   pids, and `pg_isolation_test_session_is_blocked(pid, pids)` and
+ *   `pg_log_backend_memory_contexts(pid)` take them;
+ * - `pg_stat_activity` and `pg_locks` show a backend that serves a session under the session's
+ *   pid, and `multigres.session_backends` lists which backend serves which session.
+ *
+ * Statements that define something (CREATE, ALTER, COMMENT, DROP, GRANT, REVOKE, SECURITY LABEL)
+ * are left as written: a view or a trigger outlives the session.
  *
  * A pid that is no session's (a backend seen in `pg_stat_activity`, a session without a backend
  * at the moment) is passed on as it is, so Postgres answers for it as it would. The mapping is
@@ -27,6 +33,7 @@ const FUNCTIONS = new Set([
   "pg_backend_pid",
   "pg_terminate_backend",
   "pg_cancel_backend",
+  "pg_log_backend_memory_contexts",
   "pg_blocking_pids",
   "pg_safe_snapshot_blocking_pids",
   "pg_isolation_test_session_is_blocked",
@@ -39,9 +46,30 @@ const FUNCTIONS = new Set([
 const VIEW = "session_backends";
 const VIEW_SCHEMA = "multigres";
 
+/**
+ * Postgres 15's views that show backend pids, with their columns in order: rewritten so that a
+ * backend serving a session shows the session's pid (`pid = pg_backend_pid()` finds the session).
+ */
+const CATALOG_VIEWS = new Map([
+  ["pg_stat_activity", {
+    columns: "datid datname pid leader_pid usesysid usename application_name client_addr " +
+      "client_hostname client_port backend_start xact_start query_start state_change " +
+      "wait_event_type wait_event state backend_xid backend_xmin query_id query backend_type",
+    pids: ["pid", "leader_pid"],
+  }],
+  ["pg_locks", {
+    columns: "locktype database relation page tuple virtualxid transactionid classid objid " +
+      "objsubid virtualtransaction pid mode granted fastpath waitstart",
+    pids: ["pid"],
+  }],
+]);
+
+/** First words of statements whose calls are kept as written (see findCalls). */
+const DEFINING = new Set(["create", "alter", "comment", "drop", "grant", "revoke", "security"]);
+
 /** A quick test for statements that may call one of the functions (false positives are fine). */
 const MENTION_RE =
-  /pg_(?:backend_pid|terminate_backend|cancel_backend|blocking_pids|safe_snapshot_blocking_pids|isolation_test_session_is_blocked)\s*\(|session_backends/i;
+  /pg_(?:backend_pid|terminate_backend|cancel_backend|log_backend_memory_contexts|blocking_pids|safe_snapshot_blocking_pids|isolation_test_session_is_blocked)\s*\(|session_backends|pg_stat_activity|pg_locks/i;
 
 /** Words after a relation that are not its alias. */
 const NOT_ALIAS = new Set(
@@ -137,8 +165,22 @@ function rewriteCall(sql: string, c: Call, sessionPid: number, values: string): 
     case "pg_backend_pid":
       if (c.args.length || !sessionPid) return null;
       return `(SELECT ${sessionPid}::pg_catalog.int4 AS pg_backend_pid)`;
+    case "pg_stat_activity":
+    case "pg_locks": {
+      const view = CATALOG_VIEWS.get(c.name)!;
+      let joins = "";
+      const cols = view.columns.split(" ").map((col) => {
+        const k = view.pids.indexOf(col);
+        if (k < 0) return `mg_a.${col}`;
+        joins += ` LEFT JOIN ${values} mg_m${k}(s, b) ON mg_m${k}.b = mg_a.${col}`;
+        return `COALESCE(mg_m${k}.s, mg_a.${col}) AS ${col}`;
+      });
+      return `(SELECT ${cols.join(", ")} FROM pg_catalog.${c.name} mg_a${joins})` +
+        (c.alias ? "" : ` AS ${c.name}`);
+    }
     case "pg_terminate_backend":
-    case "pg_cancel_backend": {
+    case "pg_cancel_backend":
+    case "pg_log_backend_memory_contexts": {
       if (c.args.length < 1) return null;
       const rest = sql.slice(c.args[0].end, c.end);
       return head + toBackend(arg(0), values) + rest;
@@ -174,6 +216,7 @@ const enum Ch {
   Backslash = 0x5c, // \
   Open = 0x28, // (
   Close = 0x29, // )
+  Semicolon = 0x3b, // ;
   Comma = 0x2c, // ,
   Dot = 0x2e, // .
   NewLine = 0x0a,
@@ -253,6 +296,10 @@ function skipNonCode(s: string, i: number): number {
 /** The calls of the rewritten functions in `s`, in order, outermost only. */
 function findCalls(s: string): Call[] {
   const calls: Call[] = [];
+  // Statements that define something (CREATE VIEW, CREATE TRIGGER … EXECUTE FUNCTION, ALTER
+  // TABLE … DEFAULT) keep the calls as written: they outlive the session.
+  let statementStart = true;
+  let defining = false;
   let i = 0;
   while (i < s.length) {
     const skipped = skipNonCode(s, i);
@@ -262,6 +309,7 @@ function findCalls(s: string): Call[] {
       continue;
     }
     const c = s.charCodeAt(i);
+    if (c === Ch.Semicolon) statementStart = true;
     if (!isIdentStart(c) || (i > 0 && isIdentChar(s.charCodeAt(i - 1)))) {
       i++;
       continue;
@@ -269,9 +317,22 @@ function findCalls(s: string): Call[] {
     let j = i;
     while (j < s.length && isIdentChar(s.charCodeAt(j))) j++;
     const word = s.slice(i, j).toLowerCase();
-    if (word === VIEW) {
-      const start = qualifierStart(s, i, VIEW_SCHEMA);
-      if (start < i) calls.push({ name: VIEW, start, end: j, args: [], alias: hasAlias(s, j) });
+    if (statementStart) {
+      statementStart = false;
+      defining = DEFINING.has(word);
+    }
+    if (defining) {
+      i = j;
+      continue;
+    }
+    if (word === VIEW || CATALOG_VIEWS.has(word)) {
+      const schema = word === VIEW ? VIEW_SCHEMA : "pg_catalog";
+      const start = qualifierStart(s, i, schema);
+      const qualified = start < i;
+      // A relation, not a column's qualifier (pg_locks.pid) or another schema's table.
+      if ((qualified || (word !== VIEW && !qualifiedByOther(s, i))) && !followedBy(s, j, Ch.Dot)) {
+        calls.push({ name: word, start, end: j, args: [], alias: hasAlias(s, j) });
+      }
       i = j;
       continue;
     }
@@ -291,6 +352,13 @@ function findCalls(s: string): Call[] {
     i = call.end;
   }
   return calls;
+}
+
+/** Whether the next character after `j` that is not a space is `ch`. */
+function followedBy(s: string, j: number, ch: number): boolean {
+  let k = j;
+  while (k < s.length && isSpace(s.charCodeAt(k))) k++;
+  return s.charCodeAt(k) === ch;
 }
 
 /** Index just before `i` skipping spaces backwards. */

@@ -124,3 +124,33 @@ Deno.test("rewritePidFunctions() makes multigres.session_backends a relation of 
   const other = "select * from session_backends, public.session_backends";
   assert.equal(rewritePidFunctions(other, 1, MAP), other);
 });
+
+Deno.test("rewritePidFunctions() shows sessions' pids in pg_stat_activity and pg_locks", () => {
+  const out = rewritePidFunctions(
+    "select pg_locks.pid from pg_catalog.pg_locks where pid = 1; select * from pg_stat_activity a",
+    4194305,
+    MAP,
+  );
+  assert.match(
+    out,
+    /^select pg_locks\.pid from \(SELECT mg_a\.locktype, .*COALESCE\(mg_m0\.s, mg_a\.pid\) AS pid, .* FROM pg_catalog\.pg_locks mg_a LEFT JOIN \(VALUES .*\) mg_m0\(s, b\) ON mg_m0\.b = mg_a\.pid\) AS pg_locks where pid = 1; select \* from \(SELECT .*COALESCE\(mg_m1\.s, mg_a\.leader_pid\) AS leader_pid, .*\) a$/,
+  );
+  // Another schema's table, and a column qualifier alone, are not the view.
+  const other = "select public.pg_locks.x, pg_locks.pid from public.pg_locks";
+  assert.equal(rewritePidFunctions(other, 4194305, MAP), other);
+});
+
+Deno.test("rewritePidFunctions() keeps what a definition stores as written", () => {
+  for (
+    const sql of [
+      "create view v as select pg_backend_pid(), * from pg_locks",
+      "CREATE TRIGGER t AFTER INSERT ON x EXECUTE FUNCTION pg_backend_pid()",
+      "alter table t alter column c set default pg_backend_pid()",
+      "comment on function pg_backend_pid() is 'x'",
+    ]
+  ) assert.equal(rewritePidFunctions(sql, 4194305, MAP), sql, sql);
+  assert.equal(
+    rewritePidFunctions("create view v as select 1; select pg_backend_pid()", 4194305, MAP),
+    `create view v as select 1; select ${PID}`,
+  );
+});

@@ -7,8 +7,13 @@
  */
 import type { PidMap } from "./pid_functions.ts";
 
+/** How many backends' last sessions are remembered for notifications. */
+const REMEMBERED_BACKENDS = 4096;
+
 export class SessionPids {
   readonly #backends = new Map<number, number>();
+  /** Backend pid → the session it served last (for notifications sent after it moved on). */
+  readonly #lastSession = new Map<number, number>();
   readonly #attachers = new Map<number, () => Promise<void>>();
 
   /** Session pid → pid of the backend serving the session now. */
@@ -19,6 +24,20 @@ export class SessionPids {
   /** The session `pid` has the backend `backendPid` now. */
   attached(pid: number, backendPid: number): void {
     this.#backends.set(pid, backendPid);
+    this.#lastSession.delete(backendPid);
+    this.#lastSession.set(backendPid, pid);
+    if (this.#lastSession.size > REMEMBERED_BACKENDS) {
+      this.#lastSession.delete(this.#lastSession.keys().next().value!);
+    }
+  }
+
+  /**
+   * The session a backend serves, or served last (a NOTIFY is delivered after its transaction
+   * committed, when the backend may have gone back to the pool); undefined for one that served
+   * none.
+   */
+  sessionOf(backendPid: number): number | undefined {
+    return this.#lastSession.get(backendPid);
   }
 
   /** The session `pid` no longer has the backend `backendPid`. */

@@ -472,6 +472,12 @@ export class SessionTable {
           if (code === BackendCode.CopyInResponse && s.closing) {
             queueMicrotask(() => this.#wakeCloser(s));
           }
+          // A notification names its sender by the pid its client knows it by.
+          if (code === BackendCode.NotificationResponse && s.clientPid && body.length >= 4) {
+            const dv = new DataView(body.buffer, body.byteOffset, 4);
+            const session = this.#pids.sessionOf(dv.getInt32(0));
+            if (session) dv.setInt32(0, session);
+          }
           return s.state ? s.state.inspect(code, body, backend.statements) : true;
         },
       });
