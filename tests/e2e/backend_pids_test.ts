@@ -91,6 +91,8 @@ async function scenario(
 
     const terminateA = (await c.query("select pg_terminate_backend($1)", [a.processID])).rows[0]
       .pg_terminate_backend as boolean;
+    // The FATAL error reaches the idle client on its own (a query sent meanwhile would race it).
+    await eventually(() => fatal.has(a));
     const aGot = await a.query("select 1").then(
       () => "ok",
       (err: Error & { code?: string }) => err.code ?? fatal.get(a) ?? err.message,
