@@ -314,7 +314,12 @@ Deno.test("bad input gets Postgres's errors and loses nothing", E2E, async (t) =
         // In a transaction the session holds its backend (between transactions it holds none,
         // and terminating an idle pooled backend is nothing the client can see).
         await victim.query("begin");
-        const pid = (await victim.query("select pg_backend_pid() as pid")).rows[0].pid;
+        // The backend's own pid (through the gateway, pg_backend_pid() is the session's).
+        const pid = (await victim.query(
+          direct
+            ? "select pg_backend_pid() as pid"
+            : "select backend_pid as pid from multigres.session_backends where session_pid = pg_backend_pid()",
+        )).rows[0].pid;
         const admin = await c.client({ direct: true });
         try {
           await admin.query("select pg_terminate_backend($1)", [pid]);

@@ -36,8 +36,8 @@ interface BlockRoute {
   split?: InsertSplit;
 }
 
-function refuse(message: string): PgError {
-  return new PgError(SqlState.FEATURE_NOT_SUPPORTED, message);
+function refuse(message: string, hint?: string): PgError {
+  return new PgError(SqlState.FEATURE_NOT_SUPPORTED, message, hint ? { hint } : undefined);
 }
 
 /**
@@ -182,10 +182,21 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
       `INSERT into table "${name}" of sharded tablegroup "${tg}" must give a value for its sharding column "${column}"`,
     );
   }
-  if (sel.valuesLists === undefined) {
-    throw refuse(`INSERT … SELECT into a table of sharded tablegroup "${tg}" is not supported yet`);
+  // A SELECT without FROM (constants, `SELECT 1, 'a'`): one row as VALUES would give, or rows
+  // that all share its key (a set-returning function in another column); all on the key's shard.
+  const rows = sel.valuesLists ??
+    (sel.fromClause === undefined && (sel.op ?? "SETOP_NONE") === "SETOP_NONE"
+      ? [{
+        List: { items: (sel.targetList ?? []).map((t) => "ResTarget" in t ? t.ResTarget.val : t) },
+      }]
+      : undefined);
+  if (rows === undefined) {
+    throw refuse(
+      `INSERT … SELECT into a table of sharded tablegroup "${tg}" is not supported yet`,
+      "Use INSERT … VALUES, COPY, or a SELECT without FROM whose sharding-column value is a constant.",
+    );
   }
-  const several = sel.valuesLists.length > 1;
+  const several = rows.length > 1;
   if (
     several && (sel.sortClause !== undefined || sel.limitCount !== undefined ||
       sel.limitOffset !== undefined || sel.withClause !== undefined ||
@@ -212,7 +223,7 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
   }
   const values: (Node | undefined)[] = [];
   const keys: KeyValue[] = [];
-  for (const row of sel.valuesLists) {
+  for (const row of rows) {
     const value = "List" in row ? row.List.items?.[at] : undefined;
     if (value !== undefined && "SetToDefault" in value) {
       throw refuse(

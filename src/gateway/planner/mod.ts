@@ -35,6 +35,7 @@ export { initPlanner, planQuery } from "./plan.ts";
 export { type CreateTablePlan, MAX_SHARDS, planNewSyntax } from "./ddl.ts";
 export { PlanCache, type PlanCacheOptions } from "./plan_cache.ts";
 export type {
+  CopyFormat,
   HavingExpr,
   HavingOperand,
   InsertSplit,

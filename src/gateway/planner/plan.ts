@@ -16,6 +16,7 @@ import { firstKeyword, skipSpace } from "./_lexer.ts";
 import { isCatalog, stringsOf } from "./_ast.ts";
 import { checkConstraint, planNewSyntax, severalStatements } from "./ddl.ts";
 import { planSharded } from "./_shards.ts";
+import { planCopy } from "./_copy.ts";
 import { collectTables, type Tables } from "./_tables.ts";
 import type { Plan, SchemaView, TableInfo, TableName } from "./types.ts";
 
@@ -161,7 +162,7 @@ function planStatement(node: Node, view: SchemaView, only: boolean, sql: string)
   const sharded = tables.blocks.some((b) => b.occurrences.some((o) => o.info.column !== null));
 
   if ("CopyStmt" in node) {
-    throw refuse(`COPY is not supported on tables of tablegroup "${tg}" yet`);
+    return planCopy(node.CopyStmt, tg, view, (q) => planStatement(q, view, only, sql));
   }
   if ("PrepareStmt" in node) {
     throw refuse(

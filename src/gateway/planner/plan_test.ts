@@ -287,6 +287,19 @@ Deno.test("planQuery() routes one-row INSERT by its column list", () => {
   assert.deepEqual(plan("insert into users (uid) values ('u1')"), keyed([lit("u1")], true, "text"));
 });
 
+Deno.test("planQuery() routes INSERT … SELECT of constants (no FROM) to its key's shard", () => {
+  assert.deepEqual(plan("insert into orders (id, x) select 5, 'a'"), keyed([lit("5")], true));
+  assert.deepEqual(
+    plan("insert into orders (x, id) select generate_series(1, 3), '7'::bigint"),
+    keyed([lit("7")], true),
+  );
+  assert.deepEqual(
+    plan("insert into users (uid, n) select 'u1', 2 where false"),
+    keyed([lit("u1")], true, "text"),
+  );
+  assert.deepEqual(plan("insert into orders (id) select $1"), keyed([param(1)], true));
+});
+
 Deno.test("planQuery() refuses INSERTs into a sharded table it cannot route to one key", () => {
   refused(
     "insert into orders values (1, 2)",
@@ -297,10 +310,12 @@ Deno.test("planQuery() refuses INSERTs into a sharded table it cannot route to o
     /must be a constant or a parameter/,
   );
   refused(
-    "insert into orders (id) select 1",
+    "insert into orders (id) select x from (values (1)) v(x)",
     /^INSERT … SELECT into a table of sharded tablegroup "tg"/,
   );
   refused("insert into orders (id) select id from orders", /^INSERT … SELECT/);
+  refused("insert into orders (id) select 1 union all select 2", /^INSERT … SELECT/);
+  refused("insert into orders (id, x) select now()::int, 1", /must be a constant or a parameter/);
   refused(
     "insert into orders (x) values (1)",
     'INSERT into table "orders" of sharded tablegroup "tg" must give a value for its sharding column "id"',
@@ -760,10 +775,7 @@ Deno.test("planQuery() plans CREATE TABLE … IN and CREATE/DROP TABLEGROUP", ()
 
 // --- statements that are refused or routed by kind ---
 
-Deno.test("planQuery() refuses COPY, PREPARE, cursors and LOCK on tablegroup tables", () => {
-  refused("copy orders from stdin", 'COPY is not supported on tables of tablegroup "tg" yet');
-  refused("copy (select * from orders) to stdout", /^COPY is not supported/);
-  refused("copy flat to stdout", 'COPY is not supported on tables of tablegroup "flat" yet');
+Deno.test("planQuery() refuses PREPARE, cursors and LOCK on tablegroup tables", () => {
   refused(
     "prepare p as select * from orders where id = $1",
     /^PREPARE of a statement on tables of tablegroup "tg" is not supported: use the extended query protocol/,

@@ -48,6 +48,28 @@ export interface InsertSplit {
   maySkipRows: boolean;
 }
 
+/**
+ * How COPY lays out its data, from the statement's options (Postgres's defaults where absent):
+ * what the gateway needs to cut a COPY FROM's data into rows and read each row's sharding key.
+ * Options are not validated here: the shards' Postgres refuses bad ones before any data flows.
+ */
+export interface CopyFormat {
+  format: "text" | "csv" | "binary";
+  /** The field delimiter (text: tab, csv: comma). */
+  delimiter: string;
+  /** The string that stands for NULL (text: `\N`, csv: the empty string). */
+  null: string;
+  /** CSV: the quote and escape characters (escape defaults to quote). */
+  quote: string;
+  escape: string;
+  /** HEADER (true or MATCH): the first line names the columns. */
+  header: boolean;
+  /** CSV: FORCE_NOT_NULL names the sharding column (its null string is read as a value). */
+  forceNotNull: boolean;
+  /** CSV: FORCE_NULL names the sharding column (its quoted null string is NULL too). */
+  forceNull: boolean;
+}
+
 /** A table named in a statement, qualified (`public` when it was not). */
 export interface TableName {
   schema: string;
@@ -145,6 +167,38 @@ export type Plan =
       | "prepare"
       | "commit_prepared"
       | "rollback_prepared";
+  }
+  /**
+   * `COPY t [(cols)] FROM STDIN` into a table of a tablegroup: every shard runs the client's
+   * statement; the gateway cuts the data into rows and sends each row to the shard its
+   * sharding-column value belongs to (an unsharded tablegroup: `column`/`type` null, every row
+   * to its shard).
+   */
+  | {
+    kind: "copy_in";
+    tablegroup: string;
+    /** The table as the statement names it (`schema` null: unqualified). */
+    table: { schema: string | null; name: string };
+    column: string | null;
+    type: ShardingType | null;
+    /**
+     * The sharding column's place among the COPY's columns (0-based); null without a column
+     * list (then every column COPY reads, which the executor learns from a shard's catalog).
+     */
+    keyIndex: number | null;
+    format: CopyFormat;
+  }
+  /**
+   * `COPY t TO STDOUT` or `COPY (SELECT …) TO STDOUT` on tables of a tablegroup: run on every
+   * shard (or on the shards of the query's keys), one after the other, the data concatenated.
+   */
+  | {
+    kind: "copy_out";
+    tablegroup: string;
+    /** The query is pinned to these sharding-key values (literals): only their shards. */
+    keyed?: { type: ShardingType; keys: KeyValue[] };
+    format: "text" | "csv" | "binary";
+    header: boolean;
   }
   /** SET / RESET / SET SESSION CHARACTERISTICS / DISCARD: session state that follows to shards. */
   | { kind: "session_setting" }

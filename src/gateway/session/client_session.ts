@@ -94,6 +94,12 @@ const UNIT_TYPES: Record<number, true> = {
   [FrontendCode.Sync]: true,
   [FrontendCode.Flush]: true,
 };
+/** A COPY FROM's data messages (the statement router takes them while it runs one on shards). */
+const COPY_DATA: Record<number, true> = {
+  [FrontendCode.CopyData]: true,
+  [FrontendCode.CopyDone]: true,
+  [FrontendCode.CopyFail]: true,
+};
 /** First bytes of a statement that may be DDL the gateway carries out (c, d, a, or a comment). */
 const MAYBE_DDL = new Uint8Array(256);
 for (const c of "cCdDaA/-") MAYBE_DDL[c.charCodeAt(0)] = 1;
@@ -393,6 +399,7 @@ export class ClientSession implements SessionListener {
         status: () => this.#readyStatus,
         idle: () => this.#relayIdle(),
         send: (b) => this.#send(b),
+        written: () => this.#written(),
       },
     ) ?? null;
     const w = new WireWriter(32);
@@ -535,6 +542,9 @@ export class ClientSession implements SessionListener {
       }
       this.#forwardBuffered();
       if (this.#ended || this.#endReason !== undefined) return;
+      // A unit (or a COPY's data) runs elsewhere: what the client sent after it waits in the
+      // buffer for its answer, not for the client to send more.
+      if (this.#busy) continue;
       const full = this.#backend?.congested();
       if (full) {
         await full;
@@ -577,6 +587,9 @@ export class ClientSession implements SessionListener {
     const r = this.#reader;
     let start = -1;
     let end = 0;
+    // While the statement router runs a COPY FROM on shards: its messages, gathered for it.
+    let copyStart = -1;
+    let copyEnd = 0;
     try {
       while (this.#endReason === undefined && !this.#ended) {
         // Postgres judges a message's type as soon as its first byte arrives, before its length.
@@ -586,6 +599,21 @@ export class ClientSession implements SessionListener {
           this.#violation(next);
           break;
         }
+        const copy = this.#stmt?.copyMode;
+        if (copy && next !== FrontendCode.Terminate && (copy === "in" || COPY_DATA[next])) {
+          if (!r.next()) break;
+          this.#flushFrames(start, end);
+          start = -1;
+          if (copyStart < 0) copyStart = r.frameStart;
+          copyEnd = r.frameEnd;
+          const code = r.code;
+          if (
+            code === FrontendCode.CopyData ||
+            (copy === "in" && (code === FrontendCode.Flush || code === FrontendCode.Sync))
+          ) continue;
+          break; // CopyDone, CopyFail or another message ends it: its answer comes first
+        }
+        if (copyStart >= 0) break; // the COPY's messages go first
         if (!r.next()) break;
         if (r.code === FrontendCode.Terminate) {
           this.#endReason = CloseReason.TERMINATE;
@@ -626,6 +654,10 @@ export class ClientSession implements SessionListener {
       // A declared length Postgres refuses: it closes without an answer (it only logs it).
       this.#endReason = CloseReason.MALFORMED;
       this.#violationBytes = r.peek(5).slice();
+    }
+    if (copyStart >= 0) {
+      const bytes = slab.copy(r.buffer.subarray(copyStart, copyEnd));
+      this.#busy = this.#answerElsewhere(this.#stmt!.copyData(bytes));
     }
     this.#flushFrames(start, end);
   }

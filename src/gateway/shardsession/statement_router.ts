@@ -12,6 +12,7 @@ import type { ShardMap } from "../router/shard_map.ts";
 import type { Plan } from "../planner/types.ts";
 import type { SessionBackend } from "../session/handler.ts";
 import { DdlRunner } from "./ddl_runner.ts";
+import { CopyRunner } from "./copy_runner.ts";
 import {
   answerUnit,
   body,
@@ -112,6 +113,8 @@ export interface DefaultRelay {
   idle(): Promise<void>;
   /** Writes bytes to the client now, after what is queued (answers streamed from a shard). */
   send(bytes: Uint8Array): void;
+  /** Resolves once everything queued for the client so far is written (or it is gone). */
+  written(): Promise<void>;
 }
 
 /** A named or unnamed statement whose plan sends it elsewhere than the default shard. */
@@ -163,6 +166,8 @@ export class StatementRouter {
 
   /** The DDL the gateway carries out itself, with this session's shard sessions. */
   readonly #ddl: DdlRunner;
+  /** COPY on tablegroup tables, with this session's shard sessions. */
+  readonly #copy: CopyRunner;
 
   constructor(deps: ShardingDeps, relay: DefaultRelay, opts: ShardSessionOptions) {
     this.#deps = deps;
@@ -183,6 +188,38 @@ export class StatementRouter {
         }
       },
     });
+    this.#copy = new CopyRunner({
+      relay,
+      inTransaction: () => this.#inTransaction(),
+      session: (tg, shard) => this.#session(tg, shard),
+      join: (tg, shard) => this.#join(tg, shard),
+      commitSeveral: async (unit, tg, shards, sessions) => {
+        const parts = shards.map((shard, i) => this.#participant(tg, shard, sessions[i]));
+        const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
+        return outcome.committed ? null : this.#failedCommit(unit, outcome.error);
+      },
+      failBlock: () => {
+        this.#failed = true;
+      },
+    });
+  }
+
+  /**
+   * "in" while a COPY FROM STDIN runs on shards: the client's messages go to `copyData()`, not
+   * `route()` (CopyData, CopyDone, CopyFail, Flush and Sync; any other fails the COPY);
+   * "discard" after one failed before its data ended: CopyData, CopyDone and CopyFail go there
+   * to be dropped; null otherwise.
+   */
+  get copyMode(): "in" | "discard" | null {
+    return this.#copy.mode;
+  }
+
+  /**
+   * Whole client messages while `copyMode` is set: resolves once the shards took them (flow
+   * control), with nothing or with the answer that ends the COPY.
+   */
+  copyData(bytes: Uint8Array): Promise<Uint8Array> {
+    return this.#copy.data(bytes);
   }
 
   /** Whether a unit needs planning at all: the database has tables outside `default`. */
@@ -200,6 +237,7 @@ export class StatementRouter {
    * otherwise the promise of the answer to send the client.
    */
   route(unit: Message[]): Promise<Uint8Array> | null {
+    this.#copy.endDiscard();
     if (this.#discarding) return Promise.resolve(this.#discard(unit));
     if (this.#sticky) return this.#continueSticky(this.#sticky, unit);
     if (this.#defaultUntilSync) {
@@ -433,6 +471,10 @@ export class StatementRouter {
         if (this.#inTransaction() && firstError(splitMessages(answer))) this.#failed = true;
         return answer;
       }
+      case "copy_in":
+        return await this.#copy.copyIn(unit, plan, map);
+      case "copy_out":
+        return await this.#copy.copyOut(unit, plan, map);
       case "fanout_ddl":
       case "create_table":
         return await this.#ddl.fanOutDdl(unit, plan, map);
