@@ -111,7 +111,8 @@ Deno.test(
         const churn: pg.Client[] = [];
         for (let i = 0; i < 8; i++) churn.push(await c.client());
         try {
-          const q = { name: "who", text: "select $1::int as v, pg_backend_pid() as pid" };
+          // The backend's own pid: a quoted name is not rewritten to the session's pid.
+          const q = { name: "who", text: 'select $1::int as v, "pg_backend_pid"() as pid' };
           const pids = new Set<number>();
           for (let i = 0; i < 15; i++) {
             // Others take backends meanwhile, so `a` lands on different ones.

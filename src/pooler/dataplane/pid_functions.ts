@@ -15,7 +15,8 @@
  *   pid, and `multigres.session_backends` lists which backend serves which session.
  *
  * Statements that define something (CREATE, ALTER, COMMENT, DROP, GRANT, REVOKE, SECURITY LABEL)
- * are left as written: a view or a trigger outlives the session.
+ * are left as written: a view or a trigger outlives the session. So is a quoted name:
+ * `"pg_backend_pid"()` answers the backend's own pid (what tests of the pool itself ask).
  *
  * A pid that is no session's (a backend seen in `pg_stat_activity`, a session without a backend
  * at the moment) is passed on as it is, so Postgres answers for it as it would. The mapping is
