@@ -64,6 +64,8 @@ const SIGNATURE = new Uint8Array([
   0x00,
 ]);
 const TRAILER = new Uint8Array([0xff, 0xff]);
+/** The most bytes of one unfinished row (or binary header) the cutter keeps. */
+const MAX_UNFINISHED_ROW = 64 * 1024 * 1024;
 /** Signature, flags, header extension length. */
 const BINARY_HEADER = 19;
 
@@ -170,6 +172,15 @@ export class CopyRowCutter {
       this.#len -= this.#start;
       this.#pos -= this.#start;
       this.#start = 0;
+    }
+    if (this.#len + data.length > MAX_UNFINISHED_ROW) {
+      // The gateway is shared: one client's row (or binary header extension) may not take
+      // its memory. Postgres's own limit is 1 GB a line, with the same error.
+      throw new PgError(SqlState.PROGRAM_LIMIT_EXCEEDED, "out of memory", {
+        detail: `Cannot enlarge string buffer containing ${this.#len} bytes by ${data.length} ` +
+          `more bytes (a row of COPY into a sharded table holds at most ${MAX_UNFINISHED_ROW} ` +
+          "bytes at the gateway).",
+      });
     }
     if (this.#len + data.length > this.#buf.length) {
       const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + data.length));

@@ -212,3 +212,11 @@ Deno.test("CopyRowCutter cuts binary tuples; the header goes to every shard", ()
   assert.deepEqual(cutOff.rows.map((r) => r[1]), ["1"]);
   assert.deepEqual(cutOff.rest, [0, 1, 0, 0, 0, 2, 0x32]);
 });
+
+Deno.test("CopyRowCutter refuses a row larger than it may keep (54000), without keeping it", () => {
+  const chunk = new Uint8Array(8 * 1024 * 1024).fill(0x61); // no line end
+  assert.throws(
+    () => cut(TEXT, 0, Array.from({ length: 9 }, () => chunk)),
+    (e: unknown) => e instanceof PgError && e.sqlstate === "54000" && e.message === "out of memory",
+  );
+});

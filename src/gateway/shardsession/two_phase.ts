@@ -159,17 +159,27 @@ export async function commitTwoPhase(
   const finishBy = Date.now() + (deps.finishWindowMs ?? FINISH_WINDOW_MS);
   const finish = async (p: TwoPhaseParticipant) => {
     let error: unknown;
+    /** An earlier attempt may have committed it (its answer was lost). */
+    let uncertain = false;
     for (;;) {
       try {
         const msgs = splitMessages(await p.finish(sql));
         const e = msgs.find((m) => m.code === BackendCode.ErrorResponse);
         if (!e) return true;
         error = parseErrorFields(body(e));
-        // Not prepared any more: committed meanwhile (by an answer that was lost, or by the
-        // recovery, which commits what is recorded as committed).
-        if ((error as PgError).sqlstate === SqlState.UNDEFINED_OBJECT) return true;
+        // Not prepared any more after an attempt whose answer was lost: that attempt committed
+        // it. Without one, it is not known (a replica promoted without the PREPARE, someone's
+        // ROLLBACK PREPARED): warned of below, the decision kept for the recovery.
+        const code = (error as PgError).sqlstate ?? "";
+        if (code === SqlState.UNDEFINED_OBJECT) {
+          if (uncertain) return true;
+          break;
+        }
+        // The connection or the server went away mid-commit: it may have committed.
+        if (code.startsWith("08") || code.startsWith("57")) uncertain = true;
       } catch (e) {
         error = e;
+        uncertain = true;
       }
       if (Date.now() + FINISH_RETRY_MS > finishBy) break;
       await new Promise((r) => setTimeout(r, FINISH_RETRY_MS));

@@ -168,3 +168,27 @@ Deno.test("commitTwoPhase() takes a COMMIT PREPARED of what is not prepared any 
   assert.deepEqual(out, { committed: true });
   assert.equal(log.warnings, 0);
 });
+
+Deno.test("commitTwoPhase() keeps the decision when a participant lost its prepared part unseen", async () => {
+  // No attempt could have committed it (a replica promoted without the PREPARE, or someone's
+  // ROLLBACK PREPARED): not counted as done, warned of, the decision kept for the recovery.
+  const gone = errorFrame(
+    new PgError(
+      SqlState.UNDEFINED_OBJECT,
+      'prepared transaction with identifier "x" does not exist',
+    ),
+  );
+  const a = participant("a");
+  const b = participant(
+    "b",
+    (sql) =>
+      sql.startsWith("COMMIT")
+        ? answer(gone, READY_IDLE)
+        : answer(commandComplete("PREPARE TRANSACTION"), READY_IDLE),
+  );
+  const { d, log } = deps((x) => Promise.resolve(x));
+  const out = await commitTwoPhase([a, b], newGid(), d);
+  assert.deepEqual(out, { committed: true });
+  assert.equal(log.warnings, 1);
+  assert.deepEqual(log.forgotten, []);
+});

@@ -65,8 +65,45 @@ const CATALOG_VIEWS = new Map([
   }],
 ]);
 
-/** First words of statements whose calls are kept as written (see findCalls). */
-const DEFINING = new Set(["create", "alter", "comment", "drop", "grant", "revoke", "security"]);
+/**
+ * First words of statements whose calls are kept as written (see findCalls): definitions, which
+ * outlive the session; PREPARE, whose statement runs later under other backends; and CALL,
+ * EXECUTE and COPY, whose arguments and WHERE take no subqueries.
+ */
+const DEFINING = new Set([
+  "create",
+  "alter",
+  "comment",
+  "drop",
+  "grant",
+  "revoke",
+  "security",
+  "prepare",
+  "call",
+  "execute",
+  "copy",
+]);
+
+/** Whether `bytes` hold "pg_" or "on_" (any case): what every rewritten name has. */
+function mayMention(bytes: Uint8Array): boolean {
+  for (let i = 0; i + 3 <= bytes.length; i++) {
+    const b = bytes[i + 2];
+    if (b !== 0x5f) continue; // "_"
+    const p = bytes[i] | 0x20;
+    const g = bytes[i + 1] | 0x20;
+    if ((p === 0x70 && g === 0x67) || (p === 0x6f && g === 0x6e)) return true; // pg_, (sessi)on_
+  }
+  return false;
+}
+
+const SIGNAL_RE = /pg_(?:terminate_backend|cancel_backend|log_backend_memory_contexts)/i;
+
+/** The functions that signal a backend. */
+const SIGNALS = new Set([
+  "pg_terminate_backend",
+  "pg_cancel_backend",
+  "pg_log_backend_memory_contexts",
+]);
 
 /** A quick test for statements that may call one of the functions (false positives are fine). */
 const MENTION_RE =
@@ -301,6 +338,8 @@ function findCalls(s: string): Call[] {
   // TABLE … DEFAULT) keep the calls as written: they outlive the session.
   let statementStart = true;
   let defining = false;
+  /** Which statement of the text this is (0: the first). */
+  let statement = -1;
   let i = 0;
   while (i < s.length) {
     const skipped = skipNonCode(s, i);
@@ -310,7 +349,9 @@ function findCalls(s: string): Call[] {
       continue;
     }
     const c = s.charCodeAt(i);
-    if (c === Ch.Semicolon) statementStart = true;
+    // A definition runs to the end of the text (a BEGIN ATOMIC body or a rule's actions hold
+    // semicolons of their own).
+    if (c === Ch.Semicolon && !defining) statementStart = true;
     if (!isIdentStart(c) || (i > 0 && isIdentChar(s.charCodeAt(i - 1)))) {
       i++;
       continue;
@@ -320,6 +361,7 @@ function findCalls(s: string): Call[] {
     const word = s.slice(i, j).toLowerCase();
     if (statementStart) {
       statementStart = false;
+      statement++;
       defining = DEFINING.has(word);
     }
     if (defining) {
@@ -349,7 +391,12 @@ function findCalls(s: string): Call[] {
     }
     const call = readArgs(s, k);
     if (!call) return calls;
-    calls.push({ name: word, start: qualifierStart(s, i), ...call });
+    // A signal is rewritten only where it runs at once: in the text's first statement (a later
+    // one could run after the session it names gave its backend to another). Named arguments
+    // (pid => …) are left to Postgres.
+    const late = SIGNALS.has(word) && statement > 0;
+    const named = call.args.some((a) => s.slice(a.start, a.end).includes("=>"));
+    if (!late && !named) calls.push({ name: word, start: qualifierStart(s, i), ...call });
     i = call.end;
   }
   return calls;
@@ -451,9 +498,13 @@ export function rewritePidFrames(frames: Uint8Array, sessionPid: number, map: Pi
     off += 1 + len;
     if (code !== FrontendCode.Query && code !== FrontendCode.Parse) continue;
     const body = frames.subarray(start + 5, Math.min(off, frames.length));
+    if (!mayMention(body)) continue; // the common case, without decoding the text
     const [name, at] = code === FrontendCode.Parse ? readCString(body, 0) : ["", 0];
     const [sql, after] = readCString(body, at);
     if (!mentionsPidFunctions(sql)) continue;
+    // A named statement may run much later, when the pids it was given belong to others: its
+    // signals keep the pids as written (Postgres answers that no such backend exists).
+    if (name !== "" && SIGNAL_RE.test(sql)) continue;
     const out = rewritePidFunctions(sql, sessionPid, map);
     if (out === sql) continue;
     w ??= new WireWriter(frames.length + out.length);

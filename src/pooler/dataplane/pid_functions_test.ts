@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { mentionsPidFunctions, rewritePidFunctions, signalledPids } from "./pid_functions.ts";
+import { FrontendCode, WireWriter, writeQuery } from "../../shared/wire/mod.ts";
+import {
+  mentionsPidFunctions,
+  rewritePidFrames,
+  rewritePidFunctions,
+  signalledPids,
+} from "./pid_functions.ts";
 
 const MAP = new Map([[4194305, 1234], [4194306, 5678]]);
 const VALUES = "(VALUES (0, 0), (4194305, 1234), (4194306, 5678))";
@@ -149,8 +155,37 @@ Deno.test("rewritePidFunctions() keeps what a definition stores as written", () 
       "comment on function pg_backend_pid() is 'x'",
     ]
   ) assert.equal(rewritePidFunctions(sql, 4194305, MAP), sql, sql);
+  // A definition runs to the end of the text (BEGIN ATOMIC bodies hold semicolons).
+  for (
+    const sql of [
+      "create function f() returns int language sql begin atomic select 1; select pg_backend_pid(); end",
+      "create view v as select 1; select pg_backend_pid()",
+      "prepare p as select pg_terminate_backend($1)",
+      "call p(pg_backend_pid())",
+      "select pg_terminate_backend(pid => 5)",
+      // A signal after the first statement could run once its target moved on.
+      "select pg_sleep(1); select pg_terminate_backend(4194306)",
+    ]
+  ) assert.equal(rewritePidFunctions(sql, 4194305, MAP), sql, sql);
   assert.equal(
-    rewritePidFunctions("create view v as select 1; select pg_backend_pid()", 4194305, MAP),
-    `create view v as select 1; select ${PID}`,
+    rewritePidFunctions("select 1; select pg_backend_pid()", 4194305, MAP),
+    `select 1; select ${PID}`,
   );
+});
+
+Deno.test("rewritePidFrames() rewrites Query and Parse frames; a named signal keeps its pids", () => {
+  const w = new WireWriter();
+  writeQuery(w, "select * from Multigres.Session_Backends");
+  w.begin(FrontendCode.Parse).cstring("s").cstring("select pg_cancel_backend($1)").int16(0).end();
+  w.begin(FrontendCode.Parse).cstring("").cstring("select pg_backend_pid()").int16(0).end();
+  writeQuery(w, "select 1");
+  const text = new TextDecoder().decode(rewritePidFrames(w.view(), 4194305, MAP));
+  assert.ok(text.includes("AS session_backends"));
+  assert.ok(text.includes("select pg_cancel_backend($1)"));
+  assert.ok(text.includes(`select ${PID}`));
+  assert.ok(text.includes("select 1"));
+  const plain = new WireWriter();
+  writeQuery(plain, "select 1");
+  const frames = plain.view();
+  assert.equal(rewritePidFrames(frames, 4194305, MAP), frames);
 });

@@ -14,7 +14,7 @@ export class SessionPids {
   readonly #backends = new Map<number, number>();
   /** Backend pid → the session it served last (for notifications sent after it moved on). */
   readonly #lastSession = new Map<number, number>();
-  readonly #attachers = new Map<number, () => Promise<void>>();
+  readonly #attachers = new Map<number, { user: string; attach: () => Promise<void> }>();
 
   /** Session pid → pid of the backend serving the session now. */
   get map(): PidMap {
@@ -49,23 +49,29 @@ export class SessionPids {
    * The session `pid` is open here; `attach` gives it a backend when it has none (transaction
    * pooling). Returns what ends the registration.
    */
-  opened(pid: number, attach: () => Promise<void>): () => void {
-    this.#attachers.set(pid, attach);
+  opened(pid: number, user: string, attach: () => Promise<void>): () => void {
+    const entry = { user, attach };
+    this.#attachers.set(pid, entry);
     return () => {
-      if (this.#attachers.get(pid) === attach) this.#attachers.delete(pid);
+      if (this.#attachers.get(pid) === entry) this.#attachers.delete(pid);
     };
   }
 
   /**
    * Gives each of the sessions `pids` that is open here a backend, if it has none, so that a
-   * signal sent to its pid reaches it (Postgres signals an idle session too). Errors are the
-   * target's own and do not concern the caller: a session that cannot get one stays unmapped.
+   * signal sent to its pid reaches it (Postgres signals an idle session too). Only for a signal
+   * Postgres would allow in the simplest cases, checked here before anything is taken: from a
+   * superuser, or to a session of the same role (otherwise anyone could make every idle session
+   * hold a backend); other sessions without a backend stay unmapped, and Postgres answers that
+   * no such backend exists. Errors are the target's own: it stays unmapped.
    */
-  async reach(pids: Iterable<number>): Promise<void> {
+  async reach(pids: Iterable<number>, from: { user: string; superuser: boolean }): Promise<void> {
     const waits: Promise<void>[] = [];
     for (const pid of pids) {
-      const attach = this.#attachers.get(pid);
-      if (attach && !this.#backends.has(pid)) waits.push(attach().catch(() => {}));
+      const target = this.#attachers.get(pid);
+      if (!target || this.#backends.has(pid)) continue;
+      if (!from.superuser && target.user !== from.user) continue;
+      waits.push(target.attach());
     }
     await Promise.all(waits);
   }

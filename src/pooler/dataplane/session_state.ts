@@ -45,6 +45,24 @@ export interface Translation {
 const encoder = new TextEncoder();
 const NONE: number[] = [];
 
+/** Whether the text of a Query or Parse in whole frames `frames` says "backend" (any case). */
+function queriesMentionBackend(frames: Uint8Array): boolean {
+  let off = 0;
+  while (off + 5 <= frames.length) {
+    const code = frames[off];
+    const len = ((frames[off + 1] << 24) | (frames[off + 2] << 16) | (frames[off + 3] << 8) |
+      frames[off + 4]) >>> 0;
+    if (len < 4) return false;
+    const end = Math.min(off + 1 + len, frames.length);
+    if (
+      (code === FrontendCode.Query || code === FrontendCode.Parse) &&
+      mentionsBackend(frames.subarray(off + 5, end))
+    ) return true;
+    off = end;
+  }
+  return false;
+}
+
 /** Whether "backend" (any case) occurs in `bytes`. */
 function mentionsBackend(bytes: Uint8Array): boolean {
   for (let i = 0; i + 7 <= bytes.length; i++) {
@@ -190,7 +208,7 @@ export class SessionState {
   signalTargets(frames: Uint8Array): number[] {
     // The common case, cheaply: no "backend" in the frames, and no statement of the session
     // that signals a pid given by a Bind.
-    if (!this.#signalling && !mentionsBackend(frames)) return NONE;
+    if (!this.#signalling && !queriesMentionBackend(frames)) return NONE;
     const out: number[] = [];
     try {
       this.#findSignalTargets(frames, out);

@@ -213,7 +213,7 @@ export class SessionTable {
         s.clientPid = req.clientPid ?? 0;
         this.#sessions.set(s.id, s);
         if (s.clientPid && this.#mode === "transaction") {
-          s.unregisterPid = this.#pids.opened(s.clientPid, () => this.#attachIdle(s));
+          s.unregisterPid = this.#pids.opened(s.clientPid, s.user, () => this.#attachIdle(s));
         }
         s.chain = this.#open(s, req.startup ?? {});
         return;
@@ -399,7 +399,10 @@ export class SessionTable {
       if (s.clientPid) {
         // pg_terminate_backend(pid) of a session without a backend: give it one to signal.
         const targets = s.state!.signalTargets(frames);
-        if (targets.length) await this.#pids.reach(targets);
+        if (targets.length) {
+          const superuser = backend.params.get("is_superuser") === "on";
+          await this.#pids.reach(targets, { user: s.user, superuser });
+        }
       }
       let t: { out: Uint8Array; syncPoints: number; end: number };
       try {
@@ -564,15 +567,17 @@ export class SessionTable {
     s.taken++;
     const backend = s.backend;
     if (!backend || s.discard) return;
+    const counter = s.counter ??= new SyncCounter();
+    // Frames split across requests are passed on as they come (never rewritten).
+    const whole = counter.atBoundary && wholeFrames(payload);
     try {
-      s.expectedReady += (s.counter ??= new SyncCounter()).feed(payload);
+      s.expectedReady += counter.feed(payload);
     } catch (e) {
       this.#logger?.warn("malformed data-plane payload; closing the session", { error: e });
       this.#close(s, CloseReason.GONE);
       return;
     }
-    // Frames split across requests are passed on as they come (never rewritten).
-    const out = s.clientPid && wholeFrames(payload)
+    const out = s.clientPid && whole
       ? rewritePidFrames(payload, s.clientPid, this.#pids.map)
       : payload;
     await this.#send(s, backend, out, payload.length);

@@ -10,6 +10,11 @@ export class SyncCounter {
   #headerLen = 0;
   #skip = 0;
 
+  /** Whether the next payload starts at a frame's first byte (no frame is partly fed). */
+  get atBoundary(): boolean {
+    return this.#skip === 0 && this.#headerLen === 0;
+  }
+
   /** Returns how many sync points start in `payload`. Throws on a length below 4. */
   feed(payload: Uint8Array): number {
     let n = 0;
