@@ -27,6 +27,17 @@ import { connectBidi, type GrpcStream } from "../../shared/grpc/h2/mod.ts";
 import type { Logger } from "../../shared/log/mod.ts";
 
 /** Receives one session's results from the data-plane stream. */
+/** What a session is opened with (SessionRequest OPEN). */
+export interface SessionOpenOptions {
+  user: string;
+  database: string;
+  startup: Record<string, string>;
+  /** A read-only session for a replica. */
+  replica?: boolean;
+  /** The session's virtual pid, as its client knows it (BackendKeyData). */
+  clientPid?: number;
+}
+
 export interface SessionListener {
   /** Raw backend frames, in order. The view may be kept (it is the message's own buffer). */
   onFrames(frames: Uint8Array): void;
@@ -108,17 +119,7 @@ export class PoolerConn {
   }
 
   /** Starts a session; `listener` gets the ParameterStatus frames (or a FATAL error) and onDone. */
-  open(
-    sessionId: number,
-    opts: {
-      user: string;
-      database: string;
-      startup: Record<string, string>;
-      replica?: boolean;
-      clientPid?: number;
-    },
-    listener: SessionListener,
-  ): void {
+  open(sessionId: number, opts: SessionOpenOptions, listener: SessionListener): void {
     this.#ensureStream();
     if (!this.#stream) {
       queueMicrotask(() =>

@@ -1,22 +1,11 @@
 import type { GetAuthCredentialsResponse } from "../../shared/grpc/types.ts";
-import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+import type { SessionListener, SessionOpenOptions } from "../poolergateway/pooler_conn.ts";
 import type { DefaultRelay, StatementRouter } from "../shardsession/mod.ts";
 import type { GatewayAccess } from "../hba/mod.ts";
 
 /** Where a session's requests go: one pooler's data plane (PoolerConn in production). */
 export interface SessionBackend {
-  open(
-    sessionId: number,
-    opts: {
-      user: string;
-      database: string;
-      startup: Record<string, string>;
-      replica?: boolean;
-      /** The session's virtual pid, as its client knows it (BackendKeyData). */
-      clientPid?: number;
-    },
-    listener: SessionListener,
-  ): void;
+  open(sessionId: number, opts: SessionOpenOptions, listener: SessionListener): void;
   /** @returns how many data-plane requests it took (see SessionListener.onDone's `settled`). */
   execute(sessionId: number, payload: Uint8Array): number;
   /**

@@ -6,18 +6,15 @@ import {
   ReservationReason,
 } from "../../shared/grpc/types.ts";
 import { BackendCode, concatBytes, FrontendCode, parseErrorFields } from "../../shared/wire/mod.ts";
-import type { SessionListener } from "../poolergateway/pooler_conn.ts";
+import type { SessionListener, SessionOpenOptions } from "../poolergateway/pooler_conn.ts";
 import type { SessionBackend } from "../session/handler.ts";
 import { body, splitMessages } from "./messages.ts";
 
-/** Who a shard session is for: the client session's role, database and startup settings. */
-export interface ShardSessionOptions {
-  user: string;
-  database: string;
-  startup: Record<string, string>;
-  /** The client session's virtual pid (see SessionBackend.open). */
-  clientPid?: number;
-}
+/**
+ * Who a shard session is for: the client session's role, database, startup settings and virtual
+ * pid (a shard session is always on a primary).
+ */
+export type ShardSessionOptions = Omit<SessionOpenOptions, "replica">;
 
 /**
  * Who hears a shard session's answers message by message while it streams (a COPY under way):

@@ -18,6 +18,12 @@ import { body, splitMessages } from "./messages.ts";
 import { ShardSession } from "./shard_session.ts";
 import { CopyIn, CopyOutJoin, LineMap, withClientLines } from "./split_copy.ts";
 
+/** A binary COPY file's header: `PGCOPY\n\377\r\n\0`, flags 0, no header extension. */
+const BINARY_FILE_HEADER = [
+  ...[0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00],
+  ...[0, 0, 0, 0, 0, 0, 0, 0],
+];
+
 const TEXT: CopyFormat = {
   format: "text",
   delimiter: "\t",
@@ -225,27 +231,7 @@ Deno.test("CopyIn binary: the file header to every shard, a trailer to each at t
     notice: () => {},
   });
   await copy.start();
-  const header = [
-    0x50,
-    0x47,
-    0x43,
-    0x4f,
-    0x50,
-    0x59,
-    0x0a,
-    0xff,
-    0x0d,
-    0x0a,
-    0x00,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-  ];
+  const header = BINARY_FILE_HEADER;
   const tuple = (k: bigint) => {
     const b = new Uint8Array(2 + 4 + 8);
     const dv = new DataView(b.buffer);
@@ -340,28 +326,8 @@ Deno.test("CopyOutJoin: one CopyOutResponse, one HEADER line, the counts summed"
 Deno.test("CopyOutJoin binary: the first shard's header, no shard's trailer, one at the end", () => {
   const j = new CopyOutJoin(2, "binary", false);
   const out: Uint8Array[] = [];
-  const header = [
-    0x50,
-    0x47,
-    0x43,
-    0x4f,
-    0x50,
-    0x59,
-    0x0a,
-    0xff,
-    0x0d,
-    0x0a,
-    0x00,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    1,
-    0xee,
-  ];
+  // A header extension of one byte.
+  const header = [...BINARY_FILE_HEADER.slice(0, -1), 1, 0xee];
   const tuple = (v: number) => [0, 1, 0, 0, 0, 1, v];
   // Postgres sends the header with the first tuple, the trailer alone; here cut otherwise too.
   j.message(0, BackendCode.CopyData, data([...header, ...tuple(1)]), (b) => out.push(b));

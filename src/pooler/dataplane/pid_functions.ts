@@ -96,18 +96,19 @@ function mayMention(bytes: Uint8Array): boolean {
   return false;
 }
 
-const SIGNAL_RE = /pg_(?:terminate_backend|cancel_backend|log_backend_memory_contexts)/i;
-
 /** The functions that signal a backend. */
 const SIGNALS = new Set([
   "pg_terminate_backend",
   "pg_cancel_backend",
   "pg_log_backend_memory_contexts",
 ]);
+const SIGNAL_RE = new RegExp([...SIGNALS].join("|"), "i");
 
 /** A quick test for statements that may call one of the functions (false positives are fine). */
-const MENTION_RE =
-  /pg_(?:backend_pid|terminate_backend|cancel_backend|log_backend_memory_contexts|blocking_pids|safe_snapshot_blocking_pids|isolation_test_session_is_blocked)\s*\(|session_backends|pg_stat_activity|pg_locks/i;
+const MENTION_RE = new RegExp(
+  [...[...FUNCTIONS].map((f) => `${f}\\s*\\(`), VIEW, ...CATALOG_VIEWS.keys()].join("|"),
+  "i",
+);
 
 /** Words after a relation that are not its alias. */
 const NOT_ALIAS = new Set(
