@@ -569,7 +569,7 @@ export class SessionTable {
     if (!backend || s.discard) return;
     const counter = s.counter ??= new SyncCounter();
     // Frames split across requests are passed on as they come (never rewritten).
-    const whole = counter.atBoundary && wholeFrames(payload);
+    const whole = s.clientPid !== 0 && counter.atBoundary && wholeFrames(payload);
     try {
       s.expectedReady += counter.feed(payload);
     } catch (e) {
@@ -577,9 +577,7 @@ export class SessionTable {
       this.#close(s, CloseReason.GONE);
       return;
     }
-    const out = s.clientPid && whole
-      ? rewritePidFrames(payload, s.clientPid, this.#pids.map)
-      : payload;
+    const out = whole ? rewritePidFrames(payload, s.clientPid, this.#pids.map) : payload;
     await this.#send(s, backend, out, payload.length);
   }
 
