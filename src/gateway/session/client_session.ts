@@ -702,7 +702,11 @@ export class ClientSession implements SessionListener {
 
   /** Runs `payload` on the relay's pooler session and gathers the answer (for the router). */
   async #collect(payload: Uint8Array): Promise<Uint8Array> {
+    // A session moving to another pooler has a backend before that pooler has opened it, and
+    // the open then forgets what was sent: what the router runs waits for the move to end.
+    while (this.#moving) await this.#moving;
     await this.#relayIdle();
+    while (this.#moving) await this.#moving;
     if (!this.#backend) {
       throw new PgError(SqlState.CONNECTION_FAILURE, "the session's pooler is gone");
     }

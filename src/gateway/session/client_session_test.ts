@@ -35,6 +35,7 @@ import {
 import type { SessionListener } from "../poolergateway/pooler_conn.ts";
 import { ClientSession } from "./client_session.ts";
 import type { GatewayHandler, SessionBackend, SessionIdentity } from "./handler.ts";
+import type { DefaultRelay, StatementRouter } from "../shardsession/mod.ts";
 
 // ---- fakes ----
 
@@ -68,12 +69,23 @@ class FakeBackend implements SessionBackend {
   ): void {
     this.opened.push({ sessionId, opts: { ...opts, startup: { ...opts.startup } } });
     this.#listeners.set(sessionId, listener);
-    queueMicrotask(() => {
+    const answer = () => {
       listener.onFrames(
         writeParameterStatus(new WireWriter(64), "server_version", "15.0").takeCopy(),
       );
       listener.onDone(this.reserved, false, 0, 0);
-    });
+    };
+    if (this.holdOpens) this.#heldOpens.push(answer);
+    else queueMicrotask(answer);
+  }
+
+  /** When true, open() answers only at releaseOpens() (a pooler slow to open a session). */
+  holdOpens = false;
+  #heldOpens: (() => void)[] = [];
+
+  releaseOpens(): void {
+    this.holdOpens = false;
+    for (const answer of this.#heldOpens.splice(0)) answer();
   }
 
   /** The data-plane stream broke: every session hears it. */
@@ -167,6 +179,7 @@ class FakeBackend implements SessionBackend {
 /** The rest of the gateway: one role "alice" (password "secret"), one database "db1". */
 class FakeHandler implements GatewayHandler {
   backend = new FakeBackend();
+  statementRouter?: GatewayHandler["statementRouter"];
   readonly sessions: SessionIdentity[] = [];
   readonly ended: SessionIdentity[] = [];
 
@@ -802,6 +815,49 @@ Deno.test("ClientSession: a request the pooler could not run goes to the new pri
     await c.send((w) => writeQuery(w, "SELECT 3"));
     assert.deepEqual(await frameCodes(c, 4), ["T", "D", "C", "Z"]);
     assert.equal(third.executed.length, 1);
+  });
+});
+
+Deno.test("ClientSession: what the statement router runs while the session moves waits for the move", async () => {
+  let relay: DefaultRelay | undefined;
+  await withSession(async (gw) => {
+    // A router that sends every statement to the session's pooler and keeps the relay.
+    gw.handler.statementRouter = (_session, r) => {
+      relay = r;
+      return {
+        route: () => null,
+        active: false,
+        close() {},
+        cancel() {},
+      } as unknown as StatementRouter;
+    };
+    gw.handler.backend.reserved = 0;
+    const c = await gw.connect();
+    await login(c);
+    assert.ok(relay);
+    // The stream breaks; the new pooler is slow to open the session that moves there.
+    const first = gw.handler.backend;
+    const second = new FakeBackend();
+    second.reserved = 0;
+    second.holdOpens = true;
+    gw.handler.backend = second;
+    first.lose();
+    await eventually(() => second.opened.length === 1, "the session moves");
+    // The router runs a statement meanwhile (a two-phase commit's COMMIT PREPARED): it must
+    // not go out before the session is open there, or the open swallows its answer.
+    const answer = relay.collect(writeQuery(new WireWriter(64), "SELECT 9").takeCopy());
+    answer.catch(() => {}); // a failure below is the assertion's, not this promise's
+    await new Promise<void>((resolve) => setTimeout(resolve, 0)); // its microtasks have run
+    assert.equal(second.executed.length, 0, "nothing sent before the open is answered");
+    second.releaseOpens();
+    const frames = await Promise.race([
+      answer,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("the statement never got its answer")), READ_BOUND_MS)
+      ),
+    ]);
+    assert.equal(frames[0], BackendCode.RowDescription);
+    assert.equal(second.executed.length, 1);
   });
 });
 
