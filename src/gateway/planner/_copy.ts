@@ -13,6 +13,7 @@ import type { CopyStmt, Node } from "libpg-query";
 import { PgError, SqlState } from "../../shared/errors/mod.ts";
 import { stringOf } from "./_ast.ts";
 import { mergeShape } from "./_shards.ts";
+import { isPunct, isWord, tokenize } from "./_lexer.ts";
 import type { CopyFormat, Plan, SchemaView } from "./types.ts";
 
 function refuse(message: string, hint?: string): PgError {
@@ -28,6 +29,8 @@ export function planCopy(
   tg: string,
   view: SchemaView,
   planInner: (query: Node) => Plan,
+  planText: (sql: string) => Plan,
+  sql: string,
 ): Plan {
   if (stmt.filename !== undefined || stmt.is_program) {
     throw refuse(
@@ -46,14 +49,9 @@ export function planCopy(
     if (stmt.query === undefined) return plan;
     const q = stmt.query;
     const merged = "SelectStmt" in q && mergeShape(q.SelectStmt) !== undefined;
-    let inner: Plan;
-    try {
-      inner = planInner(q);
-    } catch (e) {
-      // The merge plan reads the text of a statement of its own: a COPY's query has none.
-      if (e instanceof PgError && merged) throw needsMerge(tg);
-      throw e;
-    }
+    // The merge plan reads the text of a statement of its own: the query's, cut out.
+    const text = merged ? queryText(sql) : undefined;
+    const inner = text === undefined ? planInner(q) : planText(text);
     if (inner.kind === "refused") throw new PgError(inner.sqlstate ?? "0A000", inner.message);
     if (inner.kind !== "keyed" && inner.kind !== "scatter") {
       throw refuse(`this COPY (query) TO STDOUT on tables of tablegroup "${tg}" is not supported`);
@@ -63,7 +61,20 @@ export function planCopy(
         `COPY (INSERT/UPDATE/DELETE … RETURNING) TO STDOUT on tables of tablegroup "${tg}" is not supported`,
       );
     }
-    if (inner.merge !== undefined) throw needsMerge(tg);
+    if (inner.merge !== undefined) {
+      if (format.format === "binary" || option(stmt.options ?? [], "force_quote") !== undefined) {
+        throw refuse(
+          `COPY (query) TO STDOUT on tables of sharded tablegroup "${tg}" whose query needs merging across shards is only supported in text or CSV format without FORCE_QUOTE`,
+        );
+      }
+      if (option(stmt.options ?? [], "encoding") !== undefined) {
+        throw refuse(
+          `COPY (query) TO STDOUT with ENCODING on tables of sharded tablegroup "${tg}" whose query needs merging across shards is not supported`,
+        );
+      }
+      plan.merged = { plan: inner, sql: text!, layout: format };
+      return plan;
+    }
     if (inner.kind === "keyed") plan.keyed = { type: inner.type, keys: inner.keys };
     return plan;
   }
@@ -123,11 +134,21 @@ export function planCopy(
   };
 }
 
-function needsMerge(tg: string): PgError {
-  return refuse(
-    `COPY (query) TO STDOUT on tables of sharded tablegroup "${tg}" is not supported when the query needs merging across shards (ORDER BY, LIMIT, OFFSET, aggregates, GROUP BY, DISTINCT, window functions)`,
-    "COPY the rows without ORDER BY (their order across shards is not defined) and sort them afterwards, or use SELECT.",
-  );
+/** The query of `COPY (query) TO …`: the text inside its parentheses. */
+function queryText(sql: string): string | undefined {
+  const tokens = tokenize(sql);
+  const copy = tokens.findIndex((t) => isWord(t, "copy"));
+  const open = copy + 1;
+  if (copy < 0 || !isPunct(tokens[open], "(")) return undefined;
+  let depth = 0;
+  for (let i = open; i < tokens.length; i++) {
+    if (tokens[i].unterminated !== undefined) return undefined;
+    if (isPunct(tokens[i], "(")) depth++;
+    else if (isPunct(tokens[i], ")") && --depth === 0) {
+      return sql.slice(tokens[open].end, tokens[i].start);
+    }
+  }
+  return undefined;
 }
 
 type DefElem = { defname?: string; arg?: Node };

@@ -23,9 +23,9 @@ import { aggregateIn } from "./_aggregates.ts";
 import { keyId, keyOf, keysOfAny, keysOfList } from "./_keys.ts";
 import type { Block, Occurrence, Tables } from "./_tables.ts";
 import { planMerge } from "./_merge.ts";
-import type { InsertSplit, KeyValue, MergeSpec, Plan } from "./types.ts";
-import { valuesRows } from "./_values_rows.ts";
-import { firstKeyword } from "./_lexer.ts";
+import type { InsertSource, InsertSplit, KeyValue, MergeSpec, Plan } from "./types.ts";
+import { selectSpan, valuesRows } from "./_values_rows.ts";
+import { charPosition, firstKeyword } from "./_lexer.ts";
 
 /** What one block of a sharded statement allows: its keys (null: any shard). */
 interface BlockRoute {
@@ -34,6 +34,8 @@ interface BlockRoute {
   type: ShardingType;
   /** An INSERT of several rows: its text cut by row. */
   split?: InsertSplit;
+  /** An INSERT … SELECT from a constant source. */
+  source?: InsertSource;
 }
 
 function refuse(message: string, hint?: string): PgError {
@@ -57,6 +59,22 @@ export function planSharded(tables: Tables, tg: string, sql: string): Plan {
   }
   const write = tables.write;
   const first = routes[0];
+  if (first.source !== undefined) {
+    if (routes.length > 1) {
+      throw refuse(
+        `INSERT … SELECT from tables of sharded tablegroup "${tg}" into one of its tables is not supported yet`,
+        "Use INSERT … VALUES, COPY, or a SELECT that reads no table of the tablegroup.",
+      );
+    }
+    return {
+      kind: "keyed",
+      tablegroup: tg,
+      type: first.type,
+      keys: [],
+      write,
+      source: first.source,
+    };
+  }
   const one = first.keys?.length === 1 ? keyId(first.keys[0]) : undefined;
   if (one !== undefined && routes.every((r) => r.keys?.length === 1 && keyId(r.keys[0]) === one)) {
     const plan: Plan = {
@@ -190,13 +208,7 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
         List: { items: (sel.targetList ?? []).map((t) => "ResTarget" in t ? t.ResTarget.val : t) },
       }]
       : undefined);
-  if (rows === undefined) {
-    throw refuse(
-      `INSERT … SELECT into a table of sharded tablegroup "${tg}" is not supported yet`,
-      "Use INSERT … VALUES, COPY, or a SELECT without FROM whose sharding-column value is a constant.",
-    );
-  }
-  const several = rows.length > 1;
+  const several = rows !== undefined && rows.length > 1;
   if (
     several && (sel.sortClause !== undefined || sel.limitCount !== undefined ||
       sel.limitOffset !== undefined || sel.withClause !== undefined ||
@@ -221,6 +233,14 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
       `INSERT into table "${name}" of sharded tablegroup "${tg}" must give a value for its sharding column "${column}"`,
     );
   }
+  for (const t of ins.onConflictClause?.targetList ?? []) {
+    if ("ResTarget" in t && t.ResTarget.name === column) {
+      throw refuse(
+        `ON CONFLICT DO UPDATE may not change sharding column "${column}" of table "${name}"`,
+      );
+    }
+  }
+  if (rows === undefined) return { block: b, keys: [], type, source: insertSource(b, at, sql) };
   const values: (Node | undefined)[] = [];
   const keys: KeyValue[] = [];
   for (const row of rows) {
@@ -231,6 +251,10 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
       );
     }
     const key = keyOf(value, type);
+    if (key === undefined && sel.valuesLists === undefined) {
+      // `SELECT f(…), …` without FROM: its one row is computed first, as from any SELECT.
+      return { block: b, keys: [], type, source: insertSource(b, at, sql) };
+    }
     if (key === undefined) {
       throw refuse(
         `the value of sharding column "${column}" in an INSERT into table "${name}" must be a constant or a parameter`,
@@ -238,13 +262,6 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
     }
     values.push(value);
     keys.push(key);
-  }
-  for (const t of ins.onConflictClause?.targetList ?? []) {
-    if ("ResTarget" in t && t.ResTarget.name === column) {
-      throw refuse(
-        `ON CONFLICT DO UPDATE may not change sharding column "${column}" of table "${name}"`,
-      );
-    }
   }
   if (!several) return { block: b, keys, type };
   const distinct = dedupe(keys);
@@ -269,6 +286,64 @@ function routeInsert(b: Block, tg: string, sql: string): BlockRoute {
       (conflict.action === "ONCONFLICT_NOTHING" || conflict.whereClause !== undefined),
   };
   return { block: b, keys: distinct, type, split };
+}
+
+/**
+ * An INSERT … SELECT whose SELECT reads no table of a tablegroup (the caller refuses one that
+ * does): its text cut around the SELECT, which the gateway runs first (`InsertSource`).
+ */
+function insertSource(b: Block, column: number, sql: string): InsertSource {
+  const ins = b.body as InsertStmt;
+  const tg = b.occurrences[0].info.tablegroup;
+  if (firstKeyword(sql) === "explain") {
+    throw refuse(
+      `EXPLAIN of INSERT … SELECT into a table of sharded tablegroup "${tg}" is not supported yet`,
+    );
+  }
+  if (ins.withClause !== undefined) {
+    throw refuse(
+      `INSERT … SELECT with a WITH clause before INSERT into a table of sharded tablegroup "${tg}" is not supported`,
+      "Put the WITH clause in the SELECT: INSERT INTO t (…) WITH … SELECT ….",
+    );
+  }
+  const conflict = ins.onConflictClause;
+  const returning = ins.returningList ?? [];
+  const at = (n: Node | undefined) => (n && "ResTarget" in n ? n.ResTarget.location : undefined);
+  const span = selectSpan(sql, ins.relation?.location ?? 0, ins.cols !== undefined, {
+    conflict: conflict?.location,
+    returning: returning.length ? at(returning[0]) : undefined,
+  });
+  if (span === undefined) {
+    throw refuse(
+      `INSERT … SELECT into a table of sharded tablegroup "${tg}" is only supported as INSERT INTO t (…) SELECT …`,
+    );
+  }
+  // A bare string literal or NULL in the SELECT's own target list takes the column's type (in
+  // a set operation or a subquery, Postgres makes it text first).
+  const sel = "SelectStmt" in ins.selectStmt! ? ins.selectStmt.SelectStmt : undefined;
+  const untyped: boolean[] = [];
+  if (sel && (sel.op ?? "SETOP_NONE") === "SETOP_NONE" && sel.valuesLists === undefined) {
+    for (const t of sel.targetList ?? []) {
+      const v = "ResTarget" in t ? t.ResTarget.val : undefined;
+      if (v !== undefined && "ColumnRef" in v && v.ColumnRef.fields?.some((f) => "A_Star" in f)) {
+        break; // what follows a * is at places not known here
+      }
+      const c = v !== undefined && "A_Const" in v ? v.A_Const : undefined;
+      untyped.push(c !== undefined && (c.isnull === true || c.sval !== undefined));
+    }
+  }
+  return {
+    head: sql.slice(0, span.start),
+    select: sql.slice(span.start, span.end),
+    tail: sql.slice(span.end),
+    offset: charPosition(sql, span.start) - 1,
+    column,
+    columnName: b.occurrences[0].info.column!,
+    untyped,
+    returning: returning.length > 0,
+    maySkipRows: conflict !== undefined &&
+      (conflict.action === "ONCONFLICT_NOTHING" || conflict.whereClause !== undefined),
+  };
 }
 
 /** A small union-find over a block's occurrences (co-location classes). */

@@ -71,6 +71,62 @@ export function valuesRows(
   };
 }
 
+/**
+ * Where the SELECT of the INSERT whose table is named at UTF-8 byte `tableAt` lies in `sql`
+ * (JS indexes, `end` after its last token): after the table, its `AS alias`, its column list
+ * (`hasCols`) and OVERRIDING; up to `endAt` (the byte where ON CONFLICT or the RETURNING list
+ * begins, when there is one), or else a `;` at the statement's level or the text's end.
+ * Undefined when the text is not laid out so.
+ */
+export function selectSpan(
+  sql: string,
+  tableAt: number,
+  hasCols: boolean,
+  endAt: { conflict?: number; returning?: number },
+): { start: number; end: number } | undefined {
+  const tokens = tokenize(sql);
+  if (tokens.some((t) => t.unterminated !== undefined)) return undefined;
+  const from = indexOfByte(sql, tableAt);
+  let i = tokens.findIndex((t) => t.start >= from);
+  if (i < 0) return undefined;
+  // The table's name: words or quoted identifiers joined by dots.
+  i++;
+  while (isPunct(tokens[i], ".") && tokens[i + 1] !== undefined) i += 2;
+  if (isWord(tokens[i], "as")) i += 2;
+  if (hasCols) {
+    if (!isPunct(tokens[i], "(")) return undefined;
+    const close = closingParen(tokens, i);
+    if (close < 0) return undefined;
+    i = close + 1;
+  }
+  if (isWord(tokens[i], "overriding")) i += 3;
+  if (tokens[i] === undefined) return undefined;
+  const start = tokens[i].start;
+  let stop = tokens.length;
+  if (endAt.conflict !== undefined) {
+    const at = indexOfByte(sql, endAt.conflict);
+    stop = tokens.findIndex((t) => t.start >= at);
+  } else if (endAt.returning !== undefined) {
+    // RETURNING is the last word before its list.
+    const at = indexOfByte(sql, endAt.returning);
+    let r = tokens.findIndex((t) => t.start >= at) - 1;
+    while (r > i && !isWord(tokens[r], "returning")) r--;
+    stop = r;
+  } else {
+    let depth = 0;
+    for (let k = i; k < tokens.length; k++) {
+      if (isPunct(tokens[k], "(")) depth++;
+      else if (isPunct(tokens[k], ")")) depth--;
+      else if (depth === 0 && isPunct(tokens[k], ";")) {
+        stop = k;
+        break;
+      }
+    }
+  }
+  if (stop <= i) return undefined;
+  return { start, end: tokens[stop - 1].end };
+}
+
 /** The index of the `)` matching the `(` at token `open`, or -1. */
 function closingParen(tokens: Token[], open: number): number {
   let depth = 0;

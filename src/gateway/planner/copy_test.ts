@@ -127,14 +127,31 @@ Deno.test("planQuery() plans COPY TO STDOUT on every shard or on its query's key
   assert.deepEqual(plan("copy customers to stdout"), { kind: "default" });
 });
 
+Deno.test("planQuery() merges COPY (query) TO whose query needs it, as a SELECT", () => {
+  const p = planQuery(
+    "copy ( select x, count(*) from orders group by x order by x ) to stdout (format csv, header)",
+    VIEW,
+  );
+  assert.equal(p.kind, "copy_out", JSON.stringify(p));
+  const merged = (p as Extract<Plan, { kind: "copy_out" }>).merged;
+  assert.ok(merged);
+  assert.equal(merged.sql, " select x, count(*) from orders group by x order by x ");
+  assert.equal(merged.plan.kind, "scatter");
+  assert.ok(merged.plan.merge);
+  assert.deepEqual([merged.layout.format, merged.layout.header], ["csv", true]);
+});
+
 Deno.test("planQuery() refuses the COPY shapes it cannot answer exactly", () => {
   refused("copy orders from '/tmp/x'", /file or program/);
   refused("copy orders to program 'cat'", /file or program/);
   refused("copy orders (x) from stdin", /must give a value for its sharding column "id"/);
   refused("copy orders from stdin (encoding 'LATIN1')", /ENCODING LATIN1/);
-  refused("copy (select * from orders order by id) to stdout", /needs merging across shards/);
-  refused("copy (select count(*) from orders) to stdout", /needs merging across shards/);
-  refused("copy (select x from orders limit 3) to stdout", /needs merging across shards/);
+  refused(
+    "copy (select * from orders order by id) to stdout (format binary)",
+    /only supported in text or CSV format/,
+  );
+  refused("copy (select count(*) from orders) to stdout (force_quote *)", /FORCE_QUOTE/);
+  refused("copy (select x, rank() over () from orders) to stdout", /window/);
   refused("copy (delete from orders returning *) to stdout", /RETURNING\) TO STDOUT/);
   refused("copy (select * from orders, others) to stdout", /may not mix tables/);
   refused("copy orders from stdin; select 1", /several statements|statement/i);

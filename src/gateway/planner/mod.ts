@@ -38,6 +38,7 @@ export type {
   CopyFormat,
   HavingExpr,
   HavingOperand,
+  InsertSource,
   InsertSplit,
   KeyValue,
   MergeAggregate,

@@ -162,7 +162,14 @@ function planStatement(node: Node, view: SchemaView, only: boolean, sql: string)
   const sharded = tables.blocks.some((b) => b.occurrences.some((o) => o.info.column !== null));
 
   if ("CopyStmt" in node) {
-    return planCopy(node.CopyStmt, tg, view, (q) => planStatement(q, view, only, sql));
+    return planCopy(
+      node.CopyStmt,
+      tg,
+      view,
+      (q) => planStatement(q, view, only, sql),
+      (text) => planQuery(text, view),
+      sql,
+    );
   }
   if ("PrepareStmt" in node) {
     throw refuse(

@@ -309,13 +309,16 @@ Deno.test("planQuery() refuses INSERTs into a sharded table it cannot route to o
     "insert into orders (id) values (1), (2 + 1)",
     /must be a constant or a parameter/,
   );
+  refused("insert into orders (id) select id from orders", /^INSERT … SELECT from tables/);
   refused(
-    "insert into orders (id) select x from (values (1)) v(x)",
-    /^INSERT … SELECT into a table of sharded tablegroup "tg"/,
+    "insert into orders (id) select o.id from (select 1) x join orders o on true",
+    /^INSERT … SELECT from tables/,
   );
-  refused("insert into orders (id) select id from orders", /^INSERT … SELECT/);
-  refused("insert into orders (id) select 1 union all select 2", /^INSERT … SELECT/);
-  refused("insert into orders (id, x) select now()::int, 1", /must be a constant or a parameter/);
+  refused(
+    "with w as (select 1) insert into orders (id) select * from w",
+    /WITH clause before INSERT/,
+  );
+  refused("explain insert into orders (id) select 1 union all select 2", /^EXPLAIN of INSERT/);
   refused(
     "insert into orders (x) values (1)",
     'INSERT into table "orders" of sharded tablegroup "tg" must give a value for its sharding column "id"',
@@ -899,4 +902,46 @@ Deno.test("planQuery() throws only when called before initPlanner() resolved", (
   for (const sql of ["select", "create tablegroup", "\0", "select $$", "select 'x", "select /*"]) {
     assert.doesNotThrow(() => plan(sql), sql);
   }
+});
+
+Deno.test("planQuery() reads INSERT … SELECT from a constant source first, cut around its SELECT", () => {
+  const source = (sql: string) => {
+    const p = plan(sql);
+    assert.equal(p.kind, "keyed", JSON.stringify(p));
+    const s = (p as Extract<Plan, { kind: "keyed" }>).source;
+    assert.ok(s !== undefined, `${sql}: no source`);
+    assert.equal(s.head + s.select + s.tail, sql);
+    assert.deepEqual((p as Extract<Plan, { kind: "keyed" }>).keys, []);
+    return s;
+  };
+  const gs = source("insert into orders (id, x) select g, 'a' from generate_series(1, 10) g");
+  assert.equal(gs.select, "select g, 'a' from generate_series(1, 10) g");
+  assert.deepEqual([gs.column, gs.columnName, gs.untyped, gs.offset], [0, "id", [false, true], 27]);
+  const values = source(
+    "insert into public.orders AS o (x, id) overriding system value select n, null from " +
+      "(values (1)) v(n) on conflict (id) do nothing;",
+  );
+  assert.equal(values.select, "select n, null from (values (1)) v(n)");
+  assert.equal(values.tail, " on conflict (id) do nothing;");
+  assert.deepEqual([values.column, values.untyped, values.maySkipRows], [1, [false, true], true]);
+  const union = source(
+    "insert into orders (id) select 1 union all select 2 returning id as returning",
+  );
+  assert.equal(union.select, "select 1 union all select 2");
+  assert.deepEqual([union.untyped, union.returning], [[], true]);
+  // A key that is not a constant, without FROM: computed first too.
+  assert.equal(
+    source("insert into orders (id, x) select now()::int, 1").select,
+    "select now()::int, 1",
+  );
+  // Offsets count characters, as Postgres's error positions do.
+  assert.equal(
+    source("insert into orders (id) /* é */ select g from generate_series(1, 2) g").offset,
+    32,
+  );
+  // What follows a * is at unknown places: typed.
+  assert.deepEqual(
+    source("insert into orders (id, x) select *, 'z' from generate_series(1, 3)").untyped,
+    [],
+  );
 });

@@ -49,6 +49,35 @@ export interface InsertSplit {
 }
 
 /**
+ * An `INSERT … SELECT` into a sharded table whose SELECT reads no table of a tablegroup (a
+ * constant source: `generate_series`, VALUES in FROM, UNION ALL of constants…): the gateway runs
+ * `select` once on the database's default shard, in the client's session, and sends each shard
+ * `head` + `VALUES` + its rows + `tail`, as an {@linkcode InsertSplit}. `head + select + tail`
+ * is the statement.
+ */
+export interface InsertSource {
+  /** The text before the SELECT (`INSERT INTO t (…) [OVERRIDING … VALUE] `). */
+  head: string;
+  /** The SELECT, as written. */
+  select: string;
+  /** The text after it (ON CONFLICT, RETURNING, a final `;`). */
+  tail: string;
+  /** The characters before the SELECT in the statement (to place its errors in the statement). */
+  offset: number;
+  /** The sharding column's place among the SELECT's output columns. */
+  column: number;
+  /** The sharding column's name. */
+  columnName: string;
+  /**
+   * Output column i is a bare string literal or NULL at the top of the SELECT: Postgres gives it
+   * the column's type (not text), so it is passed on untyped.
+   */
+  untyped: boolean[];
+  returning: boolean;
+  maySkipRows: boolean;
+}
+
+/**
  * How COPY lays out its data, from the statement's options (Postgres's defaults where absent):
  * what the gateway needs to cut a COPY FROM's data into rows and read each row's sharding key.
  * Options are not validated here: the shards' Postgres refuses bad ones before any data flows.
@@ -104,6 +133,8 @@ export type Plan =
     merge?: MergeSpec;
     /** An INSERT of several rows: the statement cut by row, for rows of several shards. */
     split?: InsertSplit;
+    /** An INSERT … SELECT from a constant source (`keys` is empty): its rows are read first. */
+    source?: InsertSource;
   }
   /**
    * To every shard of the tablegroup: rows concatenated in shard order, or, with `merge`, each
@@ -199,6 +230,15 @@ export type Plan =
     keyed?: { type: ShardingType; keys: KeyValue[] };
     format: "text" | "csv" | "binary";
     header: boolean;
+    /**
+     * `COPY (query) TO` whose query needs merging: the query (`sql`, planned as `plan`) is merged
+     * as a SELECT and its rows written as COPY lines laid out as `layout` says.
+     */
+    merged?: {
+      plan: Extract<Plan, { kind: "keyed" | "scatter" }>;
+      sql: string;
+      layout: CopyFormat;
+    };
   }
   /** SET / RESET / SET SESSION CHARACTERISTICS / DISCARD: session state that follows to shards. */
   | { kind: "session_setting" }

@@ -27,7 +27,7 @@ import {
   withReadyStatus,
 } from "./messages.ts";
 import { mergeAnswers } from "../merge/mod.ts";
-import type { InsertSplit, MergeSpec } from "../planner/mod.ts";
+import type { InsertSource, InsertSplit, MergeSpec } from "../planner/mod.ts";
 import {
   columnCount,
   type MergeLookup,
@@ -38,6 +38,14 @@ import {
 } from "./merged_unit.ts";
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
 import { rowsByShard, shardQuery, type ShardRows, splitAnswers } from "./split_insert.ts";
+import { copyOutAnswer } from "./merged_copy.ts";
+import {
+  emptyInsert,
+  readSource,
+  sourceSplit,
+  typeNames,
+  typeNamesQuery,
+} from "./insert_select.ts";
 import {
   commitTwoPhase,
   newGid,
@@ -474,6 +482,7 @@ export class StatementRouter {
       case "copy_in":
         return await this.#copy.copyIn(unit, plan, map);
       case "copy_out":
+        if (plan.merged !== undefined) return await this.#copyMerged(unit, plan, map);
         return await this.#copy.copyOut(unit, plan, map);
       case "fanout_ddl":
       case "create_table":
@@ -521,8 +530,11 @@ export class StatementRouter {
     binds: BindInfo[],
     map: ShardMap,
   ): Promise<Uint8Array> {
-    let shards = this.#targets(plan, binds, map);
     const inTx = this.#inTransaction();
+    if (plan.kind === "keyed" && plan.source !== undefined) {
+      return await this.#insertSelect(unit, plan, plan.source, map, inTx);
+    }
+    let shards = this.#targets(plan, binds, map);
     if (plan.kind === "keyed" && plan.split !== undefined) {
       // An INSERT of several rows: whole where its rows all go to one shard, else cut by row.
       const split = plan.split;
@@ -610,6 +622,81 @@ export class StatementRouter {
       unit: shardQuery(split, p.rows),
     }));
     return await this.#writeOnSeveral(unit, plan.tablegroup, work, combine);
+  }
+
+  /**
+   * An INSERT … SELECT from a constant source (`insert_select.ts`): the SELECT runs on the
+   * default shard in the client's session (in its block, which the default shard then is part
+   * of), and its rows go to their shards as an INSERT … VALUES, split as any.
+   */
+  async #insertSelect(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "keyed" }>,
+    source: InsertSource,
+    map: ShardMap,
+    inTx: boolean,
+  ): Promise<Uint8Array> {
+    if (unit.length !== 1 || unit[0].code !== FrontendCode.Query) {
+      throw featureNotSupported(
+        `INSERT … SELECT into a table of sharded tablegroup "${plan.tablegroup}" is not supported in the extended query protocol`,
+        { hint: "Send the statement in the simple query protocol, or insert with VALUES or COPY." },
+      );
+    }
+    if (inTx) this.#participants.add(DEFAULT);
+    const read = readSource(await this.#relay.collect(query(source.select)), source);
+    if ("error" in read) return answerUnit(unit, read.error, inTx ? IN_TX : IDLE);
+    const names = typeNames(read.types, await this.#collectOrNull(typeNamesQuery(read.types)));
+    const split = sourceSplit(source, read, names, plan.type);
+    let parts: ShardRows[];
+    let statement: Message[];
+    if (split.rows.length === 0) {
+      const tg = map.tablegroup(plan.tablegroup);
+      if (!tg) throw undefinedTablegroup(plan.tablegroup);
+      parts = [{ shard: tg.shards[0], rows: [] }];
+      statement = splitMessages(query(emptyInsert(source, names)));
+    } else {
+      parts = rowsByShard(plan, split, map);
+      if (parts.length > 1) return await this.#splitInsert(unit, plan, split, parts, inTx);
+      statement = shardQuery(split, parts[0].rows);
+    }
+    const s = inTx
+      ? await this.#join(plan.tablegroup, parts[0].shard)
+      : await this.#session(plan.tablegroup, parts[0].shard);
+    return await this.#runOn(s, statement);
+  }
+
+  /**
+   * `COPY (query) TO STDOUT` whose query needs merging (`merged_copy.ts`): the query is merged
+   * as a SELECT is, and its rows written as COPY's lines.
+   */
+  async #copyMerged(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "copy_out" }>,
+    map: ShardMap,
+  ): Promise<Uint8Array> {
+    if (unit.length !== 1 || unit[0].code !== FrontendCode.Query) {
+      throw featureNotSupported(
+        `COPY on tables of tablegroup "${plan.tablegroup}" is only supported in the simple query protocol`,
+        { hint: "Send COPY as a simple Query (as psql and postgres.js do)." },
+      );
+    }
+    const { plan: inner, sql, layout } = plan.merged!;
+    const inTx = this.#inTransaction();
+    const shards = this.#targets(inner, [], map);
+    const answer = await this.#mergedStatement(
+      splitMessages(query(sql)),
+      inner,
+      inner.merge!,
+      shards,
+      inTx,
+    );
+    if (inTx && firstError(splitMessages(answer))) this.#failed = true;
+    return copyOutAnswer(answer, layout);
+  }
+
+  /** The default shard's answer to `sql` (null for none). */
+  async #collectOrNull(sql: string | null): Promise<Uint8Array | null> {
+    return sql === null ? null : await this.#relay.collect(query(sql));
   }
 
   /**

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { PgError } from "../../shared/errors/mod.ts";
+import {
+  parseErrorFields,
+  READY_IDLE,
+  WireWriter,
+  writeCommandComplete,
+  writeDataRow,
+  writeErrorResponse,
+  writeRowDescription,
+} from "../../shared/wire/mod.ts";
+import type { InsertSource } from "../planner/mod.ts";
+import {
+  emptyInsert,
+  readSource,
+  type SourceAnswer,
+  sourceSplit,
+  typeNames,
+  typeNamesQuery,
+} from "./insert_select.ts";
+import { body, splitMessages } from "./messages.ts";
+import { shardQuery } from "./split_insert.ts";
+import { statementText } from "./units.ts";
+
+const SOURCE: InsertSource = {
+  head: "insert into t (id, note, n) ",
+  select: "select g, 'x', null from generate_series(1, 3) g",
+  tail: " returning id",
+  offset: 28,
+  column: 0,
+  columnName: "id",
+  untyped: [false, true, true],
+  returning: true,
+  maySkipRows: false,
+};
+
+/** The default shard's answer to the SELECT: its description, rows and tag. */
+function answer(types: number[], rows: (string | null)[][]): Uint8Array {
+  const w = new WireWriter(64);
+  writeRowDescription(w, types.map((typeOid, i) => ({ name: `c${i}`, typeOid })));
+  for (const r of rows) writeDataRow(w, r);
+  writeCommandComplete(w, `SELECT ${rows.length}`);
+  w.raw(READY_IDLE);
+  return w.view().slice();
+}
+
+Deno.test("readSource() reads the SELECT's types and rows", () => {
+  const read = readSource(answer([23, 25, 25], [["1", "x", null], ["2", "x", null]]), SOURCE);
+  assert.ok(!("error" in read));
+  assert.deepEqual(read.types, [
+    { oid: 23, modifier: -1 },
+    { oid: 25, modifier: -1 },
+    { oid: 25, modifier: -1 },
+  ]);
+  assert.deepEqual(read.rows, [["1", "x", null], ["2", "x", null]]);
+});
+
+Deno.test("readSource() moves the SELECT's error to its place in the statement", () => {
+  const w = new WireWriter(64);
+  writeErrorResponse(
+    w,
+    new PgError("42703", 'column "nosuch" does not exist', { position: 11 }),
+  );
+  w.raw(READY_IDLE);
+  const read = readSource(w.view().slice(), SOURCE);
+  assert.ok("error" in read);
+  const err = parseErrorFields(body(splitMessages(read.error)[0]));
+  assert.deepEqual([err.sqlstate, err.position], ["42703", 39]);
+});
+
+Deno.test("sourceSplit() types each value as the SELECT did, untyped literals left so", () => {
+  const read: SourceAnswer = {
+    types: [{ oid: 23, modifier: -1 }, { oid: 25, modifier: -1 }, { oid: 25, modifier: -1 }],
+    rows: [["1", "it's", null], ["2", "back\\slash", "5"]],
+  };
+  const split = sourceSplit(SOURCE, read, ["integer", "text", "text"], "int8");
+  assert.deepEqual(split.rows.map((r) => r.key), [{ literal: "1" }, { literal: "2" }]);
+  assert.equal(
+    statementText(shardQuery(split, [0, 1])),
+    "insert into t (id, note, n) VALUES ('1'::integer, 'it''s', NULL), " +
+      "('2'::integer, E'back\\\\slash', '5') returning id",
+  );
+});
+
+Deno.test("sourceSplit() refuses a key whose type the column could read otherwise", () => {
+  const read: SourceAnswer = { types: [{ oid: 1700, modifier: -1 }], rows: [["1.5"]] };
+  const only: InsertSource = { ...SOURCE, untyped: [] };
+  assert.throws(
+    () => sourceSplit(only, read, ["numeric"], "int8"),
+    (e: PgError) => e.sqlstate === "0A000" && /type numeric/.test(e.message),
+  );
+  // A numeric column takes integers as they are; an untyped literal is read by the column.
+  assert.equal(
+    sourceSplit(only, { ...read, types: [{ oid: 20, modifier: -1 }] }, ["bigint"], "numeric").rows
+      .length,
+    1,
+  );
+  assert.equal(sourceSplit({ ...SOURCE, untyped: [true] }, read, ["text"], "int8").rows.length, 1);
+});
+
+Deno.test("emptyInsert() inserts nothing, typed as the SELECT was", () => {
+  assert.equal(
+    emptyInsert(SOURCE, ["integer", "text", "text"]),
+    "insert into t (id, note, n) SELECT NULL::integer, NULL, NULL WHERE false returning id",
+  );
+});
+
+Deno.test("typeNamesQuery() asks only for names it has not learnt; built-in ones are kept", () => {
+  const types = [{ oid: 23, modifier: -1 }, { oid: 70000, modifier: 12 }];
+  assert.equal(
+    typeNamesQuery(types),
+    "SELECT pg_catalog.format_type(23, -1), pg_catalog.format_type(70000, 12)",
+  );
+  const w = new WireWriter(64);
+  writeDataRow(w, ["integer", "my_type(12)"]);
+  assert.deepEqual(typeNames(types, w.view().slice()), ["integer", "my_type(12)"]);
+  // The built-in one is known from now on; a user type (it may be dropped) is asked again.
+  assert.equal(typeNamesQuery([types[0]]), null);
+  assert.match(typeNamesQuery([types[1]]) ?? "", /format_type\(70000, 12\)$/);
+});
