@@ -439,6 +439,44 @@ Deno.test({
         assert.equal(e?.code, "42P07", String(e?.message));
         const onS2 = await s2.query("select 1 from pg_class where relname = 'taken'");
         assert.equal(onS2.rowCount, 0, "rolled back on the other shard");
+        // DDL commits with two-phase commit: nothing is left prepared, the decisions go.
+        const prepared = async () => {
+          let n = 0;
+          for (const s of [s1, s2, direct]) {
+            n += (await s.query("select count(*)::int as n from pg_prepared_xacts")).rows[0].n;
+          }
+          return n;
+        };
+        assert.equal(await prepared(), 0);
+        assert.ok(
+          await eventually(async () =>
+            (await direct.query(
+              "select count(*)::int as n from multigres.two_phase where decision = 'commit'",
+            )).rows[0].n === 0
+          ),
+          "DDL's commit decisions forgotten",
+        );
+        // VACUUM and REINDEX … CONCURRENTLY refuse a transaction block: each shard runs them on
+        // its own, and the client gets Postgres's answer.
+        for (
+          const q of [
+            "vacuum orders",
+            "vacuum (analyze, verbose false) orders",
+            "reindex (concurrently) table orders",
+            "analyze orders",
+          ]
+        ) {
+          const sharded = await shop.query(q);
+          const plain = await shop.query(q.replace("orders", "orders_plain"));
+          assert.equal(sharded.command, plain.command, q);
+        }
+        const inBlock = async (q: string) => {
+          await shop.query("begin");
+          const err = await errorOf(shop.query(q));
+          await shop.query("rollback");
+          return err?.code;
+        };
+        assert.equal(await inBlock("vacuum orders"), await inBlock("vacuum orders_plain"));
       });
 
       await t.step("an ordinary role shards its own database", async () => {

@@ -29,6 +29,7 @@ Deno.test({
   async fn(t) {
     const c: TestCluster = await startCluster(OFFSET, { cells: 1, twoPhaseMinAgeSeconds: 2 });
     const opened: pg.Client[] = [];
+    const postgresJs = (opts: Parameters<TestCluster["sql"]>[0]) => c.sql(opts);
     const client = async (opts: Parameters<TestCluster["client"]>[0] = {}) => {
       const cl = await c.client(opts);
       cl.on("error", () => {}); // a killed gateway ends connections; queries fail on their own
@@ -336,18 +337,50 @@ Deno.test({
           assert.equal(unordered?.code, "0A000");
           assert.deepEqual(await contents("items"), await contents("items_plain"));
 
-          // The extended protocol: rows of several shards are refused, rows of one shard work.
-          const extended = "insert into items (id, note) values ($1, 'p'), ($2, 'q')";
-          const across = await errorOf(bank.query(extended, [f, g]));
-          assert.equal(across?.code, "0A000");
-          assert.match(across?.message ?? "", /extended query protocol/);
-          const one = await bank.query(extended, [f, onLow[4]]);
-          assert.equal(one.rowCount, 2);
+          // The extended protocol (npm:pg with parameters): rows of several shards are split
+          // too, the values written in as literals; RETURNING in VALUES order.
+          const extended = (t: string) =>
+            `insert into ${t} (id, note) values ($1, 'p'), ($2, $3::text || 'q'), ($4, $5) ` +
+            "returning id::int, note";
+          const params = [f, g, "ü ", onLow[4], null];
+          const across = {
+            sharded: await bank.query(extended("items"), params),
+            plain: await bank.query(extended("items_plain"), params),
+          };
+          assert.equal(across.sharded.rowCount, 3);
+          assert.deepEqual(across.sharded.rows, across.plain.rows);
+          assert.deepEqual(across.sharded.rows.map((r: { id: number }) => r.id), [f, g, onLow[4]]);
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
           const mine = await low.query(
             "select note from items where id = any($1) order by note",
             [[f, onLow[4]]],
           );
-          assert.deepEqual(mine.rows.map((r: { note: string }) => r.note), ["p", "q"]);
+          assert.deepEqual(mine.rows.map((r: { note: string | null }) => r.note), ["p", null]);
+          // A duplicate key: Postgres's error, nothing inserted anywhere.
+          const dupExtended = (t: string) =>
+            `insert into ${t} (id, note) values ($1, 'x'), ($2, 'y')`;
+          const viaGatewayExt = await errorOf(bank.query(dupExtended("items"), [onHigh[5], f]));
+          const viaPostgresExt = await errorOf(
+            bank.query(dupExtended("items_plain"), [onHigh[5], f]),
+          );
+          assert.equal(viaGatewayExt?.code, "23505");
+          assert.equal(viaGatewayExt?.code, viaPostgresExt?.code);
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
+          // postgres.js's bulk insert helper (named statements, Describe first).
+          const pjs = postgresJs({ database: "bank", max: 1 });
+          try {
+            const rows = [onLow[5], onHigh[6], onLow[6]].map((id, i) => ({ id, note: `pjs ${i}` }));
+            for (const t of ["items", "items_plain"]) {
+              const got = await pjs<{ id: number }[]>`insert into ${pjs(t)} ${
+                pjs(rows)
+              } returning id::int`;
+              assert.deepEqual(got.map((r) => r.id), rows.map((r) => r.id));
+            }
+          } finally {
+            await pjs.end();
+          }
+          assert.deepEqual(await contents("items"), await contents("items_plain"));
+          assert.equal(await preparedLeft(), 0);
           assert.equal((await bank.query("select 'usable' as v")).rows[0].v, "usable");
         },
       );

@@ -34,6 +34,8 @@
 export { initPlanner, planQuery } from "./plan.ts";
 export { type CreateTablePlan, MAX_SHARDS, planNewSyntax } from "./ddl.ts";
 export { PlanCache, type PlanCacheOptions } from "./plan_cache.ts";
+export { tokenize } from "./_lexer.ts";
+export { copyFormat } from "./_copy.ts";
 export type {
   CopyFormat,
   HavingExpr,

@@ -365,6 +365,15 @@ function planDdl(node: Node, tables: Tables, tg: string, view: SchemaView): Plan
     if (a.objectType === "OBJECT_TABLE") {
       plan.renamed = { from: target.table, to: { schema: a.newschema!, name: target.table.name } };
     }
+  } else if ("VacuumStmt" in node && node.VacuumStmt.is_vacuumcmd) {
+    plan.outsideBlock = true; // VACUUM refuses a transaction block
+  } else if (
+    "ReindexStmt" in node &&
+    (node.ReindexStmt.params ?? []).some((p) =>
+      "DefElem" in p && p.DefElem.defname === "concurrently" && !isFalse(p.DefElem.arg)
+    )
+  ) {
+    plan.outsideBlock = true; // so does REINDEX … CONCURRENTLY
   }
   return plan;
 }

@@ -662,8 +662,8 @@ Deno.test("planQuery() fans DDL on tablegroup tables out to every shard", () => 
       "comment on table orders is 'o'",
       "comment on column orders.x is 'x'",
       "comment on column public.orders.x is 'x'",
-      "vacuum orders",
       "analyze items",
+      "analyze (verbose false) items",
       "grant select on orders to bob",
       "create trigger t before insert on orders for each row execute function f()",
       "drop trigger t on orders",
@@ -675,6 +675,17 @@ Deno.test("planQuery() fans DDL on tablegroup tables out to every shard", () => 
   }
   assert.deepEqual(plan("alter table flat add column b int"), fanout("flat"));
   assert.deepEqual(plan("create unique index on flat (a)"), fanout("flat"));
+  // Postgres refuses these in a transaction block: each shard runs them on its own.
+  for (
+    const sql of [
+      "vacuum orders",
+      "vacuum (analyze) items",
+      "reindex (concurrently) table orders",
+      "reindex table concurrently orders",
+    ]
+  ) {
+    assert.deepEqual(plan(sql), { ...fanout(), outsideBlock: true }, sql);
+  }
 });
 
 Deno.test("planQuery() lists the tables DROP TABLE removes", () => {

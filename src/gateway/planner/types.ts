@@ -151,6 +151,11 @@ export type Plan =
     tablegroup: string;
     dropped: TableName[];
     renamed?: { from: TableName; to: TableName };
+    /**
+     * VACUUM, REINDEX … CONCURRENTLY: not in a transaction block (Postgres refuses one), so run
+     * on each shard on its own, not atomically (they change no data).
+     */
+    outsideBlock?: true;
   }
   /**
    * `CREATE TABLE t (…) IN tg [SHARD BY (col)]`: `sql` is the plain CREATE TABLE Postgres

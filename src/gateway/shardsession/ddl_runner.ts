@@ -4,6 +4,7 @@ import type { ShardMap } from "../router/shard_map.ts";
 import {
   answerUnit,
   commandComplete,
+  commandTag,
   dataRows,
   errorFrame,
   firstError,
@@ -16,8 +17,42 @@ import type { DefaultRelay, ShardingDeps } from "./statement_router.ts";
 import { BackendCode, concatBytes, parseErrorFields, TxStatus } from "../../shared/wire/mod.ts";
 import { literal, quoteIdent } from "../../shared/sql/mod.ts";
 import { statementText, undefinedTablegroup } from "./units.ts";
+import {
+  commitTwoPhase,
+  newGid,
+  twoPhaseDeps,
+  type TwoPhaseOutcome,
+  type TwoPhaseParticipant,
+} from "./two_phase.ts";
 
 const IDLE = TxStatus.Idle;
+const ROLLBACK = query("ROLLBACK");
+
+/** COMMIT of a block on one participant: null, or the error frame that ended it. */
+async function commitOne(p: TwoPhaseParticipant): Promise<Uint8Array | null> {
+  try {
+    const msgs = splitMessages(await p.run("COMMIT"));
+    const err = firstError(msgs);
+    if (err) return err.frame;
+    const done = msgs.find((m) => m.code === BackendCode.CommandComplete);
+    // COMMIT of a failed block answers ROLLBACK.
+    return done && commandTag(done) === "ROLLBACK"
+      ? errorFrame(new PgError(SqlState.TRANSACTION_ROLLBACK, "the DDL was rolled back"))
+      : null;
+  } catch (e) {
+    return errorFrame(toPgError(e));
+  }
+}
+
+/** The error frame of a two-phase commit that did not commit, or null. */
+function failedCommit(outcome: TwoPhaseOutcome): Uint8Array | null {
+  if (outcome.committed) return null;
+  const e = outcome.error;
+  if (e === null) {
+    return errorFrame(new PgError(SqlState.TRANSACTION_ROLLBACK, "the DDL was rolled back"));
+  }
+  return e instanceof PgError ? errorFrame(e) : e.frame;
+}
 /** How long CREATE TABLEGROUP waits for its shards to serve. */
 const TABLEGROUP_WAIT_MS = 300_000;
 
@@ -78,6 +113,9 @@ export class DdlRunner {
     const sessions = await Promise.all(
       tg.shards.map((sh) => this.#ctx.session(plan.tablegroup, sh)),
     );
+    if (plan.kind === "fanout_ddl" && plan.outsideBlock) {
+      return await this.#eachOnItsOwn(unit, sql, sessions);
+    }
     const begin = query("BEGIN");
     const answers: Uint8Array[] = [];
     let failure: Uint8Array | null = null;
@@ -122,21 +160,58 @@ export class DdlRunner {
     } catch (e) {
       failure ??= errorFrame(toPgError(e));
     }
-    const end = query(failure ? "ROLLBACK" : "COMMIT");
-    const ends = await Promise.all([
-      ...sessions.map((s) => s.run(end).catch((e) => e)),
-      shell.collect(shellMissing ? query("ROLLBACK") : end).catch((e) => e),
-    ]);
-    if (!failure) {
-      const bad = ends.find((a) => !(a instanceof Uint8Array) || firstError(splitMessages(a)));
-      if (bad) {
-        failure = bad instanceof Uint8Array
-          ? firstError(splitMessages(bad))!.frame
-          : errorFrame(toPgError(bad));
+    if (failure || shellMissing) await shell.collect(ROLLBACK).catch(() => undefined);
+    if (failure) {
+      await Promise.all(sessions.map((s) => s.run(ROLLBACK).catch(() => undefined)));
+    } else {
+      // On every shard (and the shell) or on none: a two-phase commit, as for any transaction
+      // on several shards.
+      const parts: TwoPhaseParticipant[] = sessions.map((s, i) => ({
+        name: `${this.#ctx.database}/${plan.tablegroup}/${tg.shards[i]}`,
+        run: (sql) => s.run(query(sql)),
+        finish: async (sql) => {
+          const now = s.closed ? await this.#ctx.session(plan.tablegroup, tg.shards[i]) : s;
+          return await now.run(query(sql));
+        },
+      }));
+      if (!shellMissing) {
+        parts.push({
+          name: `${this.#ctx.database}/default/0-inf`,
+          run: (sql) => shell.collect(query(sql)),
+          finish: (sql) => shell.collect(query(sql)),
+        });
       }
+      failure = parts.length === 1
+        ? await commitOne(parts[0])
+        : failedCommit(await commitTwoPhase(parts, newGid(), twoPhaseDeps(this.#ctx.deps)));
     }
     await this.#ctx.deps.refresh();
     if (failure) return answerUnit(unit, failure, IDLE);
+    const done = splitMessages(answers[0]).find((m) => m.code === BackendCode.CommandComplete);
+    return answerUnit(unit, done ? done.frame : commandComplete("OK"), IDLE);
+  }
+
+  /**
+   * VACUUM or REINDEX … CONCURRENTLY, which refuse a transaction block: on every shard and the
+   * shell, each on its own (a shell that is missing is left alone); the first error, or the
+   * first shard's tag.
+   */
+  async #eachOnItsOwn(
+    unit: Message[],
+    sql: string,
+    sessions: ShardSession[],
+  ): Promise<Uint8Array> {
+    const [shell, ...answers] = await Promise.all([
+      this.#ctx.relay.collect(query(sql)),
+      ...sessions.map((s) => s.run(query(sql))),
+    ]);
+    const shellError = firstError(splitMessages(shell));
+    const shellGone = shellError !== undefined &&
+      ["42P01", "42704"].includes(parseErrorFields(shellError.frame.subarray(5)).sqlstate);
+    for (const a of shellGone ? answers : [...answers, shell]) {
+      const err = firstError(splitMessages(a));
+      if (err) return answerUnit(unit, err.frame, IDLE);
+    }
     const done = splitMessages(answers[0]).find((m) => m.code === BackendCode.CommandComplete);
     return answerUnit(unit, done ? done.frame : commandComplete("OK"), IDLE);
   }

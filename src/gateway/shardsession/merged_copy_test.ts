@@ -9,7 +9,7 @@ import {
   writeErrorResponse,
   writeRowDescription,
 } from "../../shared/wire/mod.ts";
-import { copyFormat } from "../planner/_copy.ts";
+import { copyFormat } from "../planner/mod.ts";
 import { copyOutAnswer } from "./merged_copy.ts";
 import { body, commandTag, splitMessages } from "./messages.ts";
 

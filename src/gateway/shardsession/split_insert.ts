@@ -6,10 +6,20 @@
  * @module
  */
 
-import { BackendCode, concatBytes } from "../../shared/wire/mod.ts";
+import { literal } from "../../shared/sql/mod.ts";
+import { BackendCode, concatBytes, FrontendCode } from "../../shared/wire/mod.ts";
 import type { ShardMap } from "../router/shard_map.ts";
-import type { InsertSplit, Plan } from "../planner/mod.ts";
-import { firstError, type Message, query, splitMessages } from "./messages.ts";
+import { type InsertSplit, type Plan, tokenize } from "../planner/mod.ts";
+import {
+  BIND_COMPLETE,
+  CLOSE_COMPLETE,
+  firstError,
+  type Message,
+  NO_DATA,
+  PARSE_COMPLETE,
+  query,
+  splitMessages,
+} from "./messages.ts";
 import { concatAnswers, keyIds, undefinedTablegroup } from "./units.ts";
 
 /** One shard's part of a split INSERT: its rows (indexes into the VALUES list, in order). */
@@ -72,5 +82,75 @@ export function splitAnswers(answers: Uint8Array[], parts: ShardRows[]): Uint8Ar
       placed = true;
     }
   }
+  return concatBytes(out);
+}
+
+/**
+ * `split` with its parameters written in as literals (extended protocol, text-format values):
+ * `'v'` where the statement left the parameter's type to Postgres (it reads the literal as it
+ * would have read the parameter), `'v'::type` where the Parse gave one (`names[i]` for `$i+1`),
+ * `NULL` likewise; the keys of parameter rows become the literals they were bound to.
+ */
+export function inlineSplit(
+  split: InsertSplit,
+  values: (string | null)[],
+  names: (string | null)[],
+): InsertSplit {
+  const value = (n: number) => {
+    const v = values[n - 1];
+    const cast = names[n - 1] ? `::${names[n - 1]}` : "";
+    return (v === null || v === undefined ? "NULL" : literal(v)) + cast;
+  };
+  const inline = (text: string) => {
+    let out = "";
+    let at = 0;
+    for (const t of tokenize(text)) {
+      if (t.kind !== "param") continue;
+      out += text.slice(at, t.start) + value(Number(t.text.slice(1)));
+      at = t.end;
+    }
+    return out + text.slice(at);
+  };
+  return {
+    ...split,
+    head: inline(split.head),
+    tail: inline(split.tail),
+    rows: split.rows.map((r) => ({
+      text: inline(r.text),
+      key: "param" in r.key ? { literal: values[r.key.param - 1] ?? null } : r.key,
+    })),
+  };
+}
+
+/**
+ * The answer an extended-protocol unit gets from a simple-protocol `answer` to its statement:
+ * ParseComplete, BindComplete, the RowDescription (or NoData) for a Describe of the portal, the
+ * rows and tag for the Execute (or its error, after which Postgres skips to the Sync), and the
+ * ReadyForQuery.
+ */
+export function extendedAnswer(unit: Message[], answer: Uint8Array): Uint8Array {
+  const msgs = splitMessages(answer);
+  const error = firstError(msgs);
+  const description = msgs.find((m) => m.code === BackendCode.RowDescription);
+  const out: Uint8Array[] = [];
+  for (const m of unit) {
+    if (m.code === FrontendCode.Parse) out.push(PARSE_COMPLETE);
+    else if (m.code === FrontendCode.Bind) out.push(BIND_COMPLETE);
+    else if (m.code === FrontendCode.Describe) out.push(description?.frame ?? NO_DATA);
+    else if (m.code === FrontendCode.Close) out.push(CLOSE_COMPLETE);
+    else if (m.code === FrontendCode.Execute) {
+      if (error) {
+        out.push(error.frame);
+        break;
+      }
+      for (const r of msgs) {
+        if (r.code === BackendCode.DataRow || r.code === BackendCode.CommandComplete) {
+          out.push(r.frame);
+        }
+      }
+    }
+  }
+  const ready = msgs.at(-1);
+  if (ready?.code === BackendCode.ReadyForQuery) out.push(ready.frame);
   return concatBytes(out);
 }

@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
 import { PgError } from "../../shared/errors/mod.ts";
 import {
+  FrontendCode,
   READY_IN_TX,
   WireWriter,
   writeCommandComplete,
   writeDataRow,
   writeErrorResponse,
+  writeRowDescription,
 } from "../../shared/wire/mod.ts";
 import type { InsertSplit } from "../planner/mod.ts";
 import { dataRows, splitMessages } from "./messages.ts";
-import { shardQuery, splitAnswers } from "./split_insert.ts";
+import { extendedAnswer, inlineSplit, shardQuery, splitAnswers } from "./split_insert.ts";
 import { commandTagOf, statementText } from "./units.ts";
 
 /** One shard's answer to a simple Query: its RETURNING rows, then INSERT 0 n. */
@@ -61,4 +63,52 @@ Deno.test("splitAnswers() answers a shard's error, without rows", () => {
   ]);
   assert.deepEqual(dataRows(joined), []);
   assert.equal(commandTagOf(joined), undefined);
+});
+
+Deno.test("inlineSplit() writes parameters in as literals, typed where the Parse typed them", () => {
+  const split: InsertSplit = {
+    head: "insert into t (id, note) values ",
+    rows: [
+      { text: "($1, $2)", key: { param: 1 } },
+      { text: "($3, '$4 stays')", key: { param: 3 } },
+    ],
+    tail: " on conflict (id) do update set note = $4 returning id",
+    returning: true,
+    maySkipRows: false,
+  };
+  const got = inlineSplit(split, ["1", "it's", "2", null], [null, "text", null, "text"]);
+  assert.equal(
+    statementText(shardQuery(got, [0, 1])),
+    "insert into t (id, note) values ('1', 'it''s'::text), ('2', '$4 stays') " +
+      "on conflict (id) do update set note = NULL::text returning id",
+  );
+  assert.deepEqual(got.rows.map((r) => r.key), [{ literal: "1" }, { literal: "2" }]);
+});
+
+Deno.test("extendedAnswer() answers Parse, Bind, Describe, Execute and Sync from a simple answer", () => {
+  const unit = [
+    { code: FrontendCode.Parse, frame: new Uint8Array([FrontendCode.Parse, 0, 0, 0, 4]) },
+    { code: FrontendCode.Bind, frame: new Uint8Array([FrontendCode.Bind, 0, 0, 0, 4]) },
+    { code: FrontendCode.Describe, frame: new Uint8Array([FrontendCode.Describe, 0, 0, 0, 4]) },
+    { code: FrontendCode.Execute, frame: new Uint8Array([FrontendCode.Execute, 0, 0, 0, 4]) },
+    { code: FrontendCode.Sync, frame: new Uint8Array([FrontendCode.Sync, 0, 0, 0, 4]) },
+  ];
+  const w = new WireWriter(64);
+  writeRowDescription(w, [{ name: "id", typeOid: 20 }]);
+  writeDataRow(w, ["1"]);
+  writeDataRow(w, ["2"]);
+  writeCommandComplete(w, "INSERT 0 2");
+  w.raw(READY_IN_TX);
+  const codes = splitMessages(extendedAnswer(unit, w.view().slice())).map((m) =>
+    String.fromCharCode(m.code)
+  );
+  assert.deepEqual(codes, ["1", "2", "T", "D", "D", "C", "Z"]);
+  // An error: what came before the Execute, the error, the ReadyForQuery.
+  const e = new WireWriter(64);
+  writeErrorResponse(e, new PgError("23505", "duplicate key value violates unique constraint"));
+  e.raw(READY_IN_TX);
+  const failed = splitMessages(extendedAnswer(unit, e.view().slice())).map((m) =>
+    String.fromCharCode(m.code)
+  );
+  assert.deepEqual(failed, ["1", "2", "n", "E", "Z"]);
 });

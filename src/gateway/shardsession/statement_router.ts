@@ -32,12 +32,20 @@ import {
   columnCount,
   type MergeLookup,
   mergeOf,
+  readParse,
   rewriteExtended,
   rewriteParse,
   rewriteQuery,
 } from "./merged_unit.ts";
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
-import { rowsByShard, shardQuery, type ShardRows, splitAnswers } from "./split_insert.ts";
+import {
+  extendedAnswer,
+  inlineSplit,
+  rowsByShard,
+  shardQuery,
+  type ShardRows,
+  splitAnswers,
+} from "./split_insert.ts";
 import { copyOutAnswer } from "./merged_copy.ts";
 import {
   emptyInsert,
@@ -46,12 +54,7 @@ import {
   typeNames,
   typeNamesQuery,
 } from "./insert_select.ts";
-import {
-  commitTwoPhase,
-  newGid,
-  type TwoPhaseDeps,
-  type TwoPhaseParticipant,
-} from "./two_phase.ts";
+import { commitTwoPhase, newGid, twoPhaseDeps, type TwoPhaseParticipant } from "./two_phase.ts";
 import {
   type BindInfo,
   commandTagOf,
@@ -203,7 +206,7 @@ export class StatementRouter {
       join: (tg, shard) => this.#join(tg, shard),
       commitSeveral: async (unit, tg, shards, sessions) => {
         const parts = shards.map((shard, i) => this.#participant(tg, shard, sessions[i]));
-        const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
+        const outcome = await commitTwoPhase(parts, newGid(), twoPhaseDeps(this.#deps));
         return outcome.committed ? null : this.#failedCommit(unit, outcome.error);
       },
       failBlock: () => {
@@ -545,13 +548,7 @@ export class StatementRouter {
       } else if (!unit.some((m) => m.code === FrontendCode.Execute)) {
         shards = shards.slice(0, 1); // a Parse or Describe: one shard answers it
       } else if (shards.length > 1) {
-        throw featureNotSupported(
-          `INSERT of several rows into a table of sharded tablegroup "${plan.tablegroup}" whose rows belong to several shards is not supported in the extended query protocol`,
-          {
-            hint:
-              "Insert one row per statement, or send the statement in the simple query protocol.",
-          },
-        );
+        return await this.#splitInsertExtended(unit, plan, split, binds[0], map, inTx);
       }
     }
     if (isFlushed(unit) && shards.length > 1 && unit.some((m) => m.code === FrontendCode.Execute)) {
@@ -622,6 +619,66 @@ export class StatementRouter {
       unit: shardQuery(split, p.rows),
     }));
     return await this.#writeOnSeveral(unit, plan.tablegroup, work, combine);
+  }
+
+  /**
+   * An extended-protocol INSERT of several rows whose rows belong to several shards (a driver's
+   * bulk insert): the Bind's values, in text, are written into the statement as literals typed
+   * as its Parse typed the parameters (`inlineSplit`), the rows go to their shards as for the
+   * simple protocol, and the answers become the unit's (`extendedAnswer`).
+   */
+  async #splitInsertExtended(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "keyed" }>,
+    split: InsertSplit,
+    bind: BindInfo | undefined,
+    map: ShardMap,
+    inTx: boolean,
+  ): Promise<Uint8Array> {
+    const refuse = (what: string) =>
+      featureNotSupported(
+        `INSERT of several rows into a table of sharded tablegroup "${plan.tablegroup}" whose rows belong to several shards is not supported in the extended query protocol ${what}`,
+        {
+          hint: "Insert one row per statement, or send the statement in the simple query protocol.",
+        },
+      );
+    const executes = unit.filter((m) => m.code === FrontendCode.Execute);
+    if (
+      bind === undefined || executes.length !== 1 ||
+      unit.filter((m) => m.code === FrontendCode.Bind).length !== 1 || !endsWithSync(unit)
+    ) {
+      throw refuse("with several Binds or Executes before a Sync");
+    }
+    const maxRows = new DataView(executes[0].frame.buffer, executes[0].frame.byteOffset)
+      .getInt32(executes[0].frame.length - 4);
+    if (maxRows !== 0) throw refuse("with a row limit on its Execute");
+    if (bind.formats.some((f) => f !== 0) || bind.resultFormats.some((f) => f !== 0)) {
+      throw refuse("with values or results in binary");
+    }
+    if (unit.some((m) => m.code === FrontendCode.Describe && body(m)[0] === 0x53)) {
+      throw refuse("with a Describe of the statement before the Sync");
+    }
+    const st = this.#statements.get(bind.statement);
+    if (!st) throw refuse("(its statement is unknown)");
+    const declared = readParse({ code: FrontendCode.Parse, frame: st.parse }).types;
+    const typed = declared.filter((t) => t !== 0).map((oid) => ({ oid, modifier: -1 }));
+    const known = typeNames(typed, await this.#collectOrNull(typeNamesQuery(typed)));
+    let k = 0;
+    const names = declared.map((t) => (t === 0 ? null : known[k++]));
+    const decoder = new TextDecoder();
+    const values = bind.values.map((v) => (v === null ? null : decoder.decode(v)));
+    const inlined = inlineSplit(split, values, names);
+    const parts = rowsByShard(plan, inlined, map);
+    const whole = splitMessages(query(st.sql));
+    let answer: Uint8Array;
+    if (parts.length > 1) answer = await this.#splitInsert(whole, plan, inlined, parts, inTx);
+    else {
+      const s = inTx
+        ? await this.#join(plan.tablegroup, parts[0].shard)
+        : await this.#session(plan.tablegroup, parts[0].shard);
+      answer = await this.#runOn(s, shardQuery(inlined, parts[0].rows));
+    }
+    return extendedAnswer(unit, answer);
   }
 
   /**
@@ -801,7 +858,7 @@ export class StatementRouter {
       return withReadyStatus(concatAnswers(answers), IDLE);
     }
     const parts = work.map((w) => this.#participant(tablegroup, w.shard, w.session));
-    const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
+    const outcome = await commitTwoPhase(parts, newGid(), twoPhaseDeps(this.#deps));
     if (!outcome.committed) return this.#failedCommit(unit, outcome.error);
     return withReadyStatus(combine(answers), IDLE);
   }
@@ -1063,7 +1120,7 @@ export class StatementRouter {
         finish: (sql) => this.#relay.collect(query(sql)),
       });
     }
-    const outcome = await commitTwoPhase(parts, newGid(), this.#twoPhaseDeps());
+    const outcome = await commitTwoPhase(parts, newGid(), twoPhaseDeps(this.#deps));
     if (!this.#participants.has(DEFAULT)) {
       // The default shard's block holds nothing of the client's: ended there.
       await this.#relay.collect(ROLLBACK).catch(() => undefined);
@@ -1085,15 +1142,6 @@ export class StatementRouter {
         const now = s.closed ? await this.#session(tablegroup, shard) : s;
         return await now.run(query(sql));
       },
-    };
-  }
-
-  #twoPhaseDeps(): TwoPhaseDeps {
-    return {
-      decide: (gid, decision, participants, deadline) =>
-        this.#deps.decideTwoPhase(gid, decision, participants, deadline),
-      forget: (gid) => this.#deps.forgetTwoPhase(gid),
-      warn: (message, fields) => this.#deps.warn(message, fields),
     };
   }
 

@@ -55,6 +55,20 @@ export interface TwoPhaseDeps {
   finishWindowMs?: number;
 }
 
+/** The coordinator's needs, from the gateway's sharding dependencies. */
+export function twoPhaseDeps(deps: {
+  decideTwoPhase: TwoPhaseDeps["decide"];
+  forgetTwoPhase: TwoPhaseDeps["forget"];
+  warn: TwoPhaseDeps["warn"];
+}): TwoPhaseDeps {
+  return {
+    decide: (gid, decision, participants, deadline) =>
+      deps.decideTwoPhase(gid, decision, participants, deadline),
+    forget: (gid) => deps.forgetTwoPhase(gid),
+    warn: (message, fields) => deps.warn(message, fields),
+  };
+}
+
 /** How a two-phase commit ended, for the client's COMMIT. */
 export type TwoPhaseOutcome =
   /** Committed (on every participant, or recorded so that the recovery completes it). */
