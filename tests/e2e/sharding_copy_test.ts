@@ -584,8 +584,8 @@ Deno.test({
       await t.step("INSERT … SELECT from a constant source is split by row", async () => {
         const before = await same();
         /** What a client sees of the statement on the sharded table and on the plain one. */
-        const seen = async (sql: string, shift = 0, plain = "") =>
-          await db.query(sql).then(
+        const seen = async (sql: string, shift = 0, plain = "", params?: unknown[]) =>
+          await db.query(sql, params).then(
             (r: pg.QueryResult) => ({
               command: r.command,
               rowCount: r.rowCount,
@@ -600,12 +600,13 @@ Deno.test({
               detail: e.detail,
             }),
           );
-        const both = async (sql: string, table = "items") => {
-          const sharded = await seen(sql);
+        const both = async (sql: string, table = "items", params?: unknown[]) => {
+          const sharded = await seen(sql, 0, "", params);
           const plain = await seen(
             sql.replace(new RegExp(`\\b${table}\\b`), `${table}_plain`),
             "_plain".length,
             table,
+            params,
           );
           assert.deepEqual(sharded, plain, sql);
           return sharded as Record<string, unknown>;
@@ -692,17 +693,46 @@ Deno.test({
           );
           await placed("items", "id", "int8");
           assert.equal(await same(), before + 200 + 30 + 4 + 3 + 1);
-          // Refused: a key whose type could hash differently, and the extended protocol.
-          for (
-            const [sql, params] of [
-              ["insert into items (id) select g::numeric from generate_series(1, 3) g", []],
-              ["insert into items (id) select g from generate_series(1, $1::int) g", [3]],
-            ] as [string, unknown[]][]
-          ) {
-            const e = await errorOf(db.query(sql, params.length ? params : undefined));
-            assert.equal(e?.code, "0A000", `${sql}: ${e?.message}`);
+          // The extended protocol (npm:pg with parameters): the values written in first.
+          assert.equal(
+            inserted(
+              await both(
+                "insert into items (id, name, qty) select g, $1 || g, $2 from " +
+                  "generate_series($3::int, $4::int) g returning id, name, qty",
+                "items",
+                ["ext ", "7", 1000701, 1000720],
+              ),
+            ),
+            20,
+          );
+          const extError = await both(
+            "insert into items (id, name) select g, $1 from generate_series($2::int, $3::int) g " +
+              "union all select 1, $1",
+            "items",
+            ["dup", 1000721, 1000730],
+          );
+          assert.equal(extError.code, "23505");
+          // postgres.js (a Parse and Describe first, then Bind and Execute of the named statement).
+          const pjs = c.sql({ database: DB, max: 1 });
+          try {
+            const got: number[][] = [];
+            for (const t of ["items", "items_plain"]) {
+              const rows = await pjs<{ id: number }[]>`insert into ${pjs(t)} (id, name)
+                select g, ${"pjs"} from generate_series(${1000731}::int, ${1000740}::int) g
+                returning id::int`;
+              got.push(rows.map((r) => r.id));
+            }
+            assert.equal(got[0].length, 10);
+            assert.deepEqual(got[0], got[1]);
+          } finally {
+            await pjs.end();
           }
-          assert.equal(await same(), before + 238);
+          // Refused: a key whose type could hash differently.
+          const numericKey = await errorOf(
+            db.query("insert into items (id) select g::numeric from generate_series(1, 3) g"),
+          );
+          assert.equal(numericKey?.code, "0A000", String(numericKey?.message));
+          assert.equal(await same(), before + 238 + 20 + 10);
         } finally {
           // The next steps count the rows from before this one.
           await db.query("rollback");

@@ -322,6 +322,7 @@ function insertSource(b: Block, column: number, sql: string): InsertSource {
   // a set operation or a subquery, Postgres makes it text first).
   const sel = "SelectStmt" in ins.selectStmt! ? ins.selectStmt.SelectStmt : undefined;
   const untyped: boolean[] = [];
+  const params: (number | null)[] = [];
   if (sel && (sel.op ?? "SETOP_NONE") === "SETOP_NONE" && sel.valuesLists === undefined) {
     for (const t of sel.targetList ?? []) {
       const v = "ResTarget" in t ? t.ResTarget.val : undefined;
@@ -330,6 +331,7 @@ function insertSource(b: Block, column: number, sql: string): InsertSource {
       }
       const c = v !== undefined && "A_Const" in v ? v.A_Const : undefined;
       untyped.push(c !== undefined && (c.isnull === true || c.sval !== undefined));
+      params.push(v !== undefined && "ParamRef" in v ? v.ParamRef.number ?? null : null);
     }
   }
   return {
@@ -340,6 +342,7 @@ function insertSource(b: Block, column: number, sql: string): InsertSource {
     column,
     columnName: b.occurrences[0].info.column!,
     untyped,
+    params,
     returning: returning.length > 0,
     maySkipRows: conflict !== undefined &&
       (conflict.action === "ONCONFLICT_NOTHING" || conflict.whereClause !== undefined),

@@ -62,7 +62,10 @@ export interface InsertSource {
   select: string;
   /** The text after it (ON CONFLICT, RETURNING, a final `;`). */
   tail: string;
-  /** The characters before the SELECT in the statement (to place its errors in the statement). */
+  /**
+   * The characters before the SELECT in the statement (to place its errors in the statement);
+   * negative when the SELECT runs as other text (its errors then carry no position).
+   */
   offset: number;
   /** The sharding column's place among the SELECT's output columns. */
   column: number;
@@ -73,6 +76,11 @@ export interface InsertSource {
    * the column's type (not text), so it is passed on untyped.
    */
   untyped: boolean[];
+  /**
+   * Output column i is a bare parameter `$n` (n here): untyped as well when the Parse left its
+   * type to Postgres, which then gives it the column's type.
+   */
+  params: (number | null)[];
   returning: boolean;
   maySkipRows: boolean;
 }

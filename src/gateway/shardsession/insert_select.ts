@@ -76,12 +76,9 @@ export function readSource(
 function movedError(m: Message, offset: number): Uint8Array {
   const err = parseErrorFields(body(m));
   if (err.position === undefined || offset === 0) return m.frame;
-  return errorFrame(
-    new PgError(err.sqlstate, err.message, {
-      ...err,
-      position: err.position + offset,
-    }),
-  );
+  // A negative offset: the SELECT ran as other text than the client's; no position at all.
+  const position = offset < 0 ? undefined : err.position + offset;
+  return errorFrame(new PgError(err.sqlstate, err.message, { ...err, position }));
 }
 
 /** Built-in types' names by `oid/modifier` (their names never change). */

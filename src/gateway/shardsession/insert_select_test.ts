@@ -30,6 +30,7 @@ const SOURCE: InsertSource = {
   column: 0,
   columnName: "id",
   untyped: [false, true, true],
+  params: [null, null, null],
   returning: true,
   maySkipRows: false,
 };

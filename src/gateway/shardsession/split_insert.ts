@@ -96,21 +96,7 @@ export function inlineSplit(
   values: (string | null)[],
   names: (string | null)[],
 ): InsertSplit {
-  const value = (n: number) => {
-    const v = values[n - 1];
-    const cast = names[n - 1] ? `::${names[n - 1]}` : "";
-    return (v === null || v === undefined ? "NULL" : literal(v)) + cast;
-  };
-  const inline = (text: string) => {
-    let out = "";
-    let at = 0;
-    for (const t of tokenize(text)) {
-      if (t.kind !== "param") continue;
-      out += text.slice(at, t.start) + value(Number(t.text.slice(1)));
-      at = t.end;
-    }
-    return out + text.slice(at);
-  };
+  const inline = (text: string) => inlineParams(text, values, names);
   return {
     ...split,
     head: inline(split.head),
@@ -120,6 +106,25 @@ export function inlineSplit(
       key: "param" in r.key ? { literal: values[r.key.param - 1] ?? null } : r.key,
     })),
   };
+}
+
+/** `text` with each `$n` written in as the literal of `values[n-1]`, cast to `names[n-1]`. */
+export function inlineParams(
+  text: string,
+  values: (string | null)[],
+  names: (string | null)[],
+): string {
+  let out = "";
+  let at = 0;
+  for (const t of tokenize(text)) {
+    if (t.kind !== "param") continue;
+    const n = Number(t.text.slice(1));
+    const v = values[n - 1];
+    const cast = names[n - 1] ? `::${names[n - 1]}` : "";
+    out += text.slice(at, t.start) + (v === null || v === undefined ? "NULL" : literal(v)) + cast;
+    at = t.end;
+  }
+  return out + text.slice(at);
 }
 
 /**

@@ -40,6 +40,7 @@ import {
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
 import {
   extendedAnswer,
+  inlineParams,
   inlineSplit,
   rowsByShard,
   shardQuery,
@@ -534,8 +535,11 @@ export class StatementRouter {
     map: ShardMap,
   ): Promise<Uint8Array> {
     const inTx = this.#inTransaction();
-    if (plan.kind === "keyed" && plan.source !== undefined) {
-      return await this.#insertSelect(unit, plan, plan.source, map, inTx);
+    if (
+      plan.kind === "keyed" && plan.source !== undefined &&
+      unit.some((m) => m.code === FrontendCode.Query || m.code === FrontendCode.Execute)
+    ) {
+      return await this.#insertSelect(unit, plan, plan.source, binds[0], map, inTx);
     }
     let shards = this.#targets(plan, binds, map);
     if (plan.kind === "keyed" && plan.split !== undefined) {
@@ -623,9 +627,9 @@ export class StatementRouter {
 
   /**
    * An extended-protocol INSERT of several rows whose rows belong to several shards (a driver's
-   * bulk insert): the Bind's values, in text, are written into the statement as literals typed
-   * as its Parse typed the parameters (`inlineSplit`), the rows go to their shards as for the
-   * simple protocol, and the answers become the unit's (`extendedAnswer`).
+   * bulk insert): the Bind's values are written into the statement as literals
+   * (`#boundValues`, `inlineSplit`), the rows go to their shards as for the simple protocol,
+   * and the answers become the unit's (`extendedAnswer`).
    */
   async #splitInsertExtended(
     unit: Message[],
@@ -635,13 +639,40 @@ export class StatementRouter {
     map: ShardMap,
     inTx: boolean,
   ): Promise<Uint8Array> {
-    const refuse = (what: string) =>
-      featureNotSupported(
-        `INSERT of several rows into a table of sharded tablegroup "${plan.tablegroup}" whose rows belong to several shards is not supported in the extended query protocol ${what}`,
-        {
-          hint: "Insert one row per statement, or send the statement in the simple query protocol.",
-        },
-      );
+    const bound = await this.#boundValues(
+      unit,
+      bind,
+      `INSERT of several rows into a table of sharded tablegroup "${plan.tablegroup}" whose rows belong to several shards`,
+    );
+    const inlined = inlineSplit(split, bound.values, bound.names);
+    const parts = rowsByShard(plan, inlined, map);
+    const whole = splitMessages(query(bound.sql));
+    let answer: Uint8Array;
+    if (parts.length > 1) answer = await this.#splitInsert(whole, plan, inlined, parts, inTx);
+    else {
+      const s = inTx
+        ? await this.#join(plan.tablegroup, parts[0].shard)
+        : await this.#session(plan.tablegroup, parts[0].shard);
+      answer = await this.#runOn(s, shardQuery(inlined, parts[0].rows));
+    }
+    return extendedAnswer(unit, answer);
+  }
+
+  /**
+   * What an extended-protocol unit binds, to be written into its statement as literals: its one
+   * Bind's values (text) and, for each parameter, the type its Parse gave it (null: left to
+   * Postgres). Refused (0A000, `what` names the statement) when the unit is not one Bind and one
+   * Execute without a row limit before a Sync, or binds or asks for binary.
+   */
+  async #boundValues(
+    unit: Message[],
+    bind: BindInfo | undefined,
+    what: string,
+  ): Promise<{ sql: string; values: (string | null)[]; names: (string | null)[] }> {
+    const refuse = (how: string) =>
+      featureNotSupported(`${what} is not supported in the extended query protocol ${how}`, {
+        hint: "Send the statement in the simple query protocol.",
+      });
     const executes = unit.filter((m) => m.code === FrontendCode.Execute);
     if (
       bind === undefined || executes.length !== 1 ||
@@ -667,38 +698,59 @@ export class StatementRouter {
     const names = declared.map((t) => (t === 0 ? null : known[k++]));
     const decoder = new TextDecoder();
     const values = bind.values.map((v) => (v === null ? null : decoder.decode(v)));
-    const inlined = inlineSplit(split, values, names);
-    const parts = rowsByShard(plan, inlined, map);
-    const whole = splitMessages(query(st.sql));
-    let answer: Uint8Array;
-    if (parts.length > 1) answer = await this.#splitInsert(whole, plan, inlined, parts, inTx);
-    else {
-      const s = inTx
-        ? await this.#join(plan.tablegroup, parts[0].shard)
-        : await this.#session(plan.tablegroup, parts[0].shard);
-      answer = await this.#runOn(s, shardQuery(inlined, parts[0].rows));
-    }
-    return extendedAnswer(unit, answer);
+    return { sql: st.sql, values, names };
   }
 
   /**
    * An INSERT … SELECT from a constant source (`insert_select.ts`): the SELECT runs on the
    * default shard in the client's session (in its block, which the default shard then is part
-   * of), and its rows go to their shards as an INSERT … VALUES, split as any.
+   * of), and its rows go to their shards as an INSERT … VALUES, split as any. In the extended
+   * protocol, the Bind's values are written into the statement first (its errors then carry no
+   * position: the text they would point into is not the client's).
    */
   async #insertSelect(
+    unit: Message[],
+    plan: Extract<Plan, { kind: "keyed" }>,
+    source: InsertSource,
+    bind: BindInfo | undefined,
+    map: ShardMap,
+    inTx: boolean,
+  ): Promise<Uint8Array> {
+    const simple = unit.length === 1 && unit[0].code === FrontendCode.Query;
+    let src = source;
+    let whole = unit;
+    if (!simple) {
+      const bound = await this.#boundValues(
+        unit,
+        bind,
+        `INSERT … SELECT into a table of sharded tablegroup "${plan.tablegroup}"`,
+      );
+      const inline = (text: string) => inlineParams(text, bound.values, bound.names);
+      src = {
+        ...source,
+        head: inline(source.head),
+        select: inline(source.select),
+        tail: inline(source.tail),
+        offset: -1,
+        // A parameter the Parse left untyped takes the column's type, as an untyped literal.
+        untyped: source.untyped.map((u, i) => {
+          const n = source.params[i];
+          return u || (n !== null && n !== undefined && !bound.names[n - 1]);
+        }),
+      };
+      whole = splitMessages(query(bound.sql));
+    }
+    const answer = await this.#insertSelectSimple(whole, plan, src, map, inTx);
+    return simple ? answer : extendedAnswer(unit, answer);
+  }
+
+  async #insertSelectSimple(
     unit: Message[],
     plan: Extract<Plan, { kind: "keyed" }>,
     source: InsertSource,
     map: ShardMap,
     inTx: boolean,
   ): Promise<Uint8Array> {
-    if (unit.length !== 1 || unit[0].code !== FrontendCode.Query) {
-      throw featureNotSupported(
-        `INSERT … SELECT into a table of sharded tablegroup "${plan.tablegroup}" is not supported in the extended query protocol`,
-        { hint: "Send the statement in the simple query protocol, or insert with VALUES or COPY." },
-      );
-    }
     if (inTx) this.#participants.add(DEFAULT);
     const read = readSource(await this.#relay.collect(query(source.select)), source);
     if ("error" in read) return answerUnit(unit, read.error, inTx ? IN_TX : IDLE);
