@@ -407,6 +407,31 @@ Deno.test({
         },
       );
 
+      await t.step("under another client_encoding, text beyond ASCII is refused", async () => {
+        // The gateway hashes keys and rewrites statements as UTF-8: what it would read wrong it
+        // refuses, and plain ASCII statements go on.
+        const latin = await client({ database: "shop" });
+        await latin.query("set client_encoding to 'LATIN1'");
+        const one = await latin.query("select id, total from orders where id = 7");
+        const plain = await latin.query("select id, total from orders_plain where id = 7");
+        assert.deepEqual(one.rows, plain.rows);
+        for (
+          const q of [
+            "select id from orders where customer = 'ü'",
+            "select count(*) from orders",
+            "insert into orders (id, customer) values (90000001, 'é')",
+          ]
+        ) {
+          const e = await errorOf(latin.query(q));
+          assert.equal(e?.code, "0A000", `${q}: ${e?.message}`);
+          assert.match(e?.message ?? "", /client_encoding UTF8, not LATIN1/);
+        }
+        await latin.query("reset client_encoding");
+        const count = async (t: string) =>
+          (await latin.query(`select count(*)::int as n from ${t}`)).rows[0].n;
+        assert.equal(await count("orders"), await count("orders_plain"));
+      });
+
       await t.step("DDL fans out to every shard, or to none", async () => {
         await shop.query("alter table orders add column note text");
         await shop.query("create index orders_customer on orders (customer)");

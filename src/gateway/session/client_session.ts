@@ -7,11 +7,13 @@ import {
 } from "../../shared/errors/mod.ts";
 import { authenticateClient, defaultAccess } from "../hba/mod.ts";
 import {
+  BackendCode,
   CANCEL_REQUEST_CODE,
   concatBytes,
   FrameReader,
   FrontendCode,
   GSSENC_REQUEST_CODE,
+  parseParameterStatus,
   parseStartupPacket,
   READY_IDLE,
   slab,
@@ -385,6 +387,7 @@ export class ClientSession implements SessionListener {
     const answer = await this.#openWithin(Date.now() + this.#opts.failoverWindowMs);
     const { closed, frames } = answer;
     for (const f of frames) this.#sendResults(f);
+    const encoding = parameterOf(frames, "client_encoding");
     if (closed) {
       // The pooler refused the session with a FATAL error, already in `frames`.
       this.#backend = undefined;
@@ -400,6 +403,7 @@ export class ClientSession implements SessionListener {
         idle: () => this.#relayIdle(),
         send: (b) => this.#send(b),
         written: () => this.#written(),
+        clientEncoding: () => encoding ?? "UTF8",
       },
     ) ?? null;
     const w = new WireWriter(32);
@@ -1015,4 +1019,20 @@ function unencryptedAfter(what: string): PgError {
     detail:
       "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.",
   });
+}
+
+/** The value of ParameterStatus `name` among a pooler's answer `frames` (the last one sent). */
+function parameterOf(frames: Uint8Array[], name: string): string | undefined {
+  let value: string | undefined;
+  for (const chunk of frames) {
+    for (let at = 0; at + 5 <= chunk.length;) {
+      const len = new DataView(chunk.buffer, chunk.byteOffset + at + 1, 4).getInt32(0);
+      if (chunk[at] === BackendCode.ParameterStatus) {
+        const [n, v] = parseParameterStatus(chunk.subarray(at + 5, at + 1 + len));
+        if (n === name) value = v;
+      }
+      at += 1 + len;
+    }
+  }
+  return value;
 }

@@ -7,7 +7,15 @@ import {
 } from "../../shared/errors/mod.ts";
 import type { ChangeMetadataRequest, TwoPhaseDecision } from "../../shared/grpc/types.ts";
 import { CloseReason, ReservationReason } from "../../shared/grpc/types.ts";
-import { concatBytes, FrontendCode, readCString, SYNC, TxStatus } from "../../shared/wire/mod.ts";
+import {
+  BackendCode,
+  concatBytes,
+  FrontendCode,
+  parseParameterStatus,
+  readCString,
+  SYNC,
+  TxStatus,
+} from "../../shared/wire/mod.ts";
 import type { ShardMap } from "../router/shard_map.ts";
 import type { Plan } from "../planner/types.ts";
 import type { SessionBackend } from "../session/handler.ts";
@@ -127,6 +135,8 @@ export interface DefaultRelay {
   send(bytes: Uint8Array): void;
   /** Resolves once everything queued for the client so far is written (or it is gone). */
   written(): Promise<void>;
+  /** The session's client_encoding when it opened (what the pooler's ParameterStatus said). */
+  clientEncoding(): string;
 }
 
 /** A named or unnamed statement whose plan sends it elsewhere than the default shard. */
@@ -166,6 +176,8 @@ export class StatementRouter {
   #savepoints: Uint8Array[] = [];
   /** A statement was refused inside the transaction block: it is failed until it ends. */
   #failed = false;
+  /** The session's client_encoding (from the relay at first use, then each SET's answer). */
+  #encoding: string | null = null;
   /**
    * A unit the client flushed before its Sync runs on this shard session: the rest of its
    * messages go there too, its answers stream to the client as they come.
@@ -460,6 +472,7 @@ export class StatementRouter {
     if (isFlushed(unit) && plan.kind !== "keyed" && plan.kind !== "scatter") {
       throw featureNotSupported("this statement cannot be flushed before its Sync here");
     }
+    if (plan.kind !== "refused") this.#checkEncoding(unit, plan);
     if (
       plan.kind !== "keyed" && plan.kind !== "scatter" && plan.kind !== "refused" &&
       !unit.some((m) => m.code === FrontendCode.Execute || m.code === FrontendCode.Query)
@@ -1152,6 +1165,26 @@ export class StatementRouter {
     return answer;
   }
 
+  /**
+   * The gateway reads statements, keys and values as UTF-8: under another client_encoding, a
+   * statement on a tablegroup with bytes beyond ASCII, or one whose rows the gateway reads or
+   * rewrites (merged, INSERT … SELECT, merged COPY), is refused rather than hashed or written
+   * wrong. (COPY FROM checks this itself, against the server.)
+   */
+  #checkEncoding(unit: Message[], plan: Plan): void {
+    const encoding = (this.#encoding ??= this.#relay.clientEncoding()).toUpperCase();
+    if (encoding === "UTF8" || encoding === "UNICODE" || encoding === "SQL_ASCII") return;
+    const rewritten = ((plan.kind === "keyed" || plan.kind === "scatter") &&
+      (plan.merge !== undefined || (plan.kind === "keyed" && plan.source !== undefined))) ||
+      (plan.kind === "copy_out" && plan.merged !== undefined);
+    if (rewritten || unit.some(hasTextBeyondAscii)) {
+      throw featureNotSupported(
+        `statements on tables of tablegroups with text beyond ASCII, or whose rows the gateway merges or rewrites, need client_encoding UTF8, not ${encoding}`,
+        { hint: "SET client_encoding TO 'UTF8' (psql: \\encoding UTF8)." },
+      );
+    }
+  }
+
   /** A savepoint unit that succeeded: replayed on every shard that joins the block later. */
   #savepoint(op: string, payload: Uint8Array): void {
     if (op === "savepoint" || op === "release" || op === "rollback_to") {
@@ -1214,6 +1247,11 @@ export class StatementRouter {
   async #setting(unit: Message[]): Promise<Uint8Array> {
     const payload = concatBytes(unit.map((m) => m.frame));
     const answer = await this.#relay.collect(payload);
+    for (const m of splitMessages(answer)) {
+      if (m.code !== BackendCode.ParameterStatus) continue;
+      const [name, value] = parseParameterStatus(body(m));
+      if (name === "client_encoding") this.#encoding = value;
+    }
     if (firstError(splitMessages(answer))) {
       // As in Postgres, a failed statement fails the block, wherever the block's work is.
       if (this.#inTransaction()) this.#failed = true;
@@ -1283,4 +1321,26 @@ function runsSomething(unit: Message[]): boolean {
     m.code === FrontendCode.Execute || m.code === FrontendCode.Query ||
     m.code === FrontendCode.FunctionCall
   );
+}
+
+/** Whether a message carries text the gateway decodes (SQL, text-format values) beyond ASCII. */
+function hasTextBeyondAscii(m: Message): boolean {
+  const b = body(m);
+  const beyond = (bytes: Uint8Array, from = 0, to = bytes.length) => {
+    for (let i = from; i < to; i++) if (bytes[i] >= 0x80) return true;
+    return false;
+  };
+  if (m.code === FrontendCode.Query) return beyond(b);
+  if (m.code === FrontendCode.Parse) {
+    const end = b.indexOf(0, b.indexOf(0) + 1);
+    return beyond(b, 0, end < 0 ? b.length : end);
+  }
+  if (m.code === FrontendCode.Bind) {
+    const bind = parseBind(b);
+    return bind.values.some((v, i) => {
+      const format = bind.formats.length === 1 ? bind.formats[0] : bind.formats[i] ?? 0;
+      return v !== null && format === 0 && beyond(v);
+    });
+  }
+  return false;
 }
