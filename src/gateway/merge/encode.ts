@@ -146,7 +146,7 @@ function textOf(v: Exclude<Value, null>, opts: EncodeOptions): string | undefine
     case "bool":
       return v.v ? "true" : "false";
     case "bytes":
-      return new TextDecoder().decode(v.v);
+      return new TextDecoder("utf-8", { ignoreBOM: true }).decode(v.v);
   }
 }
 

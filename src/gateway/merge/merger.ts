@@ -31,7 +31,7 @@ export interface BindParams {
   values: (Uint8Array | null)[];
 }
 
-const textDecoder = new TextDecoder();
+const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Parameter `$n` in text, for HAVING; a binary one is refused (its type is not known here). */
 function paramText(params: BindParams | null | undefined, n: number): string | null {

@@ -323,14 +323,27 @@ function insertSource(b: Block, column: number, sql: string): InsertSource {
   const sel = "SelectStmt" in ins.selectStmt! ? ins.selectStmt.SelectStmt : undefined;
   const untyped: boolean[] = [];
   const params: (number | null)[] = [];
-  if (sel && (sel.op ?? "SETOP_NONE") === "SETOP_NONE" && sel.valuesLists === undefined) {
+  // DISTINCT, or a GROUP BY or ORDER BY by its ordinal, makes Postgres resolve a literal to text.
+  const ordinals = new Set(
+    [
+      ...(sel?.groupClause ?? []),
+      ...(sel?.sortClause ?? []).map((s) => "SortBy" in s ? s.SortBy.node : undefined),
+    ].map((n) => n !== undefined && "A_Const" in n ? n.A_Const.ival?.ival : undefined),
+  );
+  if (
+    sel && (sel.op ?? "SETOP_NONE") === "SETOP_NONE" && sel.valuesLists === undefined &&
+    sel.distinctClause === undefined
+  ) {
     for (const t of sel.targetList ?? []) {
       const v = "ResTarget" in t ? t.ResTarget.val : undefined;
       if (v !== undefined && "ColumnRef" in v && v.ColumnRef.fields?.some((f) => "A_Star" in f)) {
         break; // what follows a * is at places not known here
       }
       const c = v !== undefined && "A_Const" in v ? v.A_Const : undefined;
-      untyped.push(c !== undefined && (c.isnull === true || c.sval !== undefined));
+      untyped.push(
+        c !== undefined && (c.isnull === true || c.sval !== undefined) &&
+          !ordinals.has(untyped.length + 1),
+      );
       params.push(v !== undefined && "ParamRef" in v ? v.ParamRef.number ?? null : null);
     }
   }

@@ -950,6 +950,22 @@ Deno.test("planQuery() reads INSERT … SELECT from a constant source first, cut
     source("insert into orders (id) /* é */ select g from generate_series(1, 2) g").offset,
     32,
   );
+  // DISTINCT, or ordering or grouping by its place, makes Postgres read a literal as text.
+  assert.deepEqual(
+    source("insert into orders (id, x) select distinct g, 'a' from generate_series(1, 3) g")
+      .untyped,
+    [],
+  );
+  assert.deepEqual(
+    source("insert into orders (id, x) select g, 'a' from generate_series(1, 3) g order by 2")
+      .untyped,
+    [false, false],
+  );
+  assert.deepEqual(
+    source("insert into orders (id, x) select g, 'a' from generate_series(1, 3) g order by 1")
+      .untyped,
+    [false, true],
+  );
   // What follows a * is at unknown places: typed.
   assert.deepEqual(
     source("insert into orders (id, x) select *, 'z' from generate_series(1, 3)").untyped,

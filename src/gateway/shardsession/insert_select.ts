@@ -4,13 +4,17 @@
  * on the database's default shard in the client's own session (so volatile functions run once,
  * as in Postgres), and its rows become an `INSERT … VALUES` split by row (`split_insert.ts`).
  *
- * Each value goes back as a literal of the type the SELECT gave it (`'…'::type`, the type's
- * text output read by its input function: exact for every built-in type while
- * `extra_float_digits` is at least 1, its default), so the shard's INSERT assigns it to the
+ * The SELECT is read through a cursor, in batches, so that its size is bounded as it comes
+ * (64 MiB of rows), in a block: the client's, or one of its own that commits only if the INSERT
+ * did. Each value goes back as a literal of the type the SELECT gave it (`'…'::type`, the
+ * type's text output read by its input function), so the shard's INSERT assigns it to the
  * column as Postgres would have; a bare string literal or NULL at the top of the SELECT goes
- * untyped, as Postgres gives it the column's type. The sharding column's value is hashed as the
- * column's type reads it; a source type whose text the column's type would read differently
- * (an assignment cast that rounds or trims) is refused.
+ * untyped, as Postgres gives it the column's type. Text that would not read back as the same
+ * value under the session's settings (timestamptz under a DateStyle other than ISO, floats with
+ * `extra_float_digits` below 1) is refused. The sharding column's value is hashed as the
+ * column's type reads its text; a source type whose text that type would read otherwise
+ * (numeric into bigint) is refused. A `numeric(p,s)` or `varchar(n)` sharding column rounds or
+ * trims on assignment, after the hash: a known gap, as for a plain INSERT.
  *
  * @module
  */
@@ -25,6 +29,22 @@ import { body, dataRows, errorFrame, type Message, splitMessages } from "./messa
 
 /** The most row data a source may give (its rows are held while the shards insert them). */
 export const MAX_SOURCE_BYTES = 64 << 20;
+/** The cursor the source is read through, and how many rows each FETCH takes. */
+export const SOURCE_CURSOR = "multigres_insert_source";
+export const SOURCE_BATCH = 10_000;
+
+/**
+ * How the source is read on the default shard: DECLARE a cursor for it, then FETCH it in
+ * batches (so that its size is bounded as it comes, not after), then CLOSE it.
+ */
+export function declareSource(source: InsertSource): { sql: string; shift: number | null } {
+  const sql = `DECLARE ${SOURCE_CURSOR} NO SCROLL CURSOR FOR ${source.select}`;
+  const head = sql.length - source.select.length;
+  return { sql, shift: source.offset < 0 ? null : source.offset - head };
+}
+
+export const FETCH_SOURCE = `FETCH FORWARD ${SOURCE_BATCH} FROM ${SOURCE_CURSOR}`;
+export const CLOSE_SOURCE = `CLOSE ${SOURCE_CURSOR}`;
 
 /** A source's answer on the default shard: its columns' types and its rows (text). */
 export interface SourceAnswer {
@@ -32,52 +52,99 @@ export interface SourceAnswer {
   rows: (string | null)[][];
 }
 
-/**
- * The source's answer read from the default shard's `answer` to its SELECT; an ErrorResponse
- * frame (the SELECT's own error, its position moved to where the SELECT is in the statement)
- * when it failed.
- */
-export function readSource(
-  answer: Uint8Array,
-  source: InsertSource,
-): SourceAnswer | { error: Uint8Array } {
-  const msgs = splitMessages(answer);
-  const failed = msgs.find((m) => m.code === BackendCode.ErrorResponse);
-  if (failed) return { error: movedError(failed, source.offset) };
-  const desc = msgs.find((m) => m.code === BackendCode.RowDescription);
-  if (!desc) {
-    return { error: errorFrame(new PgError(SqlState.SYNTAX_ERROR, "the SELECT returned no rows")) };
+/** The source's rows so far, gathered batch by batch. */
+export class SourceRows implements SourceAnswer {
+  types: SourceAnswer["types"] = [];
+  rows: (string | null)[][] = [];
+  #bytes = 0;
+  readonly #max: number;
+
+  constructor(max = MAX_SOURCE_BYTES) {
+    this.#max = max;
   }
-  let bytes = 0;
-  for (const m of msgs) if (m.code === BackendCode.DataRow) bytes += m.frame.length;
-  if (bytes > MAX_SOURCE_BYTES) {
-    return {
-      error: errorFrame(
+
+  /**
+   * Takes the answer to a DECLARE or FETCH: null when it went well (`more`: a FETCH filled its
+   * batch), else the ErrorResponse frame for the client: the default shard's own error (its
+   * position moved by `shift` characters, or dropped for null), or 54000 past the size limit.
+   */
+  take(answer: Uint8Array, shift: number | null): Uint8Array | null {
+    const msgs = splitMessages(answer);
+    const failed = msgs.find((m) => m.code === BackendCode.ErrorResponse);
+    if (failed) return movedError(failed, shift);
+    const desc = msgs.find((m) => m.code === BackendCode.RowDescription);
+    if (desc && !this.types.length) {
+      this.types = describeColumns(desc.frame).map((c) => ({
+        oid: c.typeOid,
+        modifier: c.typeModifier ?? -1,
+      }));
+    }
+    for (const m of msgs) if (m.code === BackendCode.DataRow) this.#bytes += m.frame.length;
+    if (this.#bytes > this.#max) {
+      return errorFrame(
         new PgError(
           SqlState.PROGRAM_LIMIT_EXCEEDED,
           `INSERT … SELECT into a sharded table may give at most ${
-            MAX_SOURCE_BYTES >> 20
+            Math.ceil(this.#max / (1 << 20))
           } MB of rows`,
           { hint: "Insert the rows in parts, or load them with COPY." },
         ),
-      ),
-    };
+      );
+    }
+    const rows = dataRows(answer);
+    this.last = rows.length;
+    for (const r of rows) this.rows.push(r);
+    return null;
   }
-  return {
-    types: describeColumns(desc.frame).map((c) => ({
-      oid: c.typeOid,
-      modifier: c.typeModifier ?? -1,
-    })),
-    rows: dataRows(answer),
-  };
+
+  /** How many rows the last answer taken had. */
+  last = 0;
 }
 
-/** An ErrorResponse with its position moved by `offset` characters. */
-function movedError(m: Message, offset: number): Uint8Array {
+/**
+ * Column types whose text output does not always read back as the same value under the
+ * session's settings: timestamptz under a DateStyle other than ISO (zone abbreviations are
+ * ambiguous), float4/float8 with `extra_float_digits` below 1 (rounded). The query that reads
+ * those settings, or null when the source has no such column.
+ */
+export function settingsQuery(types: SourceAnswer["types"]): string | null {
+  const risky = types.some((t) => TIMESTAMPTZ.includes(t.oid) || FLOATS.includes(t.oid));
+  return risky
+    ? "SELECT pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('extra_float_digits')"
+    : null;
+}
+
+const TIMESTAMPTZ = [1184, 1185];
+const FLOATS = [700, 701, 1021, 1022];
+
+/** Throws 0A000 when a source column would not read back exactly (see settingsQuery). */
+export function checkExact(types: SourceAnswer["types"], settings: Uint8Array): void {
+  const [dateStyle, digits] = dataRows(settings)[0] ?? [];
+  const refuse = (why: string, hint: string) =>
+    new PgError(
+      SqlState.FEATURE_NOT_SUPPORTED,
+      `INSERT … SELECT into a sharded table cannot pass ${why} on exactly`,
+      { hint },
+    );
+  if (types.some((t) => TIMESTAMPTZ.includes(t.oid)) && !/^\s*ISO/i.test(dateStyle ?? "")) {
+    throw refuse(
+      `timestamptz values under DateStyle ${dateStyle}`,
+      "SET DateStyle TO ISO for this statement.",
+    );
+  }
+  if (types.some((t) => FLOATS.includes(t.oid)) && Number(digits ?? "1") < 1) {
+    throw refuse(
+      `float values with extra_float_digits ${digits}`,
+      "SET extra_float_digits TO 1 (the default) for this statement.",
+    );
+  }
+}
+
+/** An ErrorResponse with its position moved by `shift` characters (null: without one). */
+function movedError(m: Message, shift: number | null): Uint8Array {
   const err = parseErrorFields(body(m));
-  if (err.position === undefined || offset === 0) return m.frame;
-  // A negative offset: the SELECT ran as other text than the client's; no position at all.
-  const position = offset < 0 ? undefined : err.position + offset;
+  if (err.position === undefined || shift === 0) return m.frame;
+  const position = shift === null ? undefined : err.position + shift;
   return errorFrame(new PgError(err.sqlstate, err.message, { ...err, position }));
 }
 

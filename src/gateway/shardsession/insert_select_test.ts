@@ -11,9 +11,12 @@ import {
 } from "../../shared/wire/mod.ts";
 import type { InsertSource } from "../planner/mod.ts";
 import {
+  checkExact,
+  declareSource,
   emptyInsert,
-  readSource,
+  settingsQuery,
   type SourceAnswer,
+  SourceRows,
   sourceSplit,
   typeNames,
   typeNamesQuery,
@@ -45,28 +48,67 @@ function answer(types: number[], rows: (string | null)[][]): Uint8Array {
   return w.view().slice();
 }
 
-Deno.test("readSource() reads the SELECT's types and rows", () => {
-  const read = readSource(answer([23, 25, 25], [["1", "x", null], ["2", "x", null]]), SOURCE);
-  assert.ok(!("error" in read));
+Deno.test("SourceRows takes the cursor's batches: types once, rows in order", () => {
+  const read = new SourceRows();
+  assert.equal(read.take(answer([23, 25, 25], [["1", "x", null], ["2", "x", null]]), 0), null);
+  assert.equal(read.last, 2);
+  assert.equal(read.take(answer([23, 25, 25], [["3", "\uFEFFy", "z"]]), 0), null);
   assert.deepEqual(read.types, [
     { oid: 23, modifier: -1 },
     { oid: 25, modifier: -1 },
     { oid: 25, modifier: -1 },
   ]);
-  assert.deepEqual(read.rows, [["1", "x", null], ["2", "x", null]]);
+  // A leading U+FEFF is data, not a byte-order mark to drop.
+  assert.deepEqual(read.rows, [["1", "x", null], ["2", "x", null], ["3", "\uFEFFy", "z"]]);
+  assert.equal(read.last, 1);
 });
 
-Deno.test("readSource() moves the SELECT's error to its place in the statement", () => {
+Deno.test("declareSource() and SourceRows move the SELECT's error to its place in the statement", () => {
+  const { sql, shift } = declareSource(SOURCE);
+  assert.equal(sql, `DECLARE multigres_insert_source NO SCROLL CURSOR FOR ${SOURCE.select}`);
   const w = new WireWriter(64);
+  // "nosuch" at character 11 of the SELECT, so at 11 + the DECLARE's head in what ran.
+  const head = sql.length - SOURCE.select.length;
   writeErrorResponse(
     w,
-    new PgError("42703", 'column "nosuch" does not exist', { position: 11 }),
+    new PgError("42703", 'column "nosuch" does not exist', { position: 11 + head }),
   );
   w.raw(READY_IDLE);
-  const read = readSource(w.view().slice(), SOURCE);
-  assert.ok("error" in read);
-  const err = parseErrorFields(body(splitMessages(read.error)[0]));
+  const error = new SourceRows().take(w.view().slice(), shift);
+  assert.ok(error);
+  const err = parseErrorFields(body(splitMessages(error)[0]));
   assert.deepEqual([err.sqlstate, err.position], ["42703", 39]);
+  // Run as other text (parameters written in): no position at all.
+  const none = new SourceRows().take(
+    w.view().slice(),
+    declareSource({ ...SOURCE, offset: -1 }).shift,
+  );
+  assert.equal(parseErrorFields(body(splitMessages(none!)[0])).position, undefined);
+});
+
+Deno.test("SourceRows refuses a source past its size with 54000", () => {
+  const read = new SourceRows(100);
+  assert.equal(read.take(answer([25], [["a".repeat(40)]]), 0), null);
+  const error = read.take(answer([25], [["b".repeat(40)], ["c".repeat(40)]]), 0);
+  assert.ok(error);
+  const err = parseErrorFields(body(splitMessages(error)[0]));
+  assert.equal(err.sqlstate, "54000");
+});
+
+Deno.test("checkExact() refuses timestamptz under a non-ISO DateStyle and rounded floats", () => {
+  const settings = (dateStyle: string, digits: string) => {
+    const w = new WireWriter(64);
+    writeDataRow(w, [dateStyle, digits]);
+    return w.view().slice();
+  };
+  const tz = [{ oid: 1184, modifier: -1 }];
+  const float = [{ oid: 701, modifier: -1 }];
+  assert.equal(settingsQuery([{ oid: 23, modifier: -1 }]), null);
+  assert.ok(settingsQuery(tz));
+  checkExact(tz, settings("ISO, MDY", "1"));
+  assert.throws(() => checkExact(tz, settings("SQL, DMY", "1")), /DateStyle SQL, DMY/);
+  checkExact(float, settings("SQL, DMY", "1"));
+  assert.throws(() => checkExact(float, settings("ISO, MDY", "0")), /extra_float_digits 0/);
 });
 
 Deno.test("sourceSplit() types each value as the SELECT did, untyped literals left so", () => {

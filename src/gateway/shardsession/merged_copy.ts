@@ -13,7 +13,7 @@ import { rowValues } from "../merge/rows.ts";
 import { body, commandComplete, type Message, splitMessages } from "./messages.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
+const dec = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * The client's answer to the COPY, from the merged answer to its query: the same notices and

@@ -138,7 +138,7 @@ export const NO_PARAMETERS: Uint8Array = new Uint8Array([
 ]);
 export const NO_DATA: Uint8Array = new Uint8Array([BackendCode.NoData, 0, 0, 0, 4]);
 
-const textDecoder = new TextDecoder();
+const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The text-format values of every DataRow in `answer` (null for NULL). */
 export function dataRows(answer: Uint8Array): (string | null)[][] {

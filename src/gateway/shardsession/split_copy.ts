@@ -39,7 +39,7 @@ export const CHUNK = 64 * 1024;
 /** A shard's line map stops growing here (line numbers past it stay the shard's own). */
 const LINE_MAP_LIMIT = 16 * 1024 * 1024;
 const TRAILER = new Uint8Array([0xff, 0xff]);
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** What a {@linkcode CopyIn} needs to know. */
 export interface CopyInOptions {

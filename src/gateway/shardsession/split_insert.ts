@@ -121,7 +121,9 @@ export function inlineParams(
     const n = Number(t.text.slice(1));
     const v = values[n - 1];
     const cast = names[n - 1] ? `::${names[n - 1]}` : "";
-    out += text.slice(at, t.start) + (v === null || v === undefined ? "NULL" : literal(v)) + cast;
+    // In parentheses, so that what follows the parameter (`$1[2]`, `$1.f`) still applies to it.
+    out += text.slice(at, t.start) + "(" +
+      (v === null || v === undefined ? "NULL" : literal(v)) + cast + ")";
     at = t.end;
   }
   return out + text.slice(at);
@@ -144,15 +146,15 @@ export function extendedAnswer(unit: Message[], answer: Uint8Array): Uint8Array 
     else if (m.code === FrontendCode.Describe) out.push(description?.frame ?? NO_DATA);
     else if (m.code === FrontendCode.Close) out.push(CLOSE_COMPLETE);
     else if (m.code === FrontendCode.Execute) {
-      if (error) {
-        out.push(error.frame);
-        break;
-      }
+      // Notices (a trigger's RAISE NOTICE) in their place, then rows and tag, or the error.
       for (const r of msgs) {
-        if (r.code === BackendCode.DataRow || r.code === BackendCode.CommandComplete) {
+        if (r.code === BackendCode.NoticeResponse || r.code === BackendCode.ErrorResponse) {
           out.push(r.frame);
-        }
+        } else if (
+          !error && (r.code === BackendCode.DataRow || r.code === BackendCode.CommandComplete)
+        ) out.push(r.frame);
       }
+      if (error) break;
     }
   }
   const ready = msgs.at(-1);

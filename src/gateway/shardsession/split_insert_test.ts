@@ -79,8 +79,8 @@ Deno.test("inlineSplit() writes parameters in as literals, typed where the Parse
   const got = inlineSplit(split, ["1", "it's", "2", null], [null, "text", null, "text"]);
   assert.equal(
     statementText(shardQuery(got, [0, 1])),
-    "insert into t (id, note) values ('1', 'it''s'::text), ('2', '$4 stays') " +
-      "on conflict (id) do update set note = NULL::text returning id",
+    "insert into t (id, note) values (('1'), ('it''s'::text)), (('2'), '$4 stays') " +
+      "on conflict (id) do update set note = (NULL::text) returning id",
   );
   assert.deepEqual(got.rows.map((r) => r.key), [{ literal: "1" }, { literal: "2" }]);
 });

@@ -35,7 +35,7 @@ import {
   withReadyStatus,
 } from "./messages.ts";
 import { mergeAnswers } from "../merge/mod.ts";
-import type { InsertSource, InsertSplit, MergeSpec } from "../planner/mod.ts";
+import { type InsertSource, type InsertSplit, type MergeSpec, tokenize } from "../planner/mod.ts";
 import {
   columnCount,
   type MergeLookup,
@@ -57,8 +57,14 @@ import {
 } from "./split_insert.ts";
 import { copyOutAnswer } from "./merged_copy.ts";
 import {
+  checkExact,
+  CLOSE_SOURCE,
+  declareSource,
   emptyInsert,
-  readSource,
+  FETCH_SOURCE,
+  settingsQuery,
+  SOURCE_BATCH,
+  SourceRows,
   sourceSplit,
   typeNames,
   typeNamesQuery,
@@ -687,9 +693,10 @@ export class StatementRouter {
         hint: "Send the statement in the simple query protocol.",
       });
     const executes = unit.filter((m) => m.code === FrontendCode.Execute);
+    if (!endsWithSync(unit)) throw refuse("when executed before a Sync (after a Flush)");
     if (
       bind === undefined || executes.length !== 1 ||
-      unit.filter((m) => m.code === FrontendCode.Bind).length !== 1 || !endsWithSync(unit)
+      unit.filter((m) => m.code === FrontendCode.Bind).length !== 1
     ) {
       throw refuse("with several Binds or Executes before a Sync");
     }
@@ -705,11 +712,22 @@ export class StatementRouter {
     const st = this.#statements.get(bind.statement);
     if (!st) throw refuse("(its statement is unknown)");
     const declared = readParse({ code: FrontendCode.Parse, frame: st.parse }).types;
+    // No shard sees this Parse and Bind: their parameter count is checked here, as Postgres does.
+    let required = declared.length;
+    for (const t of tokenize(st.sql)) {
+      if (t.kind === "param") required = Math.max(required, Number(t.text.slice(1)));
+    }
+    if (bind.values.length !== required) {
+      throw new PgError(
+        SqlState.PROTOCOL_VIOLATION,
+        `bind message supplies ${bind.values.length} parameters, but prepared statement "${bind.statement}" requires ${required}`,
+      );
+    }
     const typed = declared.filter((t) => t !== 0).map((oid) => ({ oid, modifier: -1 }));
     const known = typeNames(typed, await this.#collectOrNull(typeNamesQuery(typed)));
     let k = 0;
     const names = declared.map((t) => (t === 0 ? null : known[k++]));
-    const decoder = new TextDecoder();
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     const values = bind.values.map((v) => (v === null ? null : decoder.decode(v)));
     return { sql: st.sql, values, names };
   }
@@ -764,27 +782,54 @@ export class StatementRouter {
     map: ShardMap,
     inTx: boolean,
   ): Promise<Uint8Array> {
+    // The SELECT runs in a block on the default shard: the client's, or, outside one, a block
+    // of its own that commits only if the INSERT did (a function it calls may write).
     if (inTx) this.#participants.add(DEFAULT);
-    const read = readSource(await this.#relay.collect(query(source.select)), source);
-    if ("error" in read) return answerUnit(unit, read.error, inTx ? IN_TX : IDLE);
-    const names = typeNames(read.types, await this.#collectOrNull(typeNamesQuery(read.types)));
-    const split = sourceSplit(source, read, names, plan.type);
-    let parts: ShardRows[];
-    let statement: Message[];
-    if (split.rows.length === 0) {
-      const tg = map.tablegroup(plan.tablegroup);
-      if (!tg) throw undefinedTablegroup(plan.tablegroup);
-      parts = [{ shard: tg.shards[0], rows: [] }];
-      statement = splitMessages(query(emptyInsert(source, names)));
-    } else {
-      parts = rowsByShard(plan, split, map);
-      if (parts.length > 1) return await this.#splitInsert(unit, plan, split, parts, inTx);
-      statement = shardQuery(split, parts[0].rows);
+    const status = inTx ? IN_TX : IDLE;
+    if (!inTx) {
+      const begun = firstError(splitMessages(await this.#relay.collect(query("BEGIN"))));
+      if (begun) return answerUnit(unit, begun.frame, IDLE);
     }
-    const s = inTx
-      ? await this.#join(plan.tablegroup, parts[0].shard)
-      : await this.#session(plan.tablegroup, parts[0].shard);
-    return await this.#runOn(s, statement);
+    let ok = false;
+    try {
+      const read = new SourceRows();
+      const declare = declareSource(source);
+      let failed = read.take(await this.#relay.collect(query(declare.sql)), declare.shift);
+      while (!failed) {
+        failed = read.take(await this.#relay.collect(query(FETCH_SOURCE)), declare.shift);
+        if (read.last < SOURCE_BATCH) break;
+      }
+      if (failed) return answerUnit(unit, failed, status);
+      await this.#relay.collect(query(CLOSE_SOURCE));
+      const settings = settingsQuery(read.types);
+      if (settings) checkExact(read.types, await this.#relay.collect(query(settings)));
+      const names = typeNames(read.types, await this.#collectOrNull(typeNamesQuery(read.types)));
+      const split = sourceSplit(source, read, names, plan.type);
+      let parts: ShardRows[];
+      let statement: Message[];
+      if (split.rows.length === 0) {
+        const tg = map.tablegroup(plan.tablegroup);
+        if (!tg) throw undefinedTablegroup(plan.tablegroup);
+        parts = [{ shard: tg.shards[0], rows: [] }];
+        statement = splitMessages(query(emptyInsert(source, names)));
+      } else {
+        parts = rowsByShard(plan, split, map);
+        if (parts.length > 1) {
+          const answer = await this.#splitInsert(unit, plan, split, parts, inTx);
+          ok = !firstError(splitMessages(answer));
+          return answer;
+        }
+        statement = shardQuery(split, parts[0].rows);
+      }
+      const s = inTx
+        ? await this.#join(plan.tablegroup, parts[0].shard)
+        : await this.#session(plan.tablegroup, parts[0].shard);
+      const answer = await this.#runOn(s, statement);
+      ok = !firstError(splitMessages(answer));
+      return answer;
+    } finally {
+      if (!inTx) await this.#relay.collect(query(ok ? "COMMIT" : "ROLLBACK")).catch(() => {});
+    }
   }
 
   /**

@@ -166,7 +166,7 @@ export function parseBind(b: Uint8Array): BindInfo {
   return { portal, statement, formats, values, resultFormats };
 }
 
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Keyspace ids of one key: a literal's, or a bound parameter's in each Bind of the unit. */
 export function keyIds(key: KeyValue, type: Parameters<typeof keyspaceId>[0], binds: BindInfo[]) {

@@ -21,7 +21,7 @@ import {
   SSL_REQUEST_CODE,
 } from "./codes.ts";
 
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** A parsed startup-phase packet. Cancel keys are signed int32. */
 export type StartupPacket =
