@@ -789,6 +789,30 @@ Deno.test({
           const e = await errorOf(db.query(q));
           assert.equal(e?.code, "0A000", `${q}: ${e?.message}`);
         }
+        // A merged COPY's options are Postgres's to check: the same errors, at the same places.
+        for (
+          const q of [
+            "copy (select id from items order by id) to stdout with (format xml)",
+            "copy (select id from items order by id) to stdout with (delimiter 'ab')",
+            "copy (select id from items order by id) to stdout (foo 1)",
+            "copy (select id, nosuch from items order by id) to stdout",
+            "copy (select id from items order by id) to stdout with (header match)",
+            "copy (select id from items order by id) to stdout with (format csv, null ',')",
+          ]
+        ) {
+          const sharded = await errorOf(db.query(q));
+          const plainSql = q.replace(/\bitems\b/, "items_plain");
+          const plain = await errorOf(db.query(plainSql));
+          assert.ok(plain, q);
+          // Where the plain statement's error is, in the sharded one's text.
+          const at = plain.position === undefined ? undefined : Number(plain.position);
+          const moved = at !== undefined && at > plainSql.indexOf("items_plain") + 1 ? at - 6 : at;
+          assert.deepEqual(
+            [sharded?.code, sharded?.message, sharded?.position],
+            [plain.code, plain.message, moved === undefined ? undefined : String(moved)],
+            q,
+          );
+        }
         assert.equal(await same(), 69_004);
       });
     } finally {

@@ -218,13 +218,18 @@ export const E2E = { sanitizeOps: false, sanitizeResources: false } as const;
 /** The error a query gets (or null), as SQLSTATE and message. */
 export async function errorOf(
   p: Promise<unknown>,
-): Promise<{ code: string; message: string } | null> {
+): Promise<{ code: string; message: string; position?: string } | null> {
   try {
     await p;
     return null;
   } catch (e) {
-    const err = e as { code?: string; message: string };
-    return { code: err.code ?? "", message: err.message };
+    const err = e as { code?: string; message: string; position?: string };
+    const out: { code: string; message: string; position?: string } = {
+      code: err.code ?? "",
+      message: err.message,
+    };
+    if (err.position !== undefined) out.position = err.position;
+    return out;
   }
 }
 

@@ -13,8 +13,8 @@ import type { CopyStmt, Node } from "libpg-query";
 import { PgError, SqlState } from "../../shared/errors/mod.ts";
 import { stringOf } from "./_ast.ts";
 import { mergeShape } from "./_shards.ts";
-import { isPunct, isWord, tokenize } from "./_lexer.ts";
-import type { CopyFormat, Plan, SchemaView } from "./types.ts";
+import { charPosition, isPunct, isWord, tokenize } from "./_lexer.ts";
+import type { CopyCheck, CopyFormat, Plan, SchemaView } from "./types.ts";
 
 function refuse(message: string, hint?: string): PgError {
   return new PgError(SqlState.FEATURE_NOT_SUPPORTED, message, hint ? { hint } : undefined);
@@ -50,7 +50,8 @@ export function planCopy(
     const q = stmt.query;
     const merged = "SelectStmt" in q && mergeShape(q.SelectStmt) !== undefined;
     // The merge plan reads the text of a statement of its own: the query's, cut out.
-    const text = merged ? queryText(sql) : undefined;
+    const cut = merged ? queryText(sql) : undefined;
+    const text = cut?.text;
     const inner = text === undefined ? planInner(q) : planText(text);
     if (inner.kind === "refused") throw new PgError(inner.sqlstate ?? "0A000", inner.message);
     if (inner.kind !== "keyed" && inner.kind !== "scatter") {
@@ -72,7 +73,7 @@ export function planCopy(
           `COPY (query) TO STDOUT with ENCODING on tables of sharded tablegroup "${tg}" whose query needs merging across shards is not supported`,
         );
       }
-      plan.merged = { plan: inner, sql: text!, layout: format };
+      plan.merged = { plan: inner, sql: text!, layout: format, check: cut!.check };
       return plan;
     }
     if (inner.kind === "keyed") plan.keyed = { type: inner.type, keys: inner.keys };
@@ -134,8 +135,13 @@ export function planCopy(
   };
 }
 
-/** The query of `COPY (query) TO …`: the text inside its parentheses. */
-function queryText(sql: string): string | undefined {
+/**
+ * The query of `COPY (query) TO …` (the text inside its parentheses) and the statement that
+ * checks the COPY's options where Postgres checks them: the same COPY of no rows of the query.
+ */
+function queryText(
+  sql: string,
+): { text: string; check: CopyCheck } | undefined {
   const tokens = tokenize(sql);
   const copy = tokens.findIndex((t) => isWord(t, "copy"));
   const open = copy + 1;
@@ -145,7 +151,21 @@ function queryText(sql: string): string | undefined {
     if (tokens[i].unterminated !== undefined) return undefined;
     if (isPunct(tokens[i], "(")) depth++;
     else if (isPunct(tokens[i], ")") && --depth === 0) {
-      return sql.slice(tokens[open].end, tokens[i].start);
+      const text = sql.slice(tokens[open].end, tokens[i].start);
+      const tail = sql.slice(tokens[i].end);
+      const head = "COPY (SELECT * FROM (";
+      const checkSql = `${head}${text}) AS multigres_q LIMIT 0)${tail}`;
+      return {
+        text,
+        check: {
+          sql: checkSql,
+          query: [head.length + 1, charPosition(sql, tokens[open].end)],
+          tail: [
+            charPosition(checkSql, checkSql.length - tail.length),
+            charPosition(sql, tokens[i].end),
+          ],
+        },
+      };
     }
   }
   return undefined;

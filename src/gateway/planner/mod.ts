@@ -37,6 +37,7 @@ export { PlanCache, type PlanCacheOptions } from "./plan_cache.ts";
 export { tokenize } from "./_lexer.ts";
 export { copyFormat } from "./_copy.ts";
 export type {
+  CopyCheck,
   CopyFormat,
   HavingExpr,
   HavingOperand,

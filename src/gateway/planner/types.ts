@@ -107,6 +107,18 @@ export interface CopyFormat {
   forceNull: boolean;
 }
 
+/**
+ * A COPY of no rows that Postgres runs first, to check the options of a COPY the gateway writes
+ * itself; its error positions map back to the client's statement: a position at or after
+ * `tail[0]` (the text after the query) to `tail[1]`, one at or after `query[0]` (the query) to
+ * `query[1]` (1-based characters, as Postgres counts them).
+ */
+export interface CopyCheck {
+  sql: string;
+  query: [number, number];
+  tail: [number, number];
+}
+
 /** A table named in a statement, qualified (`public` when it was not). */
 export interface TableName {
   schema: string;
@@ -251,6 +263,7 @@ export type Plan =
       plan: Extract<Plan, { kind: "keyed" | "scatter" }>;
       sql: string;
       layout: CopyFormat;
+      check: CopyCheck;
     };
   }
   /** SET / RESET / SET SESSION CHARACTERISTICS / DISCARD: session state that follows to shards. */

@@ -11,6 +11,7 @@ import {
   BackendCode,
   concatBytes,
   FrontendCode,
+  parseErrorFields,
   parseParameterStatus,
   readCString,
   SYNC,
@@ -35,7 +36,13 @@ import {
   withReadyStatus,
 } from "./messages.ts";
 import { mergeAnswers } from "../merge/mod.ts";
-import { type InsertSource, type InsertSplit, type MergeSpec, tokenize } from "../planner/mod.ts";
+import {
+  type CopyCheck,
+  type InsertSource,
+  type InsertSplit,
+  type MergeSpec,
+  tokenize,
+} from "../planner/mod.ts";
 import {
   columnCount,
   type MergeLookup,
@@ -847,8 +854,14 @@ export class StatementRouter {
         { hint: "Send COPY as a simple Query (as psql and postgres.js do)." },
       );
     }
-    const { plan: inner, sql, layout } = plan.merged!;
+    const { plan: inner, sql, layout, check } = plan.merged!;
     const inTx = this.#inTransaction();
+    // Postgres checks the COPY's options (and the query) on a COPY of none of its rows.
+    const checked = firstError(splitMessages(await this.#relay.collect(query(check.sql))));
+    if (checked) {
+      if (inTx) this.#failed = true;
+      return answerUnit(unit, checkedError(checked, check), inTx ? IN_TX : IDLE);
+    }
     const shards = this.#targets(inner, [], map);
     const answer = await this.#mergedStatement(
       splitMessages(query(sql)),
@@ -1388,4 +1401,17 @@ function hasTextBeyondAscii(m: Message): boolean {
     });
   }
   return false;
+}
+
+/** The error of a COPY's check, its position moved into the client's statement. */
+function checkedError(m: Message, check: CopyCheck): Uint8Array {
+  const err = parseErrorFields(body(m));
+  const p = err.position;
+  if (p === undefined) return m.frame;
+  const position = p >= check.tail[0]
+    ? p - check.tail[0] + check.tail[1]
+    : p >= check.query[0]
+    ? p - check.query[0] + check.query[1]
+    : undefined;
+  return errorFrame(new PgError(err.sqlstate, err.message, { ...err, position }));
 }
