@@ -480,6 +480,20 @@ function checkCreateTable(
       }, which cannot be a sharding column (use smallint, integer, bigint, numeric, text, varchar or uuid)`,
     );
   }
+  if ((def.typeName?.typmods?.length ?? 0) > 0) {
+    // numeric(p,s) rounds and varchar(n) trims trailing spaces when a value is stored: after
+    // the gateway hashed it as written, so the row could land on another shard than its value's.
+    throw new PgError(
+      SqlState.FEATURE_NOT_SUPPORTED,
+      `the type of sharding column "${column}" may not have a modifier (${
+        typeNameText(def.typeName)
+      }(…)): it changes values as they are stored, after the gateway hashed them`,
+      {
+        hint:
+          "Use numeric or varchar without a precision or length (a CHECK constraint can bound it).",
+      },
+    );
+  }
   for (const { c, columns: cols } of constraints) {
     const err = checkConstraint(c, cols, table, tg, column, view);
     if (err !== undefined) {

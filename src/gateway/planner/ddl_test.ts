@@ -188,7 +188,7 @@ Deno.test("planNewSyntax() strips IN tg from CREATE TABLE and takes a single-col
 Deno.test("planNewSyntax() reads SHARD BY, schemas, IF NOT EXISTS and UNLOGGED", () => {
   assert.deepEqual(
     plan(
-      "CREATE UNLOGGED TABLE IF NOT EXISTS S.T (ID int, Name varchar(20)) IN tg SHARD BY (NAME)",
+      "CREATE UNLOGGED TABLE IF NOT EXISTS S.T (ID int, Name varchar) IN tg SHARD BY (NAME)",
     ),
     {
       kind: "create_table",
@@ -196,7 +196,7 @@ Deno.test("planNewSyntax() reads SHARD BY, schemas, IF NOT EXISTS and UNLOGGED",
       table: { schema: "s", name: "t" },
       column: "name",
       type: "text",
-      sql: "CREATE UNLOGGED TABLE IF NOT EXISTS S.T (ID int, Name varchar(20))",
+      sql: "CREATE UNLOGGED TABLE IF NOT EXISTS S.T (ID int, Name varchar)",
       ifNotExists: true,
     },
   );
@@ -252,10 +252,10 @@ Deno.test("planNewSyntax() maps every supported column type", () => {
     ["serial", "int4"],
     ["bigint", "int8"],
     ["bigserial", "int8"],
-    ["numeric(10,2)", "numeric"],
+    ["numeric", "numeric"],
     ["decimal", "numeric"],
     ["text", "text"],
-    ["character varying(5)", "text"],
+    ["character varying", "text"],
     ["uuid", "uuid"],
   ];
   for (const [sqlType, type] of cases) {
@@ -410,6 +410,21 @@ Deno.test("planNewSyntax() reports errors of IN … SHARD BY and of the column l
 Deno.test("planNewSyntax() works where the layout has no tablegroup tables yet", () => {
   assert.equal(
     planNewSyntax("create table t (id int primary key) in empty_tg", EMPTY_VIEW)?.kind,
+    "create_table",
+  );
+});
+
+Deno.test("planNewSyntax() refuses a sharding column whose type has a modifier", () => {
+  for (const t of ["numeric(10,2)", "varchar(20)", "character varying(3)"]) {
+    assert.throws(
+      () => plan(`create table t (k ${t} primary key) in tg`),
+      (e: PgError) => e.sqlstate === "0A000" && /may not have a modifier/.test(e.message),
+      t,
+    );
+  }
+  // A modifier on another column is fine.
+  assert.equal(
+    plan("create table t (k bigint primary key, v numeric(4,1)) in tg")?.kind,
     "create_table",
   );
 });

@@ -13,8 +13,8 @@
  * value under the session's settings (timestamptz under a DateStyle other than ISO, floats with
  * `extra_float_digits` below 1) is refused. The sharding column's value is hashed as the
  * column's type reads its text; a source type whose text that type would read otherwise
- * (numeric into bigint) is refused. A `numeric(p,s)` or `varchar(n)` sharding column rounds or
- * trims on assignment, after the hash: a known gap, as for a plain INSERT.
+ * (numeric into bigint) is refused. (A sharding column's type has no modifier that would round
+ * or trim it on assignment: CREATE TABLE refuses one.)
  *
  * @module
  */
