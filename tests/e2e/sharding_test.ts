@@ -427,6 +427,17 @@ Deno.test({
           assert.match(e?.message ?? "", /client_encoding UTF8, not LATIN1/);
         }
         await latin.query("reset client_encoding");
+        // Without standard_conforming_strings, a backslash in a string means something else.
+        await latin.query("set standard_conforming_strings to off");
+        const e = await errorOf(
+          latin.query("select id from orders where customer = 'a\\'' or true"),
+        );
+        assert.equal(e?.code, "0A000", String(e?.message));
+        assert.deepEqual(
+          (await latin.query("select id from orders where id = 7")).rows,
+          [{ id: "7" }],
+        );
+        await latin.query("reset standard_conforming_strings");
         const count = async (t: string) =>
           (await latin.query(`select count(*)::int as n from ${t}`)).rows[0].n;
         assert.equal(await count("orders"), await count("orders_plain"));

@@ -92,6 +92,21 @@ export function describeColumns(frame: Uint8Array): ColumnInfo[] {
   return out;
 }
 
+/** The names of the fields of a RowDescription frame. */
+export function fieldNames(frame: Uint8Array): string[] {
+  const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const names: string[] = [];
+  let off = 7;
+  for (let i = 0, n = dv.getInt16(5); i < n; i++) {
+    const end = frame.indexOf(0, off);
+    names.push(namesDecoder.decode(frame.subarray(off, end)));
+    off = end + 1 + 18;
+  }
+  return names;
+}
+
+const namesDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
 /** A RowDescription frame of the first `n` fields of `frame`. */
 export function firstFields(frame: Uint8Array, n: number): Uint8Array {
   let off = 7;

@@ -387,7 +387,7 @@ export class ClientSession implements SessionListener {
     const answer = await this.#openWithin(Date.now() + this.#opts.failoverWindowMs);
     const { closed, frames } = answer;
     for (const f of frames) this.#sendResults(f);
-    const encoding = parameterOf(frames, "client_encoding");
+    const reported = parametersOf(frames);
     if (closed) {
       // The pooler refused the session with a FATAL error, already in `frames`.
       this.#backend = undefined;
@@ -403,7 +403,7 @@ export class ClientSession implements SessionListener {
         idle: () => this.#relayIdle(),
         send: (b) => this.#send(b),
         written: () => this.#written(),
-        clientEncoding: () => encoding ?? "UTF8",
+        parameter: (name) => reported.get(name),
       },
     ) ?? null;
     const w = new WireWriter(32);
@@ -1021,18 +1021,18 @@ function unencryptedAfter(what: string): PgError {
   });
 }
 
-/** The value of ParameterStatus `name` among a pooler's answer `frames` (the last one sent). */
-function parameterOf(frames: Uint8Array[], name: string): string | undefined {
-  let value: string | undefined;
+/** The ParameterStatus values among a pooler's answer `frames` (the last of each name). */
+function parametersOf(frames: Uint8Array[]): Map<string, string> {
+  const out = new Map<string, string>();
   for (const chunk of frames) {
     for (let at = 0; at + 5 <= chunk.length;) {
       const len = new DataView(chunk.buffer, chunk.byteOffset + at + 1, 4).getInt32(0);
       if (chunk[at] === BackendCode.ParameterStatus) {
         const [n, v] = parseParameterStatus(chunk.subarray(at + 5, at + 1 + len));
-        if (n === name) value = v;
+        out.set(n, v);
       }
       at += 1 + len;
     }
   }
-  return value;
+  return out;
 }

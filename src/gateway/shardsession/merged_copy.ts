@@ -9,8 +9,9 @@
 
 import { BackendCode, concatBytes } from "../../shared/wire/mod.ts";
 import type { CopyFormat } from "../planner/mod.ts";
-import { rowValues } from "../merge/rows.ts";
-import { body, commandComplete, type Message, splitMessages } from "./messages.ts";
+import { fieldNames, rowValues } from "../merge/rows.ts";
+import { commandComplete, splitMessages } from "./messages.ts";
+import { COPY_DONE, dataFrame } from "./split_copy.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -32,7 +33,7 @@ export function copyOutAnswer(answer: Uint8Array, format: CopyFormat): Uint8Arra
   }
   const out: Uint8Array[] = [];
   const desc = msgs.find((m) => m.code === BackendCode.RowDescription);
-  const names = desc ? columnNames(desc) : [];
+  const names = desc ? fieldNames(desc.frame) : [];
   out.push(copyOutResponse(names.length));
   const line = format.format === "csv" ? csvLine : textLine;
   const single = names.length === 1;
@@ -102,20 +103,6 @@ function csvLine(
   }).join(f.delimiter) + "\n";
 }
 
-function columnNames(desc: Message): string[] {
-  const b = body(desc);
-  const n = (b[0] << 8) | b[1];
-  const names: string[] = [];
-  let off = 2;
-  for (let i = 0; i < n; i++) {
-    let end = off;
-    while (b[end] !== 0) end++;
-    names.push(dec.decode(b.subarray(off, end)));
-    off = end + 1 + 18;
-  }
-  return names;
-}
-
 function copyOutResponse(columns: number): Uint8Array {
   const out = new Uint8Array(1 + 4 + 1 + 2 + 2 * columns);
   const dv = new DataView(out.buffer);
@@ -127,12 +114,5 @@ function copyOutResponse(columns: number): Uint8Array {
 }
 
 function copyData(line: string): Uint8Array {
-  const data = enc.encode(line);
-  const out = new Uint8Array(5 + data.length);
-  out[0] = BackendCode.CopyData;
-  new DataView(out.buffer).setInt32(1, 4 + data.length);
-  out.set(data, 5);
-  return out;
+  return dataFrame(enc.encode(line));
 }
-
-const COPY_DONE = new Uint8Array([BackendCode.CopyDone, 0, 0, 0, 4]);

@@ -360,8 +360,6 @@ function copyFail(message: string): Uint8Array {
   return w.begin(FrontendCode.CopyFail).cstring(message).end().takeCopy();
 }
 
-const COPY_DONE = new Uint8Array([FrontendCode.CopyDone, 0, 0, 0, 4]);
-
 /** Postgres's limit_printout_length: at most 100 bytes of a value in a CONTEXT line. */
 function printable(s: string): string {
   const bytes = new TextEncoder().encode(s);
@@ -550,9 +548,8 @@ export class CopyOutJoin {
 
   /** What ends the client's data: the binary trailer, then CopyDone. */
   end(): Uint8Array {
-    const done = new Uint8Array([BackendCode.CopyDone, 0, 0, 0, 4]);
-    if (this.#format !== "binary") return done;
-    return concatBytes([dataFrame(TRAILER), done]);
+    if (this.#format !== "binary") return COPY_DONE;
+    return concatBytes([dataFrame(TRAILER), COPY_DONE]);
   }
 
   get shards(): number {
@@ -584,7 +581,11 @@ export class CopyOutJoin {
   }
 }
 
-function dataFrame(bytes: Uint8Array): Uint8Array {
+/** CopyDone: the same byte in both directions ('c'). */
+export const COPY_DONE = new Uint8Array([BackendCode.CopyDone, 0, 0, 0, 4]);
+
+/** A CopyData message of `bytes`. */
+export function dataFrame(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(5 + bytes.length);
   out[0] = BackendCode.CopyData;
   new DataView(out.buffer).setInt32(1, bytes.length + 4);

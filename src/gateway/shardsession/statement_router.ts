@@ -148,8 +148,8 @@ export interface DefaultRelay {
   send(bytes: Uint8Array): void;
   /** Resolves once everything queued for the client so far is written (or it is gone). */
   written(): Promise<void>;
-  /** The session's client_encoding when it opened (what the pooler's ParameterStatus said). */
-  clientEncoding(): string;
+  /** A parameter the pooler reported (ParameterStatus) when the session opened. */
+  parameter(name: string): string | undefined;
 }
 
 /** A named or unnamed statement whose plan sends it elsewhere than the default shard. */
@@ -189,8 +189,11 @@ export class StatementRouter {
   #savepoints: Uint8Array[] = [];
   /** A statement was refused inside the transaction block: it is failed until it ends. */
   #failed = false;
-  /** The session's client_encoding (from the relay at first use, then each SET's answer). */
-  #encoding: string | null = null;
+  /**
+   * What the server reported of the settings that change how the gateway reads text: from the
+   * relay at first use, then from each SET's answer.
+   */
+  #reported: Map<string, string> | null = null;
   /**
    * A unit the client flushed before its Sync runs on this shard session: the rest of its
    * messages go there too, its answers stream to the client as they come.
@@ -299,6 +302,20 @@ export class StatementRouter {
     if (onShards && !this.#inTransaction()) {
       // The block ended where the gateway did not see it: its shards' parts are rolled back.
       this.#abandonShards();
+    }
+    if (
+      map.hasTablegroupTables && this.#reportedValue("standard_conforming_strings") === "off" &&
+      unit.some(hasBackslash)
+    ) {
+      // The planner reads string literals as standard_conforming_strings = on does: with it off,
+      // a backslash could make it see another statement (or none, sending it to the shells).
+      return Promise.resolve(this.#refuse(
+        unit,
+        featureNotSupported(
+          "in a database with tablegroups, statements with a backslash need standard_conforming_strings on",
+          { hint: "SET standard_conforming_strings TO on." },
+        ),
+      ));
     }
     let plan: Plan;
     let binds: BindInfo[] = [];
@@ -1223,14 +1240,32 @@ export class StatementRouter {
     return answer;
   }
 
+  /** The value the server last reported for `name` (client_encoding, standard_conforming_strings). */
+  #reportedValue(name: string): string | undefined {
+    if (this.#reported === null) {
+      this.#reported = new Map();
+      for (const n of READ_TEXT_SETTINGS) {
+        const v = this.#relay.parameter(n);
+        if (v !== undefined) this.#reported.set(n, v);
+      }
+    }
+    return this.#reported.get(name);
+  }
+
+  #noteReported(name: string, value: string): void {
+    if (!READ_TEXT_SETTINGS.includes(name)) return;
+    this.#reportedValue(name); // the rest as the session opened
+    this.#reported!.set(name, value);
+  }
+
   /**
-   * The gateway reads statements, keys and values as UTF-8: under another client_encoding, a
+   * The gateway reads statements, keys and values as UTF-8. Under another client_encoding, a
    * statement on a tablegroup with bytes beyond ASCII, or one whose rows the gateway reads or
    * rewrites (merged, INSERT … SELECT, merged COPY), is refused rather than hashed or written
-   * wrong. (COPY FROM checks this itself, against the server.)
+   * wrong. (COPY FROM checks its encoding itself, against the server.)
    */
   #checkEncoding(unit: Message[], plan: Plan): void {
-    const encoding = (this.#encoding ??= this.#relay.clientEncoding()).toUpperCase();
+    const encoding = (this.#reportedValue("client_encoding") ?? "UTF8").toUpperCase();
     if (encoding === "UTF8" || encoding === "UNICODE" || encoding === "SQL_ASCII") return;
     const rewritten = ((plan.kind === "keyed" || plan.kind === "scatter") &&
       (plan.merge !== undefined || (plan.kind === "keyed" && plan.source !== undefined))) ||
@@ -1308,7 +1343,7 @@ export class StatementRouter {
     for (const m of splitMessages(answer)) {
       if (m.code !== BackendCode.ParameterStatus) continue;
       const [name, value] = parseParameterStatus(body(m));
-      if (name === "client_encoding") this.#encoding = value;
+      this.#noteReported(name, value);
     }
     if (firstError(splitMessages(answer))) {
       // As in Postgres, a failed statement fails the block, wherever the block's work is.
@@ -1414,4 +1449,16 @@ function checkedError(m: Message, check: CopyCheck): Uint8Array {
     ? p - check.query[0] + check.query[1]
     : undefined;
   return errorFrame(new PgError(err.sqlstate, err.message, { ...err, position }));
+}
+
+/** Settings whose reported value changes how the gateway reads a statement's text. */
+const READ_TEXT_SETTINGS = ["client_encoding", "standard_conforming_strings"];
+
+/** Whether a Query's or Parse's SQL has a backslash (read otherwise without standard strings). */
+function hasBackslash(m: Message): boolean {
+  if (m.code !== FrontendCode.Query && m.code !== FrontendCode.Parse) return false;
+  const b = body(m);
+  const end = m.code === FrontendCode.Parse ? b.indexOf(0, b.indexOf(0) + 1) : b.length;
+  for (let i = 0; i < (end < 0 ? b.length : end); i++) if (b[i] === 0x5c) return true;
+  return false;
 }
