@@ -190,6 +190,9 @@ export function typeNames(types: SourceAnswer["types"], answer: Uint8Array | nul
   });
 }
 
+/** The anonymous row type, `record`. */
+const RECORD = 2249;
+
 /** Source types whose text a sharding column of each type reads as the assignment would. */
 const SAME_KEY: Record<ShardingType, readonly number[]> = {
   int2: [21],
@@ -222,6 +225,14 @@ export function sourceSplit(
         names[k]
       }, which is not supported`,
       { hint: `Cast the value to the column's type (${keyType}) in the SELECT.` },
+    );
+  }
+  if (answer.types.some((t) => t.oid === RECORD)) {
+    // An anonymous row's text has no input function to read it back ('(1,2)'::record).
+    throw new PgError(
+      SqlState.FEATURE_NOT_SUPPORTED,
+      "INSERT … SELECT into a sharded table cannot pass on a value of an anonymous row type (record)",
+      { hint: "Cast the row to the column's composite type in the SELECT." },
     );
   }
   const cast = names.map((n, i) => (source.untyped[i] ? "" : `::${n}`));

@@ -141,6 +141,17 @@ Deno.test("sourceSplit() refuses a key whose type the column could read otherwis
   assert.equal(sourceSplit({ ...SOURCE, untyped: [true] }, read, ["text"], "int8").rows.length, 1);
 });
 
+Deno.test("sourceSplit() refuses an anonymous row, which cannot be read back", () => {
+  const read: SourceAnswer = {
+    types: [{ oid: 23, modifier: -1 }, { oid: 2249, modifier: -1 }],
+    rows: [["1", "(1,2)"]],
+  };
+  assert.throws(
+    () => sourceSplit({ ...SOURCE, untyped: [] }, read, ["integer", "record"], "int8"),
+    (e: PgError) => e.sqlstate === "0A000" && /record/.test(e.message),
+  );
+});
+
 Deno.test("emptyInsert() inserts nothing, typed as the SELECT was", () => {
   assert.equal(
     emptyInsert(SOURCE, ["integer", "text", "text"]),
