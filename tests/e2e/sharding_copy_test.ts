@@ -731,6 +731,24 @@ Deno.test({
             "insert into items (id, name) select g, log_row(g) from generate_series(1000741, 1000745) g",
           );
           assert.equal(await audited(), 10, "and kept when it commits (5 per table)");
+          // Its writes commit with the shards' rows, or neither does: a deferred constraint they
+          // break fails the statement at its end, as in Postgres.
+          await db.query(
+            "create table if not exists dlog (n int unique deferrable initially deferred)",
+          );
+          await db.query(
+            "create or replace function dlog_row(g int) returns text language sql volatile " +
+              "as 'insert into dlog values (1) returning g::text'",
+          );
+          const deferred = await both(
+            "insert into items (id, name) select g, dlog_row(g) from generate_series(1000751, 1000752) g",
+          );
+          assert.equal(deferred.code, "23505");
+          assert.equal(
+            (await db.query("select count(*)::int as n from items where id > 1000750")).rows[0].n,
+            0,
+            "no row of it on any shard",
+          );
           // Text that would not read back as the same value: refused, not changed.
           await db.query("set datestyle to 'SQL, DMY'");
           const style = await errorOf(

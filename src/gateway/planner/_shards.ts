@@ -323,12 +323,21 @@ function insertSource(b: Block, column: number, sql: string): InsertSource {
   const sel = "SelectStmt" in ins.selectStmt! ? ins.selectStmt.SelectStmt : undefined;
   const untyped: boolean[] = [];
   const params: (number | null)[] = [];
-  // DISTINCT, or a GROUP BY or ORDER BY by its ordinal, makes Postgres resolve a literal to text.
+  // DISTINCT, or a GROUP BY or ORDER BY by its place or its name, makes Postgres resolve a
+  // literal to text.
+  const keys = [
+    ...(sel?.groupClause ?? []),
+    ...(sel?.sortClause ?? []).map((s) => "SortBy" in s ? s.SortBy.node : undefined),
+  ];
   const ordinals = new Set(
-    [
-      ...(sel?.groupClause ?? []),
-      ...(sel?.sortClause ?? []).map((s) => "SortBy" in s ? s.SortBy.node : undefined),
-    ].map((n) => n !== undefined && "A_Const" in n ? n.A_Const.ival?.ival : undefined),
+    keys.map((n) => n !== undefined && "A_Const" in n ? n.A_Const.ival?.ival : undefined),
+  );
+  const named = new Set(
+    keys.map((n) =>
+      n !== undefined && "ColumnRef" in n && n.ColumnRef.fields?.length === 1
+        ? stringOf(n.ColumnRef.fields[0])
+        : undefined
+    ),
   );
   if (
     sel && (sel.op ?? "SETOP_NONE") === "SETOP_NONE" && sel.valuesLists === undefined &&
@@ -340,9 +349,10 @@ function insertSource(b: Block, column: number, sql: string): InsertSource {
         break; // what follows a * is at places not known here
       }
       const c = v !== undefined && "A_Const" in v ? v.A_Const : undefined;
+      const alias = "ResTarget" in t ? t.ResTarget.name : undefined;
       untyped.push(
         c !== undefined && (c.isnull === true || c.sval !== undefined) &&
-          !ordinals.has(untyped.length + 1),
+          !ordinals.has(untyped.length + 1) && !(alias !== undefined && named.has(alias)),
       );
       params.push(v !== undefined && "ParamRef" in v ? v.ParamRef.number ?? null : null);
     }

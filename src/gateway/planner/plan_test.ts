@@ -966,6 +966,11 @@ Deno.test("planQuery() reads INSERT … SELECT from a constant source first, cut
       .untyped,
     [false, true],
   );
+  assert.deepEqual(
+    source("insert into orders (id, x) select g, '{}' as j from generate_series(1, 2) g order by j")
+      .untyped,
+    [false, false],
+  );
   // What follows a * is at unknown places: typed.
   assert.deepEqual(
     source("insert into orders (id, x) select *, 'z' from generate_series(1, 3)").untyped,

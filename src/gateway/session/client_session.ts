@@ -191,6 +191,8 @@ export class ClientSession implements SessionListener {
    * sharding, as in protocol tests); see StatementRouter.
    */
   #stmt: StatementRouter | null = null;
+  /** The last value the server reported of each of WATCHED_PARAMETERS. */
+  readonly #parameters = new Map<string, string>();
   /** Messages of the unit (up to a Query or Sync) being gathered for the statement router. */
   #unit: Message[] = [];
   /** While a unit runs elsewhere than the relay: reading waits for its answer. */
@@ -387,7 +389,7 @@ export class ClientSession implements SessionListener {
     const answer = await this.#openWithin(Date.now() + this.#opts.failoverWindowMs);
     const { closed, frames } = answer;
     for (const f of frames) this.#sendResults(f);
-    const reported = parametersOf(frames);
+    for (const f of frames) this.#noteParameters(f);
     if (closed) {
       // The pooler refused the session with a FATAL error, already in `frames`.
       this.#backend = undefined;
@@ -403,7 +405,7 @@ export class ClientSession implements SessionListener {
         idle: () => this.#relayIdle(),
         send: (b) => this.#send(b),
         written: () => this.#written(),
-        parameter: (name) => reported.get(name),
+        parameter: (name) => this.#parameters.get(name),
       },
     ) ?? null;
     const w = new WireWriter(32);
@@ -690,6 +692,7 @@ export class ClientSession implements SessionListener {
     try {
       const bytes = await answer;
       await this.#relayIdle();
+      this.#noteParameters(bytes);
       if (bytes.length) this.#send(bytes);
     } catch (e) {
       this.#fatal(withSeverity(toPgError(e), "FATAL"));
@@ -787,6 +790,7 @@ export class ClientSession implements SessionListener {
 
   onFrames(frames: Uint8Array): void {
     const n = frames.length;
+    this.#noteParameters(frames);
     // The status of the last ReadyForQuery the default shard sent (answers end with one).
     if (
       n >= 6 && frames[n - 6] === 0x5a && frames[n - 5] === 0 && frames[n - 4] === 0 &&
@@ -797,6 +801,25 @@ export class ClientSession implements SessionListener {
       this.#collector.frames.push(frames);
       this.#backend?.ack(this.#dpId, frames.length);
     } else this.#sendResults(frames);
+  }
+
+  /**
+   * Keeps what the server reports of the settings that change how the statement router reads
+   * text (client_encoding, standard_conforming_strings), from every answer that passes: a SET,
+   * a COMMIT that ends a SET LOCAL, set_config(), an answer from a shard.
+   */
+  #noteParameters(frames: Uint8Array): void {
+    const n = frames.length;
+    for (let at = 0; at + 5 <= n;) {
+      const len = (frames[at + 1] << 24 | frames[at + 2] << 16 | frames[at + 3] << 8 |
+        frames[at + 4]) >>> 0;
+      if (len < 4 || at + 1 + len > n) return;
+      if (frames[at] === BackendCode.ParameterStatus) {
+        const [name, value] = parseParameterStatus(frames.subarray(at + 5, at + 1 + len));
+        if (WATCHED_PARAMETERS.has(name)) this.#parameters.set(name, value);
+      }
+      at += 1 + len;
+    }
   }
 
   /** Writes results to the client and acknowledges them to the pooler once written. */
@@ -1021,18 +1044,5 @@ function unencryptedAfter(what: string): PgError {
   });
 }
 
-/** The ParameterStatus values among a pooler's answer `frames` (the last of each name). */
-function parametersOf(frames: Uint8Array[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const chunk of frames) {
-    for (let at = 0; at + 5 <= chunk.length;) {
-      const len = new DataView(chunk.buffer, chunk.byteOffset + at + 1, 4).getInt32(0);
-      if (chunk[at] === BackendCode.ParameterStatus) {
-        const [n, v] = parseParameterStatus(chunk.subarray(at + 5, at + 1 + len));
-        out.set(n, v);
-      }
-      at += 1 + len;
-    }
-  }
-  return out;
-}
+/** Settings whose value changes how the statement router reads a statement's text. */
+const WATCHED_PARAMETERS = new Set(["client_encoding", "standard_conforming_strings"]);

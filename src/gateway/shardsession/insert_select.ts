@@ -29,9 +29,9 @@ import { body, dataRows, errorFrame, type Message, splitMessages } from "./messa
 
 /** The most row data a source may give (its rows are held while the shards insert them). */
 export const MAX_SOURCE_BYTES = 64 << 20;
-/** The cursor the source is read through, and how many rows each FETCH takes. */
+/** The cursor the source is read through, and the most rows one FETCH takes. */
 export const SOURCE_CURSOR = "multigres_insert_source";
-export const SOURCE_BATCH = 10_000;
+const SOURCE_BATCH = 10_000;
 
 /**
  * How the source is read on the default shard: DECLARE a cursor for it, then FETCH it in
@@ -43,7 +43,6 @@ export function declareSource(source: InsertSource): { sql: string; shift: numbe
   return { sql, shift: source.offset < 0 ? null : source.offset - head };
 }
 
-export const FETCH_SOURCE = `FETCH FORWARD ${SOURCE_BATCH} FROM ${SOURCE_CURSOR}`;
 export const CLOSE_SOURCE = `CLOSE ${SOURCE_CURSOR}`;
 
 /** A source's answer on the default shard: its columns' types and its rows (text). */
@@ -56,11 +55,31 @@ export interface SourceAnswer {
 export class SourceRows implements SourceAnswer {
   types: SourceAnswer["types"] = [];
   rows: (string | null)[][] = [];
+  /** The NoticeResponses the source's statements gave (a function's RAISE NOTICE). */
+  notices: Uint8Array[] = [];
+  /** The last FETCH gave fewer rows than it asked for: the source is read. */
+  done = false;
   #bytes = 0;
+  #largest = 0;
+  /** Rows the last FETCH asked for (-1: none asked yet). */
+  #asked = -1;
   readonly #max: number;
 
   constructor(max = MAX_SOURCE_BYTES) {
     this.#max = max;
+  }
+
+  /**
+   * The next FETCH: one row first, then as many as fit in what is left of the size limit at the
+   * largest row seen so far (at most 10,000), so that the gateway never holds much more than
+   * the limit.
+   */
+  fetch(): string {
+    const left = Math.max(0, this.#max - this.#bytes);
+    this.#asked = this.#largest === 0
+      ? 1
+      : Math.max(1, Math.min(SOURCE_BATCH, Math.floor(left / this.#largest)));
+    return `FETCH FORWARD ${this.#asked} FROM ${SOURCE_CURSOR}`;
   }
 
   /**
@@ -70,6 +89,7 @@ export class SourceRows implements SourceAnswer {
    */
   take(answer: Uint8Array, shift: number | null): Uint8Array | null {
     const msgs = splitMessages(answer);
+    for (const m of msgs) if (m.code === BackendCode.NoticeResponse) this.notices.push(m.frame);
     const failed = msgs.find((m) => m.code === BackendCode.ErrorResponse);
     if (failed) return movedError(failed, shift);
     const desc = msgs.find((m) => m.code === BackendCode.RowDescription);
@@ -79,7 +99,11 @@ export class SourceRows implements SourceAnswer {
         modifier: c.typeModifier ?? -1,
       }));
     }
-    for (const m of msgs) if (m.code === BackendCode.DataRow) this.#bytes += m.frame.length;
+    for (const m of msgs) {
+      if (m.code !== BackendCode.DataRow) continue;
+      this.#bytes += m.frame.length;
+      this.#largest = Math.max(this.#largest, m.frame.length);
+    }
     if (this.#bytes > this.#max) {
       return errorFrame(
         new PgError(
@@ -92,13 +116,10 @@ export class SourceRows implements SourceAnswer {
       );
     }
     const rows = dataRows(answer);
-    this.last = rows.length;
+    if (this.#asked >= 0) this.done = rows.length < this.#asked;
     for (const r of rows) this.rows.push(r);
     return null;
   }
-
-  /** How many rows the last answer taken had. */
-  last = 0;
 }
 
 /**
@@ -108,7 +129,9 @@ export class SourceRows implements SourceAnswer {
  * those settings, or null when the source has no such column.
  */
 export function settingsQuery(types: SourceAnswer["types"]): string | null {
-  const risky = types.some((t) => TIMESTAMPTZ.includes(t.oid) || FLOATS.includes(t.oid));
+  // Anything but types whose text never depends on those settings (ranges and composites of
+  // timestamptz or floats, user types) is checked.
+  const risky = types.some((t) => !SETTLED.has(t.oid));
   return risky
     ? "SELECT pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('extra_float_digits')"
     : null;
@@ -116,25 +139,84 @@ export function settingsQuery(types: SourceAnswer["types"]): string | null {
 
 const TIMESTAMPTZ = [1184, 1185];
 const FLOATS = [700, 701, 1021, 1022];
+/**
+ * Types whose text reads back as the same value whatever DateStyle and extra_float_digits are:
+ * bool, bytea, name, int8, int2, int4, text, json, xml, jsonb, date, time, timestamp,
+ * interval, numeric, uuid, char, varchar, inet, cidr, money, and their arrays.
+ */
+const SETTLED = new Set([
+  16,
+  17,
+  19,
+  20,
+  21,
+  23,
+  25,
+  114,
+  142,
+  3802,
+  1082,
+  1083,
+  1114,
+  1186,
+  1700,
+  2950,
+  1042,
+  1043,
+  869,
+  650,
+  790,
+  1000,
+  1001,
+  1003,
+  1016,
+  1005,
+  1007,
+  1009,
+  199,
+  143,
+  3807,
+  1182,
+  1183,
+  1115,
+  1187,
+  1231,
+  2951,
+  1014,
+  1015,
+  1041,
+  651,
+  791,
+]);
 
-/** Throws 0A000 when a source column would not read back exactly (see settingsQuery). */
+/**
+ * Throws 0A000 when a source column would not read back exactly (see settingsQuery): a DateStyle
+ * other than ISO, or extra_float_digits below 1, with any column not known to be settled.
+ */
 export function checkExact(types: SourceAnswer["types"], settings: Uint8Array): void {
   const [dateStyle, digits] = dataRows(settings)[0] ?? [];
+  const unsettled = types.filter((t) => !SETTLED.has(t.oid)).map((t) => t.oid);
+  // Floats need only the digits, timestamptz only the DateStyle; other types (ranges,
+  // composites, user types) both.
+  const needsIso = unsettled.filter((o) => !FLOATS.includes(o));
+  const needsDigits = unsettled.filter((o) => !TIMESTAMPTZ.includes(o));
   const refuse = (why: string, hint: string) =>
     new PgError(
       SqlState.FEATURE_NOT_SUPPORTED,
       `INSERT … SELECT into a sharded table cannot pass ${why} on exactly`,
       { hint },
     );
-  if (types.some((t) => TIMESTAMPTZ.includes(t.oid)) && !/^\s*ISO/i.test(dateStyle ?? "")) {
+  if (needsIso.length && !/^\s*ISO/i.test(dateStyle ?? "")) {
+    const what = needsIso.some((o) => TIMESTAMPTZ.includes(o)) ? "timestamptz" : "these";
     throw refuse(
-      `timestamptz values under DateStyle ${dateStyle}`,
+      `${what} values under DateStyle ${dateStyle}`,
       "SET DateStyle TO ISO for this statement.",
     );
   }
-  if (types.some((t) => FLOATS.includes(t.oid)) && Number(digits ?? "1") < 1) {
+  if (needsDigits.length && Number(digits ?? "1") < 1) {
+    const what = needsDigits.some((o) => FLOATS.includes(o)) ? "float" : "these";
     throw refuse(
-      `float values with extra_float_digits ${digits}`,
+      `${what} values with extra_float_digits ${digits}`,
       "SET extra_float_digits TO 1 (the default) for this statement.",
     );
   }
@@ -190,8 +272,9 @@ export function typeNames(types: SourceAnswer["types"], answer: Uint8Array | nul
   });
 }
 
-/** The anonymous row type, `record`. */
+/** The anonymous row type, `record`, and its array. */
 const RECORD = 2249;
+const RECORD_ARRAY = 2287;
 
 /** Source types whose text a sharding column of each type reads as the assignment would. */
 const SAME_KEY: Record<ShardingType, readonly number[]> = {
@@ -227,7 +310,7 @@ export function sourceSplit(
       { hint: `Cast the value to the column's type (${keyType}) in the SELECT.` },
     );
   }
-  if (answer.types.some((t) => t.oid === RECORD)) {
+  if (answer.types.some((t) => t.oid === RECORD || t.oid === RECORD_ARRAY)) {
     // An anonymous row's text has no input function to read it back ('(1,2)'::record).
     throw new PgError(
       SqlState.FEATURE_NOT_SUPPORTED,

@@ -49,10 +49,18 @@ function answer(types: number[], rows: (string | null)[][]): Uint8Array {
 }
 
 Deno.test("SourceRows takes the cursor's batches: types once, rows in order", () => {
-  const read = new SourceRows();
-  assert.equal(read.take(answer([23, 25, 25], [["1", "x", null], ["2", "x", null]]), 0), null);
-  assert.equal(read.last, 2);
-  assert.equal(read.take(answer([23, 25, 25], [["3", "\uFEFFy", "z"]]), 0), null);
+  const read = new SourceRows(1000);
+  assert.equal(read.take(answer([23, 25, 25], []), 0), null); // the DECLARE
+  assert.equal(read.done, false);
+  // One row first, then as many as fit in what is left at the largest row seen.
+  assert.equal(read.fetch(), "FETCH FORWARD 1 FROM multigres_insert_source");
+  assert.equal(read.take(answer([23, 25, 25], [["1", "x", null]]), 0), null);
+  assert.equal(read.done, false);
+  const next = read.fetch();
+  const asked = Number(/FORWARD (\d+)/.exec(next)?.[1]);
+  assert.ok(asked > 1 && asked < 1000 / 10, next);
+  assert.equal(read.take(answer([23, 25, 25], [["2", "x", null], ["3", "\uFEFFy", "z"]]), 0), null);
+  assert.equal(read.done, true, "fewer rows than asked: the source is read");
   assert.deepEqual(read.types, [
     { oid: 23, modifier: -1 },
     { oid: 25, modifier: -1 },
@@ -60,7 +68,6 @@ Deno.test("SourceRows takes the cursor's batches: types once, rows in order", ()
   ]);
   // A leading U+FEFF is data, not a byte-order mark to drop.
   assert.deepEqual(read.rows, [["1", "x", null], ["2", "x", null], ["3", "\uFEFFy", "z"]]);
-  assert.equal(read.last, 1);
 });
 
 Deno.test("declareSource() and SourceRows move the SELECT's error to its place in the statement", () => {

@@ -18,6 +18,7 @@ import {
   NO_DATA,
   PARSE_COMPLETE,
   query,
+  readyForQuery,
   splitMessages,
 } from "./messages.ts";
 import { concatAnswers, keyIds, undefinedTablegroup } from "./units.ts";
@@ -127,6 +128,20 @@ export function inlineParams(
     at = t.end;
   }
   return out + text.slice(at);
+}
+
+/**
+ * The answer to a unit whose Bind failed (`error`): ParseComplete for a Parse before it, the
+ * error, and (what follows skipped, as Postgres does) the ReadyForQuery with `status`.
+ */
+export function answerAtBind(unit: Message[], error: Uint8Array, status: number): Uint8Array {
+  const out: Uint8Array[] = [];
+  for (const m of unit) {
+    if (m.code === FrontendCode.Bind) break;
+    if (m.code === FrontendCode.Parse) out.push(PARSE_COMPLETE);
+  }
+  out.push(error, readyForQuery(status));
+  return concatBytes(out);
 }
 
 /**

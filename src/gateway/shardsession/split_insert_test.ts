@@ -11,7 +11,13 @@ import {
 } from "../../shared/wire/mod.ts";
 import type { InsertSplit } from "../planner/mod.ts";
 import { dataRows, splitMessages } from "./messages.ts";
-import { extendedAnswer, inlineSplit, shardQuery, splitAnswers } from "./split_insert.ts";
+import {
+  answerAtBind,
+  extendedAnswer,
+  inlineSplit,
+  shardQuery,
+  splitAnswers,
+} from "./split_insert.ts";
 import { commandTagOf, statementText } from "./units.ts";
 
 /** One shard's answer to a simple Query: its RETURNING rows, then INSERT 0 n. */
@@ -111,4 +117,16 @@ Deno.test("extendedAnswer() answers Parse, Bind, Describe, Execute and Sync from
     String.fromCharCode(m.code)
   );
   assert.deepEqual(failed, ["1", "2", "n", "E", "Z"]);
+});
+
+Deno.test("answerAtBind() answers the Parse, then the Bind's error, then ReadyForQuery", () => {
+  const m = (code: number) => ({ code, frame: new Uint8Array([code, 0, 0, 0, 4]) });
+  const unit = [FrontendCode.Parse, FrontendCode.Bind, FrontendCode.Execute, FrontendCode.Sync]
+    .map(m);
+  const e = new WireWriter(64);
+  writeErrorResponse(e, new PgError("08P01", "bind message supplies 1 parameters"));
+  const codes = splitMessages(answerAtBind(unit, e.view().slice(), 0x49)).map((x) =>
+    String.fromCharCode(x.code)
+  );
+  assert.deepEqual(codes, ["1", "E", "Z"]);
 });

@@ -8,11 +8,9 @@ import {
 import type { ChangeMetadataRequest, TwoPhaseDecision } from "../../shared/grpc/types.ts";
 import { CloseReason, ReservationReason } from "../../shared/grpc/types.ts";
 import {
-  BackendCode,
   concatBytes,
   FrontendCode,
   parseErrorFields,
-  parseParameterStatus,
   readCString,
   SYNC,
   TxStatus,
@@ -54,6 +52,7 @@ import {
 } from "./merged_unit.ts";
 import { ShardSession, type ShardSessionOptions } from "./shard_session.ts";
 import {
+  answerAtBind,
   extendedAnswer,
   inlineParams,
   inlineSplit,
@@ -68,9 +67,7 @@ import {
   CLOSE_SOURCE,
   declareSource,
   emptyInsert,
-  FETCH_SOURCE,
   settingsQuery,
-  SOURCE_BATCH,
   SourceRows,
   sourceSplit,
   typeNames,
@@ -148,7 +145,10 @@ export interface DefaultRelay {
   send(bytes: Uint8Array): void;
   /** Resolves once everything queued for the client so far is written (or it is gone). */
   written(): Promise<void>;
-  /** A parameter the pooler reported (ParameterStatus) when the session opened. */
+  /**
+   * The value the server last reported (ParameterStatus) of client_encoding or
+   * standard_conforming_strings, in any answer of the session.
+   */
   parameter(name: string): string | undefined;
 }
 
@@ -189,11 +189,7 @@ export class StatementRouter {
   #savepoints: Uint8Array[] = [];
   /** A statement was refused inside the transaction block: it is failed until it ends. */
   #failed = false;
-  /**
-   * What the server reported of the settings that change how the gateway reads text: from the
-   * relay at first use, then from each SET's answer.
-   */
-  #reported: Map<string, string> | null = null;
+
   /**
    * A unit the client flushed before its Sync runs on this shard session: the rest of its
    * messages go there too, its answers stream to the client as they come.
@@ -303,20 +299,8 @@ export class StatementRouter {
       // The block ended where the gateway did not see it: its shards' parts are rolled back.
       this.#abandonShards();
     }
-    if (
-      map.hasTablegroupTables && this.#reportedValue("standard_conforming_strings") === "off" &&
-      unit.some(hasBackslash)
-    ) {
-      // The planner reads string literals as standard_conforming_strings = on does: with it off,
-      // a backslash could make it see another statement (or none, sending it to the shells).
-      return Promise.resolve(this.#refuse(
-        unit,
-        featureNotSupported(
-          "in a database with tablegroups, statements with a backslash need standard_conforming_strings on",
-          { hint: "SET standard_conforming_strings TO on." },
-        ),
-      ));
-    }
+    const unreadable = map.hasTablegroupTables && !this.#failed ? this.#unreadable(unit) : null;
+    if (unreadable) return Promise.resolve(this.#refuse(unit, unreadable));
     let plan: Plan;
     let binds: BindInfo[] = [];
     try {
@@ -502,7 +486,7 @@ export class StatementRouter {
     if (isFlushed(unit) && plan.kind !== "keyed" && plan.kind !== "scatter") {
       throw featureNotSupported("this statement cannot be flushed before its Sync here");
     }
-    if (plan.kind !== "refused") this.#checkEncoding(unit, plan);
+    if (plan.kind !== "refused") this.#checkEncoding(unit, plan, binds);
     if (
       plan.kind !== "keyed" && plan.kind !== "scatter" && plan.kind !== "refused" &&
       !unit.some((m) => m.code === FrontendCode.Execute || m.code === FrontendCode.Query)
@@ -687,6 +671,7 @@ export class StatementRouter {
       bind,
       `INSERT of several rows into a table of sharded tablegroup "${plan.tablegroup}" whose rows belong to several shards`,
     );
+    if ("answer" in bound) return bound.answer;
     const inlined = inlineSplit(split, bound.values, bound.names);
     const parts = rowsByShard(plan, inlined, map);
     const whole = splitMessages(query(bound.sql));
@@ -711,7 +696,9 @@ export class StatementRouter {
     unit: Message[],
     bind: BindInfo | undefined,
     what: string,
-  ): Promise<{ sql: string; values: (string | null)[]; names: (string | null)[] }> {
+  ): Promise<
+    { sql: string; values: (string | null)[]; names: (string | null)[] } | { answer: Uint8Array }
+  > {
     const refuse = (how: string) =>
       featureNotSupported(`${what} is not supported in the extended query protocol ${how}`, {
         hint: "Send the statement in the simple query protocol.",
@@ -724,6 +711,24 @@ export class StatementRouter {
     ) {
       throw refuse("with several Binds or Executes before a Sync");
     }
+    const st = this.#statements.get(bind.statement);
+    if (!st) throw refuse("(its statement is unknown)");
+    const declared = readParse({ code: FrontendCode.Parse, frame: st.parse }).types;
+    // No shard sees this Parse and Bind: their parameter count is checked here, as Postgres
+    // checks it at the Bind (its Parse answered, the rest skipped to the Sync).
+    let required = declared.length;
+    for (const t of tokenize(st.sql)) {
+      if (t.kind === "param") required = Math.max(required, Number(t.text.slice(1)));
+    }
+    if (bind.values.length !== required) {
+      const error = errorFrame(
+        new PgError(
+          SqlState.PROTOCOL_VIOLATION,
+          `bind message supplies ${bind.values.length} parameters, but prepared statement "${bind.statement}" requires ${required}`,
+        ),
+      );
+      return { answer: answerAtBind(unit, error, this.#inTransaction() ? FAILED : IDLE) };
+    }
     const maxRows = new DataView(executes[0].frame.buffer, executes[0].frame.byteOffset)
       .getInt32(executes[0].frame.length - 4);
     if (maxRows !== 0) throw refuse("with a row limit on its Execute");
@@ -732,20 +737,6 @@ export class StatementRouter {
     }
     if (unit.some((m) => m.code === FrontendCode.Describe && body(m)[0] === 0x53)) {
       throw refuse("with a Describe of the statement before the Sync");
-    }
-    const st = this.#statements.get(bind.statement);
-    if (!st) throw refuse("(its statement is unknown)");
-    const declared = readParse({ code: FrontendCode.Parse, frame: st.parse }).types;
-    // No shard sees this Parse and Bind: their parameter count is checked here, as Postgres does.
-    let required = declared.length;
-    for (const t of tokenize(st.sql)) {
-      if (t.kind === "param") required = Math.max(required, Number(t.text.slice(1)));
-    }
-    if (bind.values.length !== required) {
-      throw new PgError(
-        SqlState.PROTOCOL_VIOLATION,
-        `bind message supplies ${bind.values.length} parameters, but prepared statement "${bind.statement}" requires ${required}`,
-      );
     }
     const typed = declared.filter((t) => t !== 0).map((oid) => ({ oid, modifier: -1 }));
     const known = typeNames(typed, await this.#collectOrNull(typeNamesQuery(typed)));
@@ -780,6 +771,7 @@ export class StatementRouter {
         bind,
         `INSERT … SELECT into a table of sharded tablegroup "${plan.tablegroup}"`,
       );
+      if ("answer" in bound) return bound.answer;
       const inline = (text: string) => inlineParams(text, bound.values, bound.names);
       src = {
         ...source,
@@ -807,52 +799,73 @@ export class StatementRouter {
     inTx: boolean,
   ): Promise<Uint8Array> {
     // The SELECT runs in a block on the default shard: the client's, or, outside one, a block
-    // of its own that commits only if the INSERT did (a function it calls may write).
+    // of its own that commits with the shards' INSERT by two-phase commit (a function the SELECT
+    // calls may write), or rolls back.
     if (inTx) this.#participants.add(DEFAULT);
     const status = inTx ? IN_TX : IDLE;
     if (!inTx) {
       const begun = firstError(splitMessages(await this.#relay.collect(query("BEGIN"))));
       if (begun) return answerUnit(unit, begun.frame, IDLE);
     }
-    let ok = false;
+    const read = new SourceRows();
+    const noticed = (answer: Uint8Array) =>
+      read.notices.length ? concatBytes([...read.notices, answer]) : answer;
     try {
-      const read = new SourceRows();
       const declare = declareSource(source);
       let failed = read.take(await this.#relay.collect(query(declare.sql)), declare.shift);
-      while (!failed) {
-        failed = read.take(await this.#relay.collect(query(FETCH_SOURCE)), declare.shift);
-        if (read.last < SOURCE_BATCH) break;
+      while (!failed && !read.done) {
+        failed = read.take(await this.#relay.collect(query(read.fetch())), declare.shift);
       }
-      if (failed) return answerUnit(unit, failed, status);
+      if (failed) {
+        // A cursor the server did not fail with (the size limit) is closed now.
+        if (inTx) await this.#relay.collect(query(CLOSE_SOURCE)).catch(() => undefined);
+        return noticed(answerUnit(unit, failed, status));
+      }
       await this.#relay.collect(query(CLOSE_SOURCE));
       const settings = settingsQuery(read.types);
       if (settings) checkExact(read.types, await this.#relay.collect(query(settings)));
       const names = typeNames(read.types, await this.#collectOrNull(typeNamesQuery(read.types)));
       const split = sourceSplit(source, read, names, plan.type);
       let parts: ShardRows[];
-      let statement: Message[];
+      let statements: Message[][];
+      let combine = (answers: Uint8Array[]) => splitAnswers(answers, parts);
       if (split.rows.length === 0) {
         const tg = map.tablegroup(plan.tablegroup);
         if (!tg) throw undefinedTablegroup(plan.tablegroup);
         parts = [{ shard: tg.shards[0], rows: [] }];
-        statement = splitMessages(query(emptyInsert(source, names)));
+        statements = [splitMessages(query(emptyInsert(source, names)))];
+        combine = (answers) => answers[0];
       } else {
         parts = rowsByShard(plan, split, map);
-        if (parts.length > 1) {
-          const answer = await this.#splitInsert(unit, plan, split, parts, inTx);
-          ok = !firstError(splitMessages(answer));
-          return answer;
-        }
-        statement = shardQuery(split, parts[0].rows);
+        statements = parts.map((p) => shardQuery(split, p.rows));
       }
-      const s = inTx
-        ? await this.#join(plan.tablegroup, parts[0].shard)
-        : await this.#session(plan.tablegroup, parts[0].shard);
-      const answer = await this.#runOn(s, statement);
-      ok = !firstError(splitMessages(answer));
-      return answer;
+      if (inTx) {
+        if (parts.length > 1) {
+          return noticed(await this.#splitInsert(unit, plan, split, parts, inTx));
+        }
+        const s = await this.#join(plan.tablegroup, parts[0].shard);
+        return noticed(await this.#runOn(s, statements[0]));
+      }
+      const sessions = await Promise.all(
+        parts.map((p) => this.#session(plan.tablegroup, p.shard)),
+      );
+      const work = parts.map((p, i) => ({
+        shard: p.shard,
+        session: sessions[i],
+        unit: statements[i],
+      }));
+      const own: TwoPhaseParticipant = {
+        name: `${this.#opts.database}/default/0-inf`,
+        run: (sql) => this.#relay.collect(query(sql)),
+        finish: (sql) => this.#relay.collect(query(sql)),
+      };
+      return noticed(await this.#writeOnSeveral(unit, plan.tablegroup, work, combine, own));
     } finally {
-      if (!inTx) await this.#relay.collect(query(ok ? "COMMIT" : "ROLLBACK")).catch(() => {});
+      // Still in its own block (the SELECT or a shard failed before the two-phase commit took
+      // it over): rolled back.
+      if (!inTx && this.#inTransaction()) {
+        await this.#relay.collect(ROLLBACK).catch(() => undefined);
+      }
     }
   }
 
@@ -875,7 +888,8 @@ export class StatementRouter {
     const inTx = this.#inTransaction();
     // Postgres checks the COPY's options (and the query) on a COPY of none of its rows.
     const checked = firstError(splitMessages(await this.#relay.collect(query(check.sql))));
-    if (checked) {
+    // (A table made before the default shard kept shells has none there: not checked then.)
+    if (checked && !(isMissingTable(checked) && !inTx)) {
       if (inTx) this.#failed = true;
       return answerUnit(unit, checkedError(checked, check), inTx ? IN_TX : IDLE);
     }
@@ -975,6 +989,7 @@ export class StatementRouter {
     tablegroup: string,
     work: { shard: string; session: ShardSession; unit: Message[] }[],
     combine: (answers: Uint8Array[]) => Uint8Array,
+    also?: TwoPhaseParticipant,
   ): Promise<Uint8Array> {
     const begin = query("BEGIN");
     const begun = await Promise.allSettled(work.map((w) => this.#replay(w.session, begin)));
@@ -998,6 +1013,8 @@ export class StatementRouter {
       return withReadyStatus(concatAnswers(answers), IDLE);
     }
     const parts = work.map((w) => this.#participant(tablegroup, w.shard, w.session));
+    // `also`: a block of the statement's own elsewhere (the default shard's), committed with it.
+    if (also) parts.unshift(also);
     const outcome = await commitTwoPhase(parts, newGid(), twoPhaseDeps(this.#deps));
     if (!outcome.committed) return this.#failedCommit(unit, outcome.error);
     return withReadyStatus(combine(answers), IDLE);
@@ -1242,20 +1259,7 @@ export class StatementRouter {
 
   /** The value the server last reported for `name` (client_encoding, standard_conforming_strings). */
   #reportedValue(name: string): string | undefined {
-    if (this.#reported === null) {
-      this.#reported = new Map();
-      for (const n of READ_TEXT_SETTINGS) {
-        const v = this.#relay.parameter(n);
-        if (v !== undefined) this.#reported.set(n, v);
-      }
-    }
-    return this.#reported.get(name);
-  }
-
-  #noteReported(name: string, value: string): void {
-    if (!READ_TEXT_SETTINGS.includes(name)) return;
-    this.#reportedValue(name); // the rest as the session opened
-    this.#reported!.set(name, value);
+    return this.#relay.parameter(name);
   }
 
   /**
@@ -1264,18 +1268,50 @@ export class StatementRouter {
    * rewrites (merged, INSERT … SELECT, merged COPY), is refused rather than hashed or written
    * wrong. (COPY FROM checks its encoding itself, against the server.)
    */
-  #checkEncoding(unit: Message[], plan: Plan): void {
-    const encoding = (this.#reportedValue("client_encoding") ?? "UTF8").toUpperCase();
-    if (encoding === "UTF8" || encoding === "UNICODE" || encoding === "SQL_ASCII") return;
+  #checkEncoding(unit: Message[], plan: Plan, binds: BindInfo[]): void {
+    const encoding = this.#nonUtf8();
+    if (encoding === null) return;
     const rewritten = ((plan.kind === "keyed" || plan.kind === "scatter") &&
       (plan.merge !== undefined || (plan.kind === "keyed" && plan.source !== undefined))) ||
       (plan.kind === "copy_out" && plan.merged !== undefined);
-    if (rewritten || unit.some(hasTextBeyondAscii)) {
-      throw featureNotSupported(
-        `statements on tables of tablegroups with text beyond ASCII, or whose rows the gateway merges or rewrites, need client_encoding UTF8, not ${encoding}`,
-        { hint: "SET client_encoding TO 'UTF8' (psql: \\encoding UTF8)." },
+    // A text key bound in binary is text in the client's encoding too.
+    const binaryText = plan.kind === "keyed" && plan.type === "text" &&
+      binds.some((b) =>
+        b.values.some((v, i) => {
+          const format = b.formats.length === 1 ? b.formats[0] : b.formats[i] ?? 0;
+          return v !== null && format === 1 && v.some((x) => x >= 0x80);
+        })
+      );
+    if (rewritten || binaryText) throw encodingRefused(encoding);
+  }
+
+  /** The session's client_encoding when it is not one the gateway reads as UTF-8, else null. */
+  #nonUtf8(): string | null {
+    const encoding = (this.#reportedValue("client_encoding") ?? "UTF8").toUpperCase();
+    return encoding === "UTF8" || encoding === "UNICODE" || encoding === "SQL_ASCII"
+      ? null
+      : encoding;
+  }
+
+  /**
+   * Why the planner cannot read a unit's text as the server will, in a database with
+   * tablegroups (null: it can): text beyond ASCII under another client_encoding (decoded as
+   * UTF-8, a table's name could go unrecognised and the statement to the default shard's
+   * shells), or a backslash with standard_conforming_strings off (the planner reads literals as
+   * with it on).
+   */
+  #unreadable(unit: Message[]): PgError | null {
+    const encoding = this.#nonUtf8();
+    if (encoding !== null && unit.some(hasTextBeyondAscii)) return encodingRefused(encoding);
+    if (
+      this.#reportedValue("standard_conforming_strings") === "off" && unit.some(hasBackslash)
+    ) {
+      return featureNotSupported(
+        "in a database with tablegroups, statements with a backslash need standard_conforming_strings on",
+        { hint: "SET standard_conforming_strings TO on." },
       );
     }
+    return null;
   }
 
   /** A savepoint unit that succeeded: replayed on every shard that joins the block later. */
@@ -1340,11 +1376,7 @@ export class StatementRouter {
   async #setting(unit: Message[]): Promise<Uint8Array> {
     const payload = concatBytes(unit.map((m) => m.frame));
     const answer = await this.#relay.collect(payload);
-    for (const m of splitMessages(answer)) {
-      if (m.code !== BackendCode.ParameterStatus) continue;
-      const [name, value] = parseParameterStatus(body(m));
-      this.#noteReported(name, value);
-    }
+
     if (firstError(splitMessages(answer))) {
       // As in Postgres, a failed statement fails the block, wherever the block's work is.
       if (this.#inTransaction()) this.#failed = true;
@@ -1451,9 +1483,6 @@ function checkedError(m: Message, check: CopyCheck): Uint8Array {
   return errorFrame(new PgError(err.sqlstate, err.message, { ...err, position }));
 }
 
-/** Settings whose reported value changes how the gateway reads a statement's text. */
-const READ_TEXT_SETTINGS = ["client_encoding", "standard_conforming_strings"];
-
 /** Whether a Query's or Parse's SQL has a backslash (read otherwise without standard strings). */
 function hasBackslash(m: Message): boolean {
   if (m.code !== FrontendCode.Query && m.code !== FrontendCode.Parse) return false;
@@ -1461,4 +1490,17 @@ function hasBackslash(m: Message): boolean {
   const end = m.code === FrontendCode.Parse ? b.indexOf(0, b.indexOf(0) + 1) : b.length;
   for (let i = 0; i < (end < 0 ? b.length : end); i++) if (b[i] === 0x5c) return true;
   return false;
+}
+
+function encodingRefused(encoding: string): PgError {
+  return featureNotSupported(
+    `in a database with tablegroups, statements with text beyond ASCII, or whose rows the gateway merges or rewrites, need client_encoding UTF8, not ${encoding}`,
+    { hint: "SET client_encoding TO 'UTF8' (psql: \\encoding UTF8)." },
+  );
+}
+
+/** Whether an error says a table (or another relation) does not exist. */
+function isMissingTable(error: Message): boolean {
+  const code = parseErrorFields(body(error)).sqlstate;
+  return code === "42P01" || code === "42704";
 }
