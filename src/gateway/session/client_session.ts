@@ -193,6 +193,9 @@ export class ClientSession implements SessionListener {
   #stmt: StatementRouter | null = null;
   /** The last value the server reported of each of WATCHED_PARAMETERS. */
   readonly #parameters = new Map<string, string>();
+  /** #noteStream's place in the pooler session's answers (see there). */
+  #streamSkip = 0;
+  #streamHeld: Uint8Array | null = null;
   /** Messages of the unit (up to a Query or Sync) being gathered for the statement router. */
   #unit: Message[] = [];
   /** While a unit runs elsewhere than the relay: reading waits for its answer. */
@@ -389,7 +392,6 @@ export class ClientSession implements SessionListener {
     const answer = await this.#openWithin(Date.now() + this.#opts.failoverWindowMs);
     const { closed, frames } = answer;
     for (const f of frames) this.#sendResults(f);
-    for (const f of frames) this.#noteParameters(f);
     if (closed) {
       // The pooler refused the session with a FATAL error, already in `frames`.
       this.#backend = undefined;
@@ -421,6 +423,9 @@ export class ClientSession implements SessionListener {
     backend: SessionBackend,
   ): Promise<{ closed: boolean; retry: boolean; frames: Uint8Array[] }> {
     const frames: Uint8Array[] = [];
+    // A new pooler session: its answers start at a message.
+    this.#streamSkip = 0;
+    this.#streamHeld = null;
     try {
       const answer = await new Promise<{ closed: boolean; retry: boolean }>((resolve, reject) => {
         this.#opening = { frames, resolve, reject };
@@ -692,7 +697,7 @@ export class ClientSession implements SessionListener {
     try {
       const bytes = await answer;
       await this.#relayIdle();
-      this.#noteParameters(bytes);
+      this.#noteAnswer(bytes);
       if (bytes.length) this.#send(bytes);
     } catch (e) {
       this.#fatal(withSeverity(toPgError(e), "FATAL"));
@@ -790,7 +795,7 @@ export class ClientSession implements SessionListener {
 
   onFrames(frames: Uint8Array): void {
     const n = frames.length;
-    this.#noteParameters(frames);
+    this.#noteStream(frames);
     // The status of the last ReadyForQuery the default shard sent (answers end with one).
     if (
       n >= 6 && frames[n - 6] === 0x5a && frames[n - 5] === 0 && frames[n - 4] === 0 &&
@@ -806,20 +811,64 @@ export class ClientSession implements SessionListener {
   /**
    * Keeps what the server reports of the settings that change how the statement router reads
    * text (client_encoding, standard_conforming_strings), from every answer that passes: a SET,
-   * a COMMIT that ends a SET LOCAL, set_config(), an answer from a shard.
+   * a COMMIT that ends a SET LOCAL, set_config(). The pooler's answers are a byte stream whose
+   * chunks may end inside a message: what is left of one is skipped in the next chunk, and the
+   * start of a ParameterStatus (or of a header) is held until it is whole.
    */
-  #noteParameters(frames: Uint8Array): void {
-    const n = frames.length;
-    for (let at = 0; at + 5 <= n;) {
-      const len = (frames[at + 1] << 24 | frames[at + 2] << 16 | frames[at + 3] << 8 |
-        frames[at + 4]) >>> 0;
-      if (len < 4 || at + 1 + len > n) return;
-      if (frames[at] === BackendCode.ParameterStatus) {
-        const [name, value] = parseParameterStatus(frames.subarray(at + 5, at + 1 + len));
-        if (WATCHED_PARAMETERS.has(name)) this.#parameters.set(name, value);
-      }
-      at += 1 + len;
+  #noteStream(chunk: Uint8Array): void {
+    let at = 0;
+    if (this.#streamSkip > 0) {
+      at = Math.min(this.#streamSkip, chunk.length);
+      this.#streamSkip -= at;
+      if (at === chunk.length) return;
     }
+    if (this.#streamHeld !== null) {
+      const joined = concatBytes([this.#streamHeld, chunk.subarray(at)]);
+      this.#streamHeld = null;
+      this.#walkStream(joined);
+    } else this.#walkStream(at ? chunk.subarray(at) : chunk);
+  }
+
+  #walkStream(b: Uint8Array): void {
+    const n = b.length;
+    let at = 0;
+    while (at < n) {
+      if (n - at < 5) {
+        this.#streamHeld = b.slice(at);
+        return;
+      }
+      const end = at + 1 + ((b[at + 1] << 24 | b[at + 2] << 16 | b[at + 3] << 8 | b[at + 4]) >>> 0);
+      if (b[at] === BackendCode.ParameterStatus) {
+        if (end > n) {
+          this.#streamHeld = b.slice(at);
+          return;
+        }
+        this.#noteParameter(b.subarray(at + 5, end));
+      } else if (end > n) {
+        this.#streamSkip = end - n;
+        return;
+      }
+      at = end;
+    }
+  }
+
+  /** The same for an answer of whole messages (one the statement router made). */
+  #noteAnswer(bytes: Uint8Array): void {
+    const n = bytes.length;
+    for (let at = 0; at + 5 <= n;) {
+      const end = at + 1 +
+        ((bytes[at + 1] << 24 | bytes[at + 2] << 16 | bytes[at + 3] << 8 | bytes[at + 4]) >>> 0);
+      if (end > n) return;
+      if (bytes[at] === BackendCode.ParameterStatus) {
+        this.#noteParameter(bytes.subarray(at + 5, end));
+      }
+      at = end;
+    }
+  }
+
+  #noteParameter(body: Uint8Array): void {
+    const [name, value] = parseParameterStatus(body);
+    if (WATCHED_PARAMETERS.has(name)) this.#parameters.set(name, value);
   }
 
   /** Writes results to the client and acknowledges them to the pooler once written. */

@@ -79,6 +79,9 @@ class FakeBackend implements SessionBackend {
     else queueMicrotask(answer);
   }
 
+  /** The next request's answer, as these chunks of the stream (cut anywhere). */
+  nextChunks?: Uint8Array[];
+
   /** When true, open() answers only at releaseOpens() (a pooler slow to open a session). */
   holdOpens = false;
   #heldOpens: (() => void)[] = [];
@@ -127,6 +130,15 @@ class FakeBackend implements SessionBackend {
     }
     const listener = this.#listeners.get(sessionId);
     assert.ok(listener, `execute() on session ${sessionId}, which was never opened`);
+    const chunks = this.nextChunks;
+    if (chunks) {
+      this.nextChunks = undefined;
+      queueMicrotask(() => {
+        for (const c of chunks) listener.onFrames(c);
+        listener.onDone(this.reserved, false, 0, settled);
+      });
+      return 1;
+    }
     const w = new WireWriter(256);
     const r = new FrameReader();
     r.push(payload);
@@ -858,6 +870,37 @@ Deno.test("ClientSession: what the statement router runs while the session moves
     ]);
     assert.equal(frames[0], BackendCode.RowDescription);
     assert.equal(second.executed.length, 1);
+  });
+});
+
+Deno.test("ClientSession: the router sees a ParameterStatus the pooler's chunks cut in pieces", async () => {
+  let relay: DefaultRelay | undefined;
+  await withSession(async (gw) => {
+    gw.handler.statementRouter = (_session, r) => {
+      relay = r;
+      return {
+        route: () => null,
+        active: false,
+        close() {},
+        cancel() {},
+      } as unknown as StatementRouter;
+    };
+    const c = await gw.connect();
+    await login(c);
+    assert.ok(relay);
+    const w = new WireWriter(128);
+    writeCommandComplete(w, "SET");
+    writeParameterStatus(w, "client_encoding", "LATIN1");
+    writeParameterStatus(w, "standard_conforming_strings", "off");
+    w.raw(READY_IDLE);
+    const bytes = w.takeCopy();
+    // Cut inside the first header, inside the first ParameterStatus and inside the second.
+    const cuts = [3, 14, 40, bytes.length];
+    gw.handler.backend.nextChunks = cuts.map((end, i) => bytes.slice(i ? cuts[i - 1] : 0, end));
+    await c.send((w) => writeQuery(w, "SET client_encoding TO 'LATIN1'"));
+    assert.deepEqual(await frameCodes(c, 4), ["C", "S", "S", "Z"]);
+    assert.equal(relay.parameter("client_encoding"), "LATIN1");
+    assert.equal(relay.parameter("standard_conforming_strings"), "off");
   });
 });
 
