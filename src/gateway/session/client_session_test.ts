@@ -830,23 +830,34 @@ Deno.test("ClientSession: a request the pooler could not run goes to the new pri
   });
 });
 
-Deno.test("ClientSession: what the statement router runs while the session moves waits for the move", async () => {
+/**
+ * Gives the next session a statement router that sends every statement to its pooler and keeps
+ * the relay it gets; the returned function gives that relay.
+ */
+function keepRelay(gw: Gateway): () => DefaultRelay {
   let relay: DefaultRelay | undefined;
+  gw.handler.statementRouter = (_session, r) => {
+    relay = r;
+    return {
+      route: () => null,
+      active: false,
+      close() {},
+      cancel() {},
+    } as unknown as StatementRouter;
+  };
+  return () => {
+    assert.ok(relay, "the session got its router");
+    return relay;
+  };
+}
+
+Deno.test("ClientSession: what the statement router runs while the session moves waits for the move", async () => {
   await withSession(async (gw) => {
-    // A router that sends every statement to the session's pooler and keeps the relay.
-    gw.handler.statementRouter = (_session, r) => {
-      relay = r;
-      return {
-        route: () => null,
-        active: false,
-        close() {},
-        cancel() {},
-      } as unknown as StatementRouter;
-    };
+    const relayOf = keepRelay(gw);
     gw.handler.backend.reserved = 0;
     const c = await gw.connect();
     await login(c);
-    assert.ok(relay);
+    const relay = relayOf();
     // The stream breaks; the new pooler is slow to open the session that moves there.
     const first = gw.handler.backend;
     const second = new FakeBackend();
@@ -874,20 +885,11 @@ Deno.test("ClientSession: what the statement router runs while the session moves
 });
 
 Deno.test("ClientSession: the router sees a ParameterStatus the pooler's chunks cut in pieces", async () => {
-  let relay: DefaultRelay | undefined;
   await withSession(async (gw) => {
-    gw.handler.statementRouter = (_session, r) => {
-      relay = r;
-      return {
-        route: () => null,
-        active: false,
-        close() {},
-        cancel() {},
-      } as unknown as StatementRouter;
-    };
+    const relayOf = keepRelay(gw);
     const c = await gw.connect();
     await login(c);
-    assert.ok(relay);
+    const relay = relayOf();
     const w = new WireWriter(128);
     writeCommandComplete(w, "SET");
     writeParameterStatus(w, "client_encoding", "LATIN1");
