@@ -7,6 +7,7 @@ import {
   writeCommandComplete,
   writeDataRow,
   writeErrorResponse,
+  writeNoticeResponse,
   writeRowDescription,
 } from "../../shared/wire/mod.ts";
 import type { InsertSplit } from "../planner/mod.ts";
@@ -18,7 +19,7 @@ import {
   shardQuery,
   splitAnswers,
 } from "./split_insert.ts";
-import { commandTagOf, statementText } from "./units.ts";
+import { commandTagOf, concatAnswers, statementText } from "./units.ts";
 
 /** One shard's answer to a simple Query: its RETURNING rows, then INSERT 0 n. */
 function answer(ids: string[]): Uint8Array {
@@ -129,4 +130,21 @@ Deno.test("answerAtBind() answers the Parse, then the Bind's error, then ReadyFo
     String.fromCharCode(x.code)
   );
   assert.deepEqual(codes, ["1", "E", "Z"]);
+});
+
+Deno.test("concatAnswers() keeps every shard's notices, in shard order", () => {
+  const shard = (id: string, notice: string) => {
+    const w = new WireWriter(64);
+    writeNoticeResponse(w, new PgError("00000", notice, { severity: "NOTICE" }));
+    writeDataRow(w, [id]);
+    writeCommandComplete(w, "INSERT 0 1");
+    w.raw(READY_IN_TX);
+    return w.view().slice();
+  };
+  const joined = splitMessages(concatAnswers([shard("1", "one"), shard("2", "two")]));
+  assert.deepEqual(
+    joined.map((m) => String.fromCharCode(m.code)),
+    ["N", "D", "N", "D", "C", "Z"],
+  );
+  assert.equal(commandTagOf(concatAnswers([shard("1", "a"), shard("2", "b")])), "INSERT 0 2");
 });

@@ -94,11 +94,15 @@ export function samePlanTarget(a: Plan, b: Plan): boolean {
  */
 export function concatAnswers(answers: Uint8Array[]): Uint8Array {
   const all = answers.map(splitMessages);
+  // Every shard's notices reach the client (a trigger's RAISE NOTICE on each), in shard order.
+  const notices = (msgs: Message[]) =>
+    msgs.filter((m) => m.code === BackendCode.NoticeResponse).map((m) => m.frame);
   for (const msgs of all) {
     if (firstError(msgs)) {
-      return concatBytes(
-        msgs.filter((m) => m.code !== BackendCode.DataRow).map((m) => m.frame),
-      );
+      return concatBytes([
+        ...all.filter((o) => o !== msgs).flatMap(notices),
+        ...msgs.filter((m) => m.code !== BackendCode.DataRow).map((m) => m.frame),
+      ]);
     }
   }
   const out: Uint8Array[] = [];
@@ -113,7 +117,13 @@ export function concatAnswers(answers: Uint8Array[]): Uint8Array {
     if (m.code === BackendCode.DataRow) continue;
     if (m.code === BackendCode.CommandComplete) {
       for (const msgs of all) {
-        for (const r of msgs) if (r.code === BackendCode.DataRow) out.push(r.frame);
+        for (const r of msgs) {
+          // (The first shard's notices are out already, in their place among its messages.)
+          if (
+            r.code === BackendCode.DataRow ||
+            (r.code === BackendCode.NoticeResponse && msgs !== all[0])
+          ) out.push(r.frame);
+        }
       }
       const tag = commandTag(m);
       const sp = tag.lastIndexOf(" ");
