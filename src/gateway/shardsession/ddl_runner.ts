@@ -30,9 +30,9 @@ const ROLLBACK = query("ROLLBACK");
 
 /**
  * The default shard's error says it has no shell of the table (one made before shells were):
- * DDL there is skipped, not failed.
+ * what is only checked there is skipped, not failed.
  */
-function isMissingShell(error: Message): boolean {
+export function isMissingShell(error: Message): boolean {
   const code = parseErrorFields(error.frame.subarray(5)).sqlstate;
   return code === "42P01" || code === "42704";
 }

@@ -18,7 +18,7 @@ import {
 import type { ShardMap } from "../router/shard_map.ts";
 import type { Plan } from "../planner/types.ts";
 import type { SessionBackend } from "../session/handler.ts";
-import { DdlRunner } from "./ddl_runner.ts";
+import { DdlRunner, isMissingShell } from "./ddl_runner.ts";
 import { CopyRunner } from "./copy_runner.ts";
 import {
   answerUnit,
@@ -889,7 +889,7 @@ export class StatementRouter {
     // Postgres checks the COPY's options (and the query) on a COPY of none of its rows.
     const checked = firstError(splitMessages(await this.#relay.collect(query(check.sql))));
     // (A table made before the default shard kept shells has none there: not checked then.)
-    if (checked && !(isMissingTable(checked) && !inTx)) {
+    if (checked && !(isMissingShell(checked) && !inTx)) {
       if (inTx) this.#failed = true;
       return answerUnit(unit, checkedError(checked, check), inTx ? IN_TX : IDLE);
     }
@@ -1497,10 +1497,4 @@ function encodingRefused(encoding: string): PgError {
     `in a database with tablegroups, statements with text beyond ASCII, or whose rows the gateway merges or rewrites, need client_encoding UTF8, not ${encoding}`,
     { hint: "SET client_encoding TO 'UTF8' (psql: \\encoding UTF8)." },
   );
-}
-
-/** Whether an error says a table (or another relation) does not exist. */
-function isMissingTable(error: Message): boolean {
-  const code = parseErrorFields(body(error)).sqlstate;
-  return code === "42P01" || code === "42704";
 }
