@@ -14,6 +14,7 @@ import { PgError, SqlState } from "../../shared/errors/mod.ts";
 import { stringOf } from "./_ast.ts";
 import { mergeShape } from "./_shards.ts";
 import { charPosition, isPunct, isWord, tokenize } from "./_lexer.ts";
+import { closingParen } from "./_values_rows.ts";
 import type { CopyCheck, CopyFormat, Plan, SchemaView } from "./types.ts";
 
 function refuse(message: string, hint?: string): PgError {
@@ -146,29 +147,23 @@ function queryText(
   const copy = tokens.findIndex((t) => isWord(t, "copy"));
   const open = copy + 1;
   if (copy < 0 || !isPunct(tokens[open], "(")) return undefined;
-  let depth = 0;
-  for (let i = open; i < tokens.length; i++) {
-    if (tokens[i].unterminated !== undefined) return undefined;
-    if (isPunct(tokens[i], "(")) depth++;
-    else if (isPunct(tokens[i], ")") && --depth === 0) {
-      const text = sql.slice(tokens[open].end, tokens[i].start);
-      const tail = sql.slice(tokens[i].end);
-      const head = "COPY (SELECT * FROM (";
-      const checkSql = `${head}${text}) AS multigres_q LIMIT 0)${tail}`;
-      return {
-        text,
-        check: {
-          sql: checkSql,
-          query: [head.length + 1, charPosition(sql, tokens[open].end)],
-          tail: [
-            charPosition(checkSql, checkSql.length - tail.length),
-            charPosition(sql, tokens[i].end),
-          ],
-        },
-      };
-    }
-  }
-  return undefined;
+  const close = closingParen(tokens, open);
+  if (close < 0) return undefined;
+  const text = sql.slice(tokens[open].end, tokens[close].start);
+  const tail = sql.slice(tokens[close].end);
+  const head = "COPY (SELECT * FROM (";
+  const checkSql = `${head}${text}) AS multigres_q LIMIT 0)${tail}`;
+  return {
+    text,
+    check: {
+      sql: checkSql,
+      query: [head.length + 1, charPosition(sql, tokens[open].end)],
+      tail: [
+        charPosition(checkSql, checkSql.length - tail.length),
+        charPosition(sql, tokens[close].end),
+      ],
+    },
+  };
 }
 
 type DefElem = { defname?: string; arg?: Node };

@@ -128,7 +128,7 @@ export function selectSpan(
 }
 
 /** The index of the `)` matching the `(` at token `open`, or -1. */
-function closingParen(tokens: Token[], open: number): number {
+export function closingParen(tokens: Token[], open: number): number {
   let depth = 0;
   for (let i = open; i < tokens.length; i++) {
     if (tokens[i].unterminated !== undefined) return -1;

@@ -361,7 +361,8 @@ export class CopyRunner {
   }
 }
 
-function simpleOnly(unit: Message[], tablegroup: string): void {
+/** COPY on tablegroup tables runs from a simple Query only: else 0A000. */
+export function simpleOnly(unit: Message[], tablegroup: string): void {
   if (unit.length === 1 && unit[0].code === FrontendCode.Query) return;
   throw featureNotSupported(
     `COPY on tables of tablegroup "${tablegroup}" is only supported in the simple query protocol`,

@@ -19,7 +19,7 @@ import type { ShardMap } from "../router/shard_map.ts";
 import type { Plan } from "../planner/types.ts";
 import type { SessionBackend } from "../session/handler.ts";
 import { DdlRunner, isMissingShell } from "./ddl_runner.ts";
-import { CopyRunner } from "./copy_runner.ts";
+import { CopyRunner, simpleOnly } from "./copy_runner.ts";
 import {
   answerUnit,
   body,
@@ -82,6 +82,7 @@ import {
   EMPTY,
   endsWithSync,
   errorAnswerFor,
+  formatOf,
   isFlushed,
   keyIds,
   parseBind,
@@ -189,7 +190,6 @@ export class StatementRouter {
   #savepoints: Uint8Array[] = [];
   /** A statement was refused inside the transaction block: it is failed until it ends. */
   #failed = false;
-
   /**
    * A unit the client flushed before its Sync runs on this shard session: the rest of its
    * messages go there too, its answers stream to the client as they come.
@@ -878,12 +878,7 @@ export class StatementRouter {
     plan: Extract<Plan, { kind: "copy_out" }>,
     map: ShardMap,
   ): Promise<Uint8Array> {
-    if (unit.length !== 1 || unit[0].code !== FrontendCode.Query) {
-      throw featureNotSupported(
-        `COPY on tables of tablegroup "${plan.tablegroup}" is only supported in the simple query protocol`,
-        { hint: "Send COPY as a simple Query (as psql and postgres.js do)." },
-      );
-    }
+    simpleOnly(unit, plan.tablegroup);
     const { plan: inner, sql, layout, check } = plan.merged!;
     const inTx = this.#inTransaction();
     // Postgres checks the COPY's options (and the query) on a COPY of none of its rows.
@@ -1257,11 +1252,6 @@ export class StatementRouter {
     return answer;
   }
 
-  /** The value the server last reported for `name` (client_encoding, standard_conforming_strings). */
-  #reportedValue(name: string): string | undefined {
-    return this.#relay.parameter(name);
-  }
-
   /**
    * The gateway reads statements, keys and values as UTF-8. Under another client_encoding, a
    * statement on a tablegroup with bytes beyond ASCII, or one whose rows the gateway reads or
@@ -1277,17 +1267,14 @@ export class StatementRouter {
     // A text key bound in binary is text in the client's encoding too.
     const binaryText = plan.kind === "keyed" && plan.type === "text" &&
       binds.some((b) =>
-        b.values.some((v, i) => {
-          const format = b.formats.length === 1 ? b.formats[0] : b.formats[i] ?? 0;
-          return v !== null && format === 1 && v.some((x) => x >= 0x80);
-        })
+        b.values.some((v, i) => v !== null && formatOf(b, i) === 1 && v.some((x) => x >= 0x80))
       );
     if (rewritten || binaryText) throw encodingRefused(encoding);
   }
 
   /** The session's client_encoding when it is not one the gateway reads as UTF-8, else null. */
   #nonUtf8(): string | null {
-    const encoding = (this.#reportedValue("client_encoding") ?? "UTF8").toUpperCase();
+    const encoding = (this.#relay.parameter("client_encoding") ?? "UTF8").toUpperCase();
     return encoding === "UTF8" || encoding === "UNICODE" || encoding === "SQL_ASCII"
       ? null
       : encoding;
@@ -1304,7 +1291,7 @@ export class StatementRouter {
     const encoding = this.#nonUtf8();
     if (encoding !== null && unit.some(hasTextBeyondAscii)) return encodingRefused(encoding);
     if (
-      this.#reportedValue("standard_conforming_strings") === "off" && unit.some(hasBackslash)
+      this.#relay.parameter("standard_conforming_strings") === "off" && unit.some(hasBackslash)
     ) {
       return featureNotSupported(
         "in a database with tablegroups, statements with a backslash need standard_conforming_strings on",
@@ -1376,7 +1363,6 @@ export class StatementRouter {
   async #setting(unit: Message[]): Promise<Uint8Array> {
     const payload = concatBytes(unit.map((m) => m.frame));
     const answer = await this.#relay.collect(payload);
-
     if (firstError(splitMessages(answer))) {
       // As in Postgres, a failed statement fails the block, wherever the block's work is.
       if (this.#inTransaction()) this.#failed = true;
@@ -1448,26 +1434,23 @@ function runsSomething(unit: Message[]): boolean {
   );
 }
 
+/** The SQL of a Query or Parse (a Parse's statement name before it), as bytes; else null. */
+function sqlBytes(m: Message): Uint8Array | null {
+  const b = body(m);
+  if (m.code === FrontendCode.Query) return b;
+  if (m.code !== FrontendCode.Parse) return null;
+  const end = b.indexOf(0, b.indexOf(0) + 1);
+  return end < 0 ? b : b.subarray(0, end);
+}
+
 /** Whether a message carries text the gateway decodes (SQL, text-format values) beyond ASCII. */
 function hasTextBeyondAscii(m: Message): boolean {
-  const b = body(m);
-  const beyond = (bytes: Uint8Array, from = 0, to = bytes.length) => {
-    for (let i = from; i < to; i++) if (bytes[i] >= 0x80) return true;
-    return false;
-  };
-  if (m.code === FrontendCode.Query) return beyond(b);
-  if (m.code === FrontendCode.Parse) {
-    const end = b.indexOf(0, b.indexOf(0) + 1);
-    return beyond(b, 0, end < 0 ? b.length : end);
-  }
-  if (m.code === FrontendCode.Bind) {
-    const bind = parseBind(b);
-    return bind.values.some((v, i) => {
-      const format = bind.formats.length === 1 ? bind.formats[0] : bind.formats[i] ?? 0;
-      return v !== null && format === 0 && beyond(v);
-    });
-  }
-  return false;
+  const beyond = (bytes: Uint8Array) => bytes.some((x) => x >= 0x80);
+  const sql = sqlBytes(m);
+  if (sql !== null) return beyond(sql);
+  if (m.code !== FrontendCode.Bind) return false;
+  const bind = parseBind(body(m));
+  return bind.values.some((v, i) => v !== null && formatOf(bind, i) === 0 && beyond(v));
 }
 
 /** The error of a COPY's check, its position moved into the client's statement. */
@@ -1485,11 +1468,7 @@ function checkedError(m: Message, check: CopyCheck): Uint8Array {
 
 /** Whether a Query's or Parse's SQL has a backslash (read otherwise without standard strings). */
 function hasBackslash(m: Message): boolean {
-  if (m.code !== FrontendCode.Query && m.code !== FrontendCode.Parse) return false;
-  const b = body(m);
-  const end = m.code === FrontendCode.Parse ? b.indexOf(0, b.indexOf(0) + 1) : b.length;
-  for (let i = 0; i < (end < 0 ? b.length : end); i++) if (b[i] === 0x5c) return true;
-  return false;
+  return sqlBytes(m)?.includes(0x5c) ?? false;
 }
 
 function encodingRefused(encoding: string): PgError {

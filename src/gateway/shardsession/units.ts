@@ -148,6 +148,11 @@ export interface BindInfo {
   resultFormats: number[];
 }
 
+/** The format (0 text, 1 binary) of a Bind's parameter `i`: one code for all, or its own. */
+export function formatOf(bind: BindInfo, i: number): number {
+  return bind.formats.length === 1 ? bind.formats[0] : bind.formats[i] ?? 0;
+}
+
 export function parseBind(b: Uint8Array): BindInfo {
   const [portal, a] = readCString(b, 0);
   const [statement, c] = readCString(b, a);
@@ -189,7 +194,7 @@ export function keyIds(key: KeyValue, type: Parameters<typeof keyspaceId>[0], bi
     const i = key.param - 1;
     const v = b.values[i];
     if (v === null || v === undefined) continue;
-    const format = b.formats.length === 1 ? b.formats[0] : b.formats[i] ?? 0;
+    const format = formatOf(b, i);
     out.push(format === 1 ? keyspaceIdBinary(type, v) : keyspaceId(type, decoder.decode(v)));
   }
   return out;
